@@ -1,0 +1,46 @@
+"""rnnkit: Keras's recurrent layers, and TF1's, on PyTorch tensors.
+
+    import rnnkit as rk
+    rnn = rk.SimpleRNN(2, return_sequences=True, return_state=True)
+    outputs, states = rnn(x_data)          # x_data: (batch, time, features)
+
+The tree reads in dependency order: ops (activations, initializers) ->
+base (Layer) -> cells (one time step) -> rnn (the time loop) -> layers ->
+model (Sequential).
+"""
+
+from .base import Layer
+from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
+from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from .model import Sequential
+from .ops import Constant
+from .rnn import RNN, reference_loop
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # cells
+    "Cell",
+    "SimpleRNNCell",
+    "GRUCell",
+    "LSTMCell",
+    "LSTMState",
+    "DropoutMasks",
+    "StackedRNNCells",
+    # the loop
+    "RNN",
+    "reference_loop",
+    # layers
+    "Layer",
+    "SimpleRNN",
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "Dense",
+    "TimeDistributed",
+    "Masking",
+    "Dropout",
+    "Embedding",
+    "Sequential",
+    "Constant",
+]

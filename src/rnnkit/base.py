@@ -1,0 +1,90 @@
+"""`Layer`: what every rnnkit layer and cell shares with Keras's Layer.
+
+A layer is a plain ``torch.nn.Module`` plus the Keras conventions users port
+code with: a ``name``, lazy ``build(input_shape)`` when the input size is not
+given, ``get_weights()``/``set_weights()`` as numpy arrays in Keras's order
+and shapes, and a plain-JSON ``get_config()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+
+_name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
+
+
+def _snake(name: str) -> str:
+    # "SimpleRNN" -> "simple_rnn", "GRUCell" -> "gru_cell", as Keras names them.
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(cls_name: str) -> str:
+    base = _snake(cls_name)
+    n = next(_name_counters[base])
+    return base if n == 0 else f"{base}_{n}"
+
+
+class Layer(nn.Module):
+    """Base of rnnkit layers: Keras naming, lazy build, weights and config.
+
+    Subclasses create their parameters in ``build(input_shape)`` (the shape
+    without the batch axis) and list them in Keras's order in ``weights``.
+    """
+
+    supports_masking = False
+
+    def __init__(self, name: str | None = None, input_shape=None):
+        super().__init__()
+        self.name = name or unique_name(type(self).__name__)
+        self.built = False
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+
+    def build(self, input_shape) -> None:  # noqa: ARG002 - layers without weights
+        self.built = True
+
+    def maybe_build(self, input_shape) -> None:
+        if not self.built:
+            self.build(tuple(input_shape))
+            self.input_shape = tuple(input_shape)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """Parameters in Keras's order (registration order unless overridden)."""
+        return list(self.parameters())
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy numpy arrays (Keras order and shapes) into the parameters."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(
+                f"weights: layer {self.name!r} expects {len(own)} arrays "
+                f"{[tuple(w.shape) for w in own]}, got {len(weights)}"
+            )
+        for i, (p, w) in enumerate(zip(own, weights)):
+            w = torch.as_tensor(np.asarray(w))
+            if tuple(w.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"weights[{i}]: layer {self.name!r} expects shape {tuple(p.shape)}, got {tuple(w.shape)}"
+                )
+            with torch.no_grad():
+                p.copy_(w.to(dtype=p.dtype, device=p.device))
+
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"

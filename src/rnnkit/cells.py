@@ -1,0 +1,434 @@
+"""Recurrent cells: one time step each.
+
+A cell maps one input step and the previous state to an output and the new
+state::
+
+    y_t, state_t = cell(x_t, state_{t-1})
+
+It keeps nothing between calls. The time loop lives in ``rnnkit.RNN``.
+
+Weights use Keras's layout and gate order, so arrays move 1:1 from Keras:
+
+=================  ===============  ======================  ==================  =====
+cell               kernel           recurrent_kernel        bias                gates
+=================  ===============  ======================  ==================  =====
+SimpleRNNCell      (in, u)          (u, u)                  (u,)                -
+GRUCell            (in, 3u)         (u, 3u)                 (2, 3u) [#]_        z, r, h
+LSTMCell           (in, 4u)         (u, 4u)                 (4u,)               i, f, c, o
+=================  ===============  ======================  ==================  =====
+
+.. [#] ``reset_after=True`` (the default): row 0 is the input bias, row 1
+   the recurrent bias. ``reset_after=False`` has one bias of shape ``(3u,)``.
+
+Each cell splits its step in two so a fast path can hoist the input side of
+every time step into one large matmul before the loop:
+
+* ``project_input(x)``: ``x W + b`` for any leading shape (one step or all);
+* ``step(xw_t, state)``: the recurrence, given the projected input.
+
+``forward(x_t, state) == step(project_input(x_t), state)``.
+
+Dropout (Keras semantics): the layer samples one mask per sequence and
+passes it in as ``DropoutMasks(input, recurrent)``; ``input`` multiplies
+``x_t`` before the projection and ``recurrent`` multiplies ``h_{t-1}`` before
+the recurrent projection (not the GRU's final update).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .base import Layer
+from .ops import activation_name, check_positive_int, check_rate, get_activation, get_initializer
+
+
+class LSTMState(NamedTuple):
+    """The LSTM's state: hidden output ``h`` and memory cell ``c``, each (batch, units)."""
+
+    h: torch.Tensor
+    c: torch.Tensor
+
+
+class DropoutMasks(NamedTuple):
+    """Per-sequence dropout masks, already scaled by 1/(1 - rate); None = no dropout."""
+
+    input: torch.Tensor | None = None  # (batch, input_size)
+    recurrent: torch.Tensor | None = None  # (batch, units)
+
+
+class Cell(Layer):
+    """Shared machinery of the built-in cells: arguments, build, weights, config.
+
+    Subclasses set ``gates`` (how many blocks of ``units`` the projections
+    have) and write ``step``.
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        input_size: int | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.units = check_positive_int(units, "units")
+        self.activation = get_activation(activation, "activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
+        self.recurrent_initializer = get_initializer(recurrent_initializer, "recurrent_initializer")
+        self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
+        self.dropout = check_rate(dropout, "dropout")
+        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+        self.seed = seed
+        self.input_size = None
+        # Remember the specs as given, for get_config().
+        self._specs = {
+            "activation": activation,
+            "kernel_initializer": kernel_initializer,
+            "recurrent_initializer": recurrent_initializer,
+            "bias_initializer": bias_initializer,
+        }
+        if input_size is not None:
+            self.build((check_positive_int(input_size, "input_size"),))
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def state_size(self):
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.gates * self.units,)
+
+    # ----------------------------------------------------------------- build
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of ``input_shape[-1]`` features."""
+        self.input_size = int(input_shape[-1])
+        g_units = self.gates * self.units
+        self.kernel = nn.Parameter(torch.empty(self.input_size, g_units))
+        self.recurrent_kernel = nn.Parameter(torch.empty(self.units, g_units))
+        self.bias = nn.Parameter(torch.empty(self.bias_shape())) if self.use_bias else None
+        self.reset_parameters()
+        self.built = True
+
+    def reset_parameters(self) -> None:
+        """Draw fresh weights from the initializers (torch's global RNG)."""
+        with torch.no_grad():
+            for p, init in (
+                (self.kernel, self.kernel_initializer),
+                (self.recurrent_kernel, self.recurrent_initializer),
+                (self.bias, self.bias_initializer),
+            ):
+                if p is not None:
+                    p.copy_(init(tuple(p.shape), dtype=p.dtype))
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        ws = [self.kernel, self.recurrent_kernel]
+        return ws + [self.bias] if self.use_bias else ws
+
+    def get_initial_state(self, batch_size: int, dtype=None, device=None):
+        """Zeros of the state's structure: (batch, units) tensors."""
+        like = self.kernel if self.built else None
+        dtype = dtype or (like.dtype if like is not None else torch.get_default_dtype())
+        device = device or (like.device if like is not None else None)
+        return torch.zeros(batch_size, self.units, dtype=dtype, device=device)
+
+    # -------------------------------------------------------------- the step
+    def input_bias(self) -> torch.Tensor | None:
+        return self.bias
+
+    def project_input(self, x: torch.Tensor, dropout: DropoutMasks | None = None) -> torch.Tensor:
+        """``x W + b`` for x of shape (..., input_size): one step or a whole sequence."""
+        if dropout is not None and dropout.input is not None:
+            m = dropout.input
+            x = x * (m if x.dim() == m.dim() else m.unsqueeze(1))
+        xw = x @ self.kernel
+        b = self.input_bias()
+        return xw if b is None else xw + b
+
+    def step(self, xw_t, state, dropout: DropoutMasks | None = None):
+        raise NotImplementedError
+
+    def forward(self, x_t: torch.Tensor, state, dropout: DropoutMasks | None = None):
+        if not self.built:
+            self.build(x_t.shape)
+        elif x_t.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x_t: cell {self.name!r} was built for {self.input_size} input features, "
+                f"got {x_t.shape[-1]} (shape {tuple(x_t.shape)})"
+            )
+        return self.step(self.project_input(x_t, dropout), state, dropout)
+
+    @staticmethod
+    def _recurrent_input(h: torch.Tensor, dropout: DropoutMasks | None) -> torch.Tensor:
+        if dropout is not None and dropout.recurrent is not None:
+            return h * dropout.recurrent
+        return h
+
+    # ---------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        def spec(value):
+            if isinstance(value, str) or value is None:
+                return value
+            if isinstance(value, (int, float)):
+                return value
+            name = activation_name(value)
+            if name is not None:
+                return name
+            value_attr = getattr(value, "value", None)  # ops.Constant
+            if isinstance(value_attr, float):
+                return value_attr
+            raise ValueError(f"{self.name}: a custom callable {value!r} cannot be stored in a JSON config")
+
+        cfg = {
+            "name": self.name,
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            "input_size": self.input_size,
+        }
+        cfg.update({k: spec(v) for k, v in self._specs.items()})
+        return cfg
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, input_size={self.input_size}"
+
+
+class SimpleRNNCell(Cell):
+    """Elman cell, the seeds' ``Y_t = φ([X_t, Y_{t-1}] [W_x; W_y] + b)``::
+
+        h_t = activation(x_t W + h_{t-1} U + b)
+        y_t = h_t
+
+    Shapes: x_t (batch, in), h (batch, units). State: the tensor h.
+
+    >>> cell = SimpleRNNCell(2, input_size=4)
+    >>> y, h = cell(torch.zeros(3, 4), cell.get_initial_state(3))
+    >>> y.shape
+    torch.Size([3, 2])
+    """
+
+    gates = 1
+
+    def step(self, xw_t, h, dropout=None):
+        h = self.activation(xw_t + self._recurrent_input(h, dropout) @ self.recurrent_kernel)
+        return h, h
+
+
+class GRUCell(Cell):
+    """Gated recurrent unit (Cho et al. 2014), Keras gate order z, r, h::
+
+        x_z, x_r, x_h = split(x_t W + b_in)
+        h_z, h_r, h_h = split(h_{t-1} U + b_rec)           # reset_after=True
+        z  = recurrent_activation(x_z + h_z)               # update gate
+        r  = recurrent_activation(x_r + h_r)               # reset gate
+        hh = activation(x_h + r * h_h)                     # candidate
+        h_t = z * h_{t-1} + (1 - z) * hh
+
+    With ``reset_after=False`` the reset gate acts before the matmul:
+    ``hh = activation(x_h + (r * h_{t-1}) U_h)`` and there is one bias.
+    Shapes: x_t (batch, in), h (batch, units). State: the tensor h.
+    """
+
+    gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after: bool = True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = get_activation(recurrent_activation, "recurrent_activation")
+        self._specs["recurrent_activation"] = recurrent_activation
+
+    def bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def input_bias(self):
+        if self.bias is None:
+            return None
+        return self.bias[0] if self.reset_after else self.bias
+
+    def step(self, xw_t, h, dropout=None):
+        u = self.units
+        x_z, x_r, x_h = xw_t.split(u, dim=-1)
+        h_in = self._recurrent_input(h, dropout)
+        if self.reset_after:
+            hu = h_in @ self.recurrent_kernel
+            if self.bias is not None:
+                hu = hu + self.bias[1]
+            h_z, h_r, h_h = hu.split(u, dim=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + r * h_h)
+        else:
+            h_z, h_r = (h_in @ self.recurrent_kernel[:, : 2 * u]).split(u, dim=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + (r * h_in) @ self.recurrent_kernel[:, 2 * u :])
+        h = z * h + (1 - z) * hh
+        return h, h
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+
+class LSTMCell(Cell):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997), Keras gate order i, f, c, o::
+
+        i, f, g, o = split(x_t W + h_{t-1} U + b)
+        i, f, o = recurrent_activation(i), recurrent_activation(f), recurrent_activation(o)
+        g   = activation(g)
+        c_t = f * c_{t-1} + i * g
+        h_t = o * activation(c_t)
+        y_t = h_t
+
+    ``unit_forget_bias=True`` *sets* the forget-gate bias to 1.0 at build time
+    (Keras); TF1's ``BasicLSTMCell`` instead *adds* a forget bias at run time.
+    Shapes: x_t (batch, in). State: ``LSTMState(h, c)``, each (batch, units).
+    """
+
+    gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias: bool = True, **kwargs):
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = get_activation(recurrent_activation, "recurrent_activation")
+        self._specs["recurrent_activation"] = recurrent_activation
+
+    @property
+    def state_size(self):
+        return (self.units, self.units)
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if self.bias is not None and self.unit_forget_bias:
+            with torch.no_grad():
+                self.bias[self.units : 2 * self.units] = 1.0
+
+    def get_initial_state(self, batch_size, dtype=None, device=None):
+        h = super().get_initial_state(batch_size, dtype, device)
+        return LSTMState(h, torch.zeros_like(h))
+
+    def step(self, xw_t, state, dropout=None):
+        h, c = state
+        z = xw_t + self._recurrent_input(h, dropout) @ self.recurrent_kernel
+        i, f, g, o = z.split(self.units, dim=-1)
+        i, f, o = self.recurrent_activation(i), self.recurrent_activation(f), self.recurrent_activation(o)
+        c = f * c + i * self.activation(g)
+        h = o * self.activation(c)
+        return h, LSTMState(h, c)
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+# --------------------------------------------------------------- any cell
+
+
+def is_cell(obj) -> bool:
+    """Anything with ``state_size`` that can be called as ``cell(x, state)``."""
+    return callable(obj) and hasattr(obj, "state_size")
+
+
+def initial_state_of(cell, batch_size: int, like: torch.Tensor):
+    """Zeros in the cell's state structure, on ``like``'s dtype and device.
+
+    Uses the cell's own ``get_initial_state`` when it has one; otherwise
+    ``state_size`` decides: an int gives one tensor, a tuple gives a tuple.
+    """
+    if hasattr(cell, "get_initial_state"):
+        return cell.get_initial_state(batch_size, dtype=like.dtype, device=like.device)
+
+    def zeros(size):
+        if isinstance(size, (tuple, list)):
+            return tuple(zeros(s) for s in size)
+        return like.new_zeros(batch_size, int(size))
+
+    return zeros(cell.state_size)
+
+
+class StackedRNNCells(Layer):
+    """Cells applied one after another within each time step (a deep RNN).
+
+    The output of cell k is the input of cell k+1; the state is the tuple of
+    every cell's state, in order::
+
+        y, (s_1, ..., s_n) = cells(x_t, (s_1, ..., s_n))
+    """
+
+    def __init__(self, cells, name: str | None = None):
+        super().__init__(name=name)
+        cells = list(cells)
+        if not cells:
+            raise ValueError("cells: expected at least one cell, got an empty list")
+        seen = set()
+        for i, c in enumerate(cells):
+            if not is_cell(c):
+                raise TypeError(f"cells[{i}]: expected a cell (with state_size and forward(x, state)), got {type(c).__name__}")
+            if id(c) in seen:
+                raise ValueError(
+                    f"cells[{i}]: the same cell object appears twice; both layers would share one set of "
+                    "weights. Create a new cell per layer, e.g. [Cell(n) for _ in range(k)], not [cell] * k"
+                )
+            seen.add(id(c))
+        self.cells = nn.ModuleList(cells)
+
+    @property
+    def state_size(self):
+        return tuple(c.state_size for c in self.cells)
+
+    @property
+    def output_size(self):
+        return self.cells[-1].output_size
+
+    @property
+    def built(self):  # noqa: D401 - mirrors Cell.built
+        return all(getattr(c, "built", True) for c in self.cells)
+
+    @built.setter
+    def built(self, value):  # Layer.__init__ assigns it; the cells decide.
+        pass
+
+    def build(self, input_shape):
+        size = int(input_shape[-1])
+        for c in self.cells:
+            if isinstance(c, Layer) and not c.built:
+                c.build((size,))
+            size = c.output_size
+
+    def get_initial_state(self, batch_size, dtype=None, device=None):
+        like = torch.empty(0, dtype=dtype or torch.get_default_dtype(), device=device)
+        for p in self.parameters():
+            like = torch.empty(0, dtype=dtype or p.dtype, device=device or p.device)
+            break
+        return tuple(initial_state_of(c, batch_size, like) for c in self.cells)
+
+    @property
+    def weights(self):
+        return [w for c in self.cells for w in (c.weights if isinstance(c, Layer) else c.parameters())]
+
+    def forward(self, x_t, states, dropout=None):
+        new_states = []
+        for k, (cell, s) in enumerate(zip(self.cells, states)):
+            d = None if dropout is None else dropout[k]
+            x_t, s = cell(x_t, s) if d is None else cell(x_t, s, d)
+            new_states.append(s)
+        return x_t, tuple(new_states)

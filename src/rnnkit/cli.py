@@ -1,0 +1,52 @@
+"""The ``rnnkit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def tour(print_fn=print) -> None:
+    """The seeds' tour: layers, shapes, returns and the stacked summary."""
+    import numpy as np
+    import torch
+
+    from . import GRU, LSTM, RNN, Sequential, SimpleRNN, SimpleRNNCell
+
+    torch.manual_seed(0)
+    h, e, l, o = [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]  # noqa: E741
+
+    def show(title, x, outputs, *states):
+        print_fn(f"\n## {title}\nx_data shape: {tuple(x.shape)}")
+        print_fn(f"outputs: {outputs.detach().numpy().round(4).tolist()}, shape: {tuple(outputs.shape)}")
+        for name, s in zip(("states", "cell_states"), states):
+            print_fn(f"{name}: {s.detach().numpy().round(4).tolist()}, shape: {tuple(s.shape)}")
+
+    x = np.array([[h]], dtype=np.float32)
+    show("SimpleRNNCell + RNN, one step", x, *RNN(SimpleRNNCell(2), return_sequences=True, return_state=True)(x))
+    x = np.array([[h, e, l, l, o]], dtype=np.float32)
+    show("SimpleRNN, five steps (the last output is the state)", x,
+         *SimpleRNN(2, return_sequences=True, return_state=True)(x))
+    x = np.array([[h, e, l, l, o], [e, o, l, l, l], [l, l, e, e, l]], dtype=np.float32)
+    show("Batching input: hello, eolll, lleel", x, *SimpleRNN(2, return_sequences=True, return_state=True)(x))
+    show("No return sequences", x, *SimpleRNN(2, return_sequences=False, return_state=True)(x))
+    show("No return state", x, SimpleRNN(2)(x))
+    show("GRU", x, *GRU(2, return_state=True)(x))
+    outputs, h_states, c_states = LSTM(2, return_state=True)(x)
+    show("LSTM (output, h, c)", x, outputs, h_states, c_states)
+    print_fn("\n## Stacked RNN")
+    model = Sequential()
+    model.add(SimpleRNN(2, return_sequences=True, input_shape=(5, 4)))
+    model.add(SimpleRNN(2, return_sequences=True))
+    model.add(SimpleRNN(2, return_sequences=True))
+    model.summary(print_fn=print_fn)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent neural networks on PyTorch, Keras-style.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("tour", help="print the seeds' tour of layers, shapes and the stacked summary")
+    sub.add_parser("demo", help="the README's main job (for now: the seeds' tour)")
+    args = parser.parse_args(argv)
+    if args.command in ("tour", "demo"):
+        tour()
+    return 0

@@ -1,0 +1,458 @@
+"""Keras's recurrent layers and the small companions the seeds' models use.
+
+``SimpleRNN``, ``GRU`` and ``LSTM`` are ``RNN(XCell(...))``: layer options
+(``return_sequences`` ...) go to ``RNN``, every other keyword to the cell.
+``serialize``/``deserialize`` turn a layer into plain JSON and back, building
+only classes from the closed registry ``LAYERS``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Layer
+from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .ops import as_tensor, check_positive_int, check_rate, get_activation, get_initializer
+from .rnn import RNN, tree_flatten
+
+
+class _CellLayer(RNN):
+    """An ``RNN`` that builds its own cell of ``cell_class`` from the keyword arguments."""
+
+    cell_class: type
+
+    def __init__(
+        self,
+        units: int,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        name: str | None = None,
+        input_shape=None,
+        **cell_kwargs,
+    ):
+        super().__init__(
+            self.cell_class(units, **cell_kwargs),
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            name=name,
+            input_shape=input_shape,
+        )
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def get_config(self):
+        cell_cfg = {k: v for k, v in self.cell.get_config().items() if k != "name"}
+        return {**super().get_config(), **cell_cfg}
+
+
+class SimpleRNN(_CellLayer):
+    """Fully connected RNN: ``RNN(SimpleRNNCell(units, **cell_kwargs))``.
+
+    >>> rnn = SimpleRNN(2, return_sequences=True, return_state=True)
+    >>> outputs, states = rnn(np.zeros((3, 5, 4), np.float32))
+    >>> tuple(outputs.shape), tuple(states.shape)
+    ((3, 5, 2), (3, 2))
+    """
+
+    cell_class = SimpleRNNCell
+
+
+class GRU(_CellLayer):
+    """Gated recurrent unit layer: ``RNN(GRUCell(units, **cell_kwargs))``."""
+
+    cell_class = GRUCell
+
+
+class LSTM(_CellLayer):
+    """LSTM layer: ``RNN(LSTMCell(units, **cell_kwargs))``; ``return_state`` gives ``[output, h, c]``."""
+
+    cell_class = LSTMCell
+
+
+# ------------------------------------------------------------ Bidirectional
+
+_MERGE = {
+    "concat": lambda a, b: torch.cat([a, b], dim=-1),
+    "sum": lambda a, b: a + b,
+    "mul": lambda a, b: a * b,
+    "ave": lambda a, b: (a + b) / 2,
+}
+
+
+def _fresh_copy(layer: RNN) -> RNN:
+    """A copy of ``layer`` with newly initialised weights (Keras clones from config)."""
+    twin = copy.deepcopy(layer)
+    for m in twin.modules():
+        if hasattr(m, "reset_parameters") and getattr(m, "built", True):
+            m.reset_parameters()
+    return twin
+
+
+class Bidirectional(Layer):
+    """Run an RNN layer forwards and a twin backwards, then merge (Keras semantics).
+
+    The backward twin is a fresh copy of ``layer`` with ``go_backwards``
+    flipped, unless ``backward_layer`` is given. Its sequence output is
+    reversed back so step t of both halves lines up. With
+    ``return_sequences`` both halves output zeros at masked steps.
+
+    ``merge_mode``: "concat" (default), "sum", "mul", "ave", or None (a list
+    ``[forward, backward]``). ``return_state`` appends the forward states
+    then the backward states; ``initial_state`` takes them in that order.
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, name: str | None = None, input_shape=None):
+        super().__init__(name=name)
+        if not isinstance(layer, RNN):
+            raise TypeError(f"layer: expected an rnnkit RNN layer, got {type(layer).__name__}")
+        if merge_mode is not None and merge_mode not in _MERGE:
+            raise ValueError(f"merge_mode: expected one of {sorted(_MERGE)} or None, got {merge_mode!r}")
+        if backward_layer is None:
+            backward_layer = _fresh_copy(layer)
+            backward_layer.go_backwards = not layer.go_backwards
+        else:
+            if not isinstance(backward_layer, RNN):
+                raise TypeError(f"backward_layer: expected an rnnkit RNN layer, got {type(backward_layer).__name__}")
+            for opt in ("return_sequences", "return_state", "stateful"):
+                if getattr(layer, opt) != getattr(backward_layer, opt):
+                    raise ValueError(
+                        f"backward_layer: {opt}={getattr(backward_layer, opt)} differs from the forward layer's "
+                        f"{opt}={getattr(layer, opt)}; they must match"
+                    )
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError(
+                    f"backward_layer: go_backwards={backward_layer.go_backwards} equals the forward layer's; "
+                    "the backward layer must process time in the other direction"
+                )
+        backward_layer.name = f"backward_{layer.name}"
+        self.forward_layer, self.backward_layer = layer, backward_layer
+        self.merge_mode = merge_mode
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        if self.return_sequences:  # Keras: aligned halves must agree on padding
+            layer.zero_output_for_mask = backward_layer.zero_output_for_mask = True
+        if input_shape is not None:
+            self.maybe_build(input_shape)
+
+    @property
+    def built(self):
+        return self.forward_layer.built and self.backward_layer.built
+
+    @built.setter
+    def built(self, value):
+        pass
+
+    def build(self, input_shape):
+        self.forward_layer.maybe_build(input_shape)
+        self.backward_layer.maybe_build(input_shape)
+
+    @property
+    def weights(self):
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    def reset_state(self):
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def forward(self, inputs, initial_state=None, mask=None, lengths=None, training=None):
+        fs = bs = None
+        if initial_state is not None:
+            flat = tree_flatten(initial_state) if not isinstance(initial_state, torch.Tensor) else [initial_state]
+            if len(flat) % 2:
+                raise ValueError(
+                    f"initial_state: expected the forward states then the backward states (an even count), got {len(flat)}"
+                )
+            fs, bs = flat[: len(flat) // 2], flat[len(flat) // 2 :]
+        kw = {"mask": mask, "lengths": lengths, "training": training}
+        y_f = self.forward_layer(inputs, initial_state=fs, **kw)
+        y_b = self.backward_layer(inputs, initial_state=bs, **kw)
+        states = []
+        if self.return_state:
+            (y_f, *s_f), (y_b, *s_b) = y_f, y_b
+            states = s_f + s_b
+        if self.return_sequences:
+            y_b = y_b.flip(1)
+        y = [y_f, y_b] if self.merge_mode is None else _MERGE[self.merge_mode](y_f, y_b)
+        if self.return_state:
+            return (y if isinstance(y, list) else [y]) + states
+        return y
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002
+        return mask if self.return_sequences else None
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "merge_mode": self.merge_mode,
+            "layer": serialize(self.forward_layer),
+            "backward_layer": serialize(self.backward_layer),
+        }
+
+
+# --------------------------------------------------------------- companions
+
+
+class Dense(Layer):
+    """``y = activation(x W + b)`` on the last axis; W is (in, units) as in Keras.
+
+    Works on any leading shape, so it is also a per-step projection.
+    """
+
+    supports_masking = True
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        input_size: int | None = None,
+        name: str | None = None,
+        input_shape=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        self.units = check_positive_int(units, "units")
+        self.activation = get_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
+        self._specs = {"activation": activation, "kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
+        self.input_size = None
+        if input_size is not None:
+            self.maybe_build((check_positive_int(input_size, "input_size"),))
+        elif input_shape is not None:
+            self.maybe_build(input_shape)
+
+    def build(self, input_shape):
+        self.input_size = int(input_shape[-1])
+        self.kernel = nn.Parameter(self.kernel_initializer((self.input_size, self.units), dtype=torch.float32))
+        self.bias = nn.Parameter(self.bias_initializer((self.units,), dtype=torch.float32)) if self.use_bias else None
+        self.built = True
+
+    def reset_parameters(self):
+        if self.built:
+            with torch.no_grad():
+                self.kernel.copy_(self.kernel_initializer(tuple(self.kernel.shape)))
+                if self.bias is not None:
+                    self.bias.copy_(self.bias_initializer(tuple(self.bias.shape)))
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        self.maybe_build(x.shape[1:])
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"inputs: layer {self.name!r} expects {self.input_size} features, got shape {tuple(x.shape)}")
+        y = x @ self.kernel
+        if self.bias is not None:
+            y = y + self.bias
+        return self.activation(y)
+
+    def get_config(self):
+        cfg = {"name": self.name, "units": self.units, "use_bias": self.use_bias, "input_size": self.input_size}
+        for k, v in self._specs.items():
+            if not (v is None or isinstance(v, (str, int, float))):
+                raise ValueError(f"{self.name}: {k}={v!r} is a custom callable and cannot be stored in a JSON config")
+            cfg[k] = v
+        return cfg
+
+
+class TimeDistributed(Layer):
+    """Apply ``layer`` to every time step: (batch, time, ...) -> (batch, time, ...)."""
+
+    supports_masking = True
+
+    def __init__(self, layer, name: str | None = None, input_shape=None):
+        super().__init__(name=name)
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer: expected a torch.nn.Module, got {type(layer).__name__}")
+        self.layer = layer
+        if input_shape is not None:
+            self.maybe_build(input_shape)
+
+    def build(self, input_shape):
+        if isinstance(self.layer, Layer):
+            self.layer.maybe_build(tuple(input_shape)[1:])
+        self.built = True
+
+    @property
+    def weights(self):
+        return self.layer.weights if isinstance(self.layer, Layer) else list(self.layer.parameters())
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() < 3:
+            raise ValueError(f"inputs: expected (batch, time, ...) with at least 3 axes, got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        y = self.layer(x.reshape(b * t, *x.shape[2:]))
+        return y.reshape(b, t, *y.shape[1:])
+
+    def get_config(self):
+        return {"name": self.name, "layer": serialize(self.layer)}
+
+
+class Masking(Layer):
+    """Mask time steps whose features all equal ``mask_value``; such steps become zeros.
+
+    The mask ``any(x != mask_value, axis=-1)`` goes on to the next layers
+    in a ``Sequential`` (``compute_mask``).
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value: float = 0.0, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.mask_value = float(mask_value)
+        self.built = True
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002 - a new mask replaces the old
+        return (as_tensor(inputs) != self.mask_value).any(dim=-1)
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        return x * self.compute_mask(x).unsqueeze(-1).to(x.dtype)
+
+    def get_config(self):
+        return {"name": self.name, "mask_value": self.mask_value}
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero a fraction ``rate`` of inputs in training, scale the rest by 1/(1-rate)."""
+
+    supports_masking = True
+
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.rate = check_rate(rate, "rate")
+        self.seed = seed
+        self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        self.built = True
+
+    def forward(self, inputs, training=None):
+        x = as_tensor(inputs)
+        training = self.training if training is None else training
+        if not training or self.rate == 0:
+            return x
+        keep = 1.0 - self.rate
+        m = torch.empty(x.shape, dtype=x.dtype).bernoulli_(keep, generator=self._generator).to(x.device)
+        return x * m / keep
+
+    def get_config(self):
+        return {"name": self.name, "rate": self.rate, "seed": self.seed}
+
+
+class Embedding(Layer):
+    """Integer ids (batch, time) -> vectors (batch, time, output_dim); ``mask_zero`` masks id 0."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dim: int,
+        embeddings_initializer="random_uniform",
+        mask_zero: bool = False,
+        name: str | None = None,
+        input_shape=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        self.input_dim = check_positive_int(input_dim, "input_dim")
+        self.output_dim = check_positive_int(output_dim, "output_dim")
+        self.embeddings_initializer = get_initializer(embeddings_initializer, "embeddings_initializer")
+        self._init_spec = embeddings_initializer
+        self.mask_zero = bool(mask_zero)
+        self.embeddings = nn.Parameter(self.embeddings_initializer((self.input_dim, self.output_dim), dtype=torch.float32))
+        self.built = True
+        self.supports_masking = self.mask_zero
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.embeddings.copy_(self.embeddings_initializer(tuple(self.embeddings.shape)))
+
+    def _ids(self, inputs) -> torch.Tensor:
+        ids = torch.from_numpy(np.asarray(inputs)) if not isinstance(inputs, torch.Tensor) else inputs
+        if ids.is_floating_point():
+            if not bool((ids == ids.round()).all()):
+                raise TypeError(f"inputs: expected integer token ids, got non-integer {ids.dtype} values")
+            ids = ids.long()
+        if ids.dtype == torch.bool or ids.is_complex():
+            raise TypeError(f"inputs: expected integer token ids, got {ids.dtype}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.input_dim):
+            raise ValueError(
+                f"inputs: token ids must lie in [0, {self.input_dim}) (input_dim), got min {int(ids.min())}, max {int(ids.max())}"
+            )
+        return ids.long().to(self.embeddings.device)
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002
+        return self._ids(inputs) != 0 if self.mask_zero else None
+
+    def forward(self, inputs):
+        return F.embedding(self._ids(inputs), self.embeddings)
+
+    def get_config(self):
+        if not isinstance(self._init_spec, (str, int, float)):
+            raise ValueError(f"{self.name}: a custom embeddings_initializer cannot be stored in a JSON config")
+        return {
+            "name": self.name,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": self._init_spec,
+            "mask_zero": self.mask_zero,
+        }
+
+
+# ------------------------------------------------------------ serialization
+
+LAYERS: dict[str, type] = {
+    cls.__name__: cls for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding)
+}
+
+
+def serialize(layer) -> dict:
+    """``{"class_name": ..., "config": {...}}`` in plain JSON types."""
+    name = type(layer).__name__
+    if LAYERS.get(name) is not type(layer):
+        raise ValueError(
+            f"layer: {name} is not one of rnnkit's serializable layers {sorted(LAYERS)}; "
+            "save its weights with state_dict() and rebuild it in code"
+        )
+    return {"class_name": name, "config": layer.get_config()}
+
+
+def deserialize(spec: dict):
+    """Build a layer from ``serialize``'s output; only classes in ``LAYERS`` are accepted."""
+    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"layer config: expected {{'class_name': str, 'config': dict}}, got {str(spec)[:80]!r}")
+    name = spec["class_name"]
+    if name not in LAYERS:
+        raise ValueError(f"layer config: unknown layer class {name!r}; known: {sorted(LAYERS)}")
+    cfg = dict(spec["config"])
+    cls = LAYERS[name]
+    try:
+        if cls is Bidirectional:
+            return Bidirectional(
+                deserialize(cfg["layer"]), merge_mode=cfg.get("merge_mode", "concat"),
+                backward_layer=deserialize(cfg["backward_layer"]), name=cfg.get("name"),
+            )
+        if cls is TimeDistributed:
+            return TimeDistributed(deserialize(cfg["layer"]), name=cfg.get("name"))
+        if issubclass(cls, RNN) and cfg.get("input_size") is None:
+            cfg.pop("input_size", None)
+        return cls(**cfg)
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
+

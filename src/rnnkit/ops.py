@@ -1,0 +1,204 @@
+"""Activations, initializers and argument checks shared by every layer.
+
+Both registries are closed dictionaries: a name from a config file can only
+ever select one of these functions, never import or run anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------- activations
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Keras 3's definition: ``relu6(x + 3) / 6`` (slope 1/6, not Keras 2's 0.2)."""
+    return F.relu6(x + 3.0) / 6.0
+
+
+def linear(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "relu": torch.relu,
+    "hard_sigmoid": hard_sigmoid,
+    "linear": linear,
+    "elu": F.elu,
+    "selu": F.selu,
+    "softsign": F.softsign,
+    "gelu": F.gelu,
+    "swish": F.silu,
+    "silu": F.silu,
+    "softplus": F.softplus,
+    "relu6": F.relu6,
+    "exponential": torch.exp,
+}
+
+
+def get_activation(spec, arg: str = "activation") -> Callable[[torch.Tensor], torch.Tensor]:
+    """A name from ``ACTIVATIONS``, ``None`` (linear, as Keras) or any callable."""
+    if spec is None:
+        return linear
+    if isinstance(spec, str):
+        if spec not in ACTIVATIONS:
+            raise ValueError(
+                f"{arg}: unknown activation {spec!r}; expected one of "
+                f"{sorted(ACTIVATIONS)} or a callable"
+            )
+        return ACTIVATIONS[spec]
+    if callable(spec):
+        return spec
+    raise TypeError(f"{arg}: expected an activation name or a callable, got {type(spec).__name__}")
+
+
+def activation_name(fn) -> str | None:
+    """The registry name of an activation function, or None for a custom callable."""
+    for name, f in ACTIVATIONS.items():
+        if f is fn:
+            return name
+    return None
+
+
+# --------------------------------------------------------------- initializers
+# Each initializer fills a new tensor of `shape` in Keras's layout. Fans follow
+# Keras: for a kernel (fan_in, fan_out) = shape.
+
+
+def _fans(shape):
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    return shape[0], shape[1]
+
+
+def glorot_uniform(shape, dtype=torch.float32):
+    fan_in, fan_out = _fans(shape)
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+
+
+def glorot_normal(shape, dtype=torch.float32):
+    fan_in, fan_out = _fans(shape)
+    std = math.sqrt(2.0 / (fan_in + fan_out))
+    return torch.nn.init.trunc_normal_(torch.empty(shape, dtype=dtype), std=std, a=-2 * std, b=2 * std)
+
+
+def he_uniform(shape, dtype=torch.float32):
+    limit = math.sqrt(6.0 / _fans(shape)[0])
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+
+
+def lecun_uniform(shape, dtype=torch.float32):
+    limit = math.sqrt(3.0 / _fans(shape)[0])
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+
+
+def orthogonal(shape, dtype=torch.float32):
+    # A recurrent kernel (units, g*units) is g square orthogonal blocks side by
+    # side in Keras too: it orthogonalises the whole (rows, cols) matrix.
+    return torch.nn.init.orthogonal_(torch.empty(shape, dtype=dtype))
+
+
+def zeros(shape, dtype=torch.float32):
+    return torch.zeros(shape, dtype=dtype)
+
+
+def ones(shape, dtype=torch.float32):
+    return torch.ones(shape, dtype=dtype)
+
+
+def random_normal(shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype).normal_(0.0, 0.05)
+
+
+def random_uniform(shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype).uniform_(-0.05, 0.05)
+
+
+class Constant:
+    """Initializer that fills with one value (Keras's ``Constant``)."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def __call__(self, shape, dtype=torch.float32):
+        return torch.full(shape, self.value, dtype=dtype)
+
+    def __repr__(self):
+        return f"Constant({self.value})"
+
+
+INITIALIZERS = {
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "lecun_uniform": lecun_uniform,
+    "orthogonal": orthogonal,
+    "zeros": zeros,
+    "ones": ones,
+    "random_normal": random_normal,
+    "random_uniform": random_uniform,
+}
+
+
+def get_initializer(spec, arg: str = "initializer"):
+    """A name from ``INITIALIZERS``, a number (constant), or a callable ``(shape, dtype) -> Tensor``."""
+    if isinstance(spec, str):
+        if spec not in INITIALIZERS:
+            raise ValueError(
+                f"{arg}: unknown initializer {spec!r}; expected one of {sorted(INITIALIZERS)}, "
+                "a number or a callable (shape, dtype) -> Tensor"
+            )
+        return INITIALIZERS[spec]
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Constant(spec)
+    if callable(spec):
+        return spec
+    raise TypeError(f"{arg}: expected an initializer name, a number or a callable, got {type(spec).__name__}")
+
+
+# ------------------------------------------------------------- argument checks
+
+
+def check_positive_int(value, arg: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{arg}: expected a positive int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{arg}: expected a positive int, got {value}")
+    return int(value)
+
+
+def check_rate(value, arg: str) -> float:
+    """A dropout rate in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{arg}: expected a float in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{arg}: expected a float in [0, 1), got {value}")
+    return float(value)
+
+
+def as_tensor(x, arg: str = "inputs") -> torch.Tensor:
+    """Accept a tensor or a numpy array / nested list (which becomes float32, as in Keras)."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, (np.ndarray, list, tuple, np.generic)):
+        # numpy data becomes float32, whatever its dtype, as Keras does.
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{arg}: expected a real numeric array, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    else:
+        raise TypeError(f"{arg}: expected a torch.Tensor or a numpy array, got {type(x).__name__}")
+    if t.is_complex() or not t.is_floating_point():
+        raise TypeError(
+            f"{arg}: expected a floating-point tensor (float32 or float64), got {t.dtype}; "
+            "convert with .float() (token ids go through Embedding)"
+        )
+    return t

@@ -1,0 +1,359 @@
+"""`RNN`: the time loop around a cell, with Keras's contract.
+
+The loop in ``reference_loop`` is the definition of every recurrent layer in
+rnnkit. Fused kernels (``rnnkit.kernels``) may run instead, but only where
+they give the same numbers, and the layer records which one ran and why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import kernels
+from .base import Layer
+from .cells import Cell, DropoutMasks, StackedRNNCells, initial_state_of, is_cell
+from .ops import as_tensor
+
+# ----------------------------------------------------------- nested states
+# A state is a tensor, or a (named) tuple of states: LSTMState(h, c) for an
+# LSTM, a tuple of per-cell states for a stack.
+
+
+def tree_flatten(state) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    return [leaf for s in state for leaf in tree_flatten(s)]
+
+
+def tree_unflatten(template, leaves: list[torch.Tensor]):
+    """Rebuild ``template``'s structure from a flat list (consumed in order)."""
+    if isinstance(template, torch.Tensor):
+        return leaves.pop(0)
+    parts = [tree_unflatten(t, leaves) for t in template]
+    return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
+
+
+def tree_where(m: torch.Tensor, new, old):
+    """``new`` where the (batch, 1) mask ``m`` is True, else ``old``, leaf by leaf."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(m, new, old)
+    parts = [tree_where(m, n, o) for n, o in zip(new, old)]
+    return type(new)(*parts) if hasattr(new, "_fields") else type(new)(parts)
+
+
+# ------------------------------------------------------------ the definition
+
+
+def call_cell(cell, x_t, state, dropout):
+    """One step; a cell that takes no dropout masks is called without them."""
+    return cell(x_t, state) if dropout is None else cell(x_t, state, dropout)
+
+
+def reference_loop(cell, x, state, mask=None, dropout=None, zero_output_for_mask=False):
+    """Run ``cell`` over ``x`` (batch, time, features), one step at a time.
+
+    Keras's masking semantics: at a masked step the state is kept and the
+    output repeats the previous output (zeros with ``zero_output_for_mask``).
+
+    Returns ``(outputs (batch, time, out), final_state)``.
+    """
+    outputs = []
+    y_prev = None
+    for t in range(x.shape[1]):
+        y, new_state = call_cell(cell, x[:, t], state, dropout)
+        if mask is not None:
+            m = mask[:, t, None]
+            if y_prev is None:
+                y_prev = torch.zeros_like(y)
+            y = torch.where(m, y, torch.zeros_like(y) if zero_output_for_mask else y_prev)
+            new_state = tree_where(m, new_state, state)
+        outputs.append(y)
+        y_prev, state = y, new_state
+    return torch.stack(outputs, dim=1), state
+
+
+# ------------------------------------------------------------ input checks
+
+
+def resolve_mask(mask, lengths, batch: int, time: int, device) -> torch.Tensor | None:
+    """A bool (batch, time) mask from ``mask`` or ``lengths`` (right padding)."""
+    if mask is not None and lengths is not None:
+        raise ValueError("mask, lengths: pass one of them, not both")
+    if lengths is not None:
+        lengths = check_lengths(lengths, batch, time, "lengths")
+        return torch.arange(time, device=device)[None, :] < lengths.to(device)[:, None]
+    if mask is None:
+        return None
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask: expected a bool tensor of shape (batch, time), got {type(mask).__name__}")
+    if tuple(mask.shape) != (batch, time):
+        raise ValueError(f"mask: expected shape (batch, time) = ({batch}, {time}), got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask: expected a bool tensor (or only 0 and 1), got {mask.dtype} with other values")
+        mask = mask != 0
+    return mask.to(device)
+
+
+def check_lengths(lengths, batch: int, time: int, arg: str) -> torch.Tensor:
+    """Integer lengths (batch,) in [0, time], as a long tensor."""
+    t = torch.as_tensor(np.asarray(lengths) if not isinstance(lengths, torch.Tensor) else lengths)
+    if t.is_floating_point():
+        if not bool((t == t.round()).all()):
+            raise ValueError(f"{arg}: expected integer lengths, got non-integer values {t.tolist()}")
+    elif t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{arg}: expected integer lengths, got dtype {t.dtype}")
+    if tuple(t.shape) != (batch,):
+        raise ValueError(f"{arg}: expected shape (batch,) = ({batch},), got {tuple(t.shape)}")
+    t = t.long()
+    if batch and (int(t.min()) < 0 or int(t.max()) > time):
+        raise ValueError(f"{arg}: expected values in [0, {time}] (the time axis), got min {int(t.min())}, max {int(t.max())}")
+    return t
+
+
+def check_sequence_input(inputs, arg: str = "inputs") -> torch.Tensor:
+    x = as_tensor(inputs, arg)
+    if x.dim() != 3:
+        raise ValueError(f"{arg}: expected a 3-D tensor (batch, time, features), got shape {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{arg}: expected at least one time step, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_initial_state(initial_state, template, arg: str = "initial_state"):
+    """Accept the cell's state structure or a flat list of tensors (Keras)."""
+    if isinstance(initial_state, torch.Tensor):
+        given = [initial_state]
+    elif isinstance(initial_state, (list, tuple)):
+        given = tree_flatten(initial_state) if all(isinstance(s, (torch.Tensor, tuple, list)) for s in initial_state) else None
+    else:
+        given = None
+    if given is None:
+        raise TypeError(f"{arg}: expected a tensor or a list of tensors, got {type(initial_state).__name__}")
+    want = tree_flatten(template)
+    if len(given) != len(want):
+        raise ValueError(
+            f"{arg}: expected {len(want)} state tensor(s) of shapes {[tuple(w.shape) for w in want]}, got {len(given)}"
+        )
+    out = []
+    for i, (g, w) in enumerate(zip(given, want)):
+        g = as_tensor(g, f"{arg}[{i}]")
+        if tuple(g.shape) != tuple(w.shape):
+            raise ValueError(f"{arg}[{i}]: expected shape {tuple(w.shape)}, got {tuple(g.shape)}")
+        out.append(g.to(dtype=w.dtype, device=w.device))
+    return tree_unflatten(template, out)
+
+
+# ------------------------------------------------------------------ dropout
+
+
+def _bernoulli_scaled(shape, rate, like, generator):
+    keep = 1.0 - rate
+    m = torch.empty(shape, dtype=like.dtype).bernoulli_(keep, generator=generator)
+    return (m / keep).to(like.device)
+
+
+def sample_dropout_masks(cell, batch: int, like: torch.Tensor, generator=None):
+    """One mask per sequence for each built-in cell with dropout; None when none applies."""
+    if isinstance(cell, StackedRNNCells):
+        masks = tuple(sample_dropout_masks(c, batch, like, generator) for c in cell.cells)
+        return None if all(m is None for m in masks) else masks
+    if not isinstance(cell, Cell) or (cell.dropout == 0 and cell.recurrent_dropout == 0):
+        return None
+    return DropoutMasks(
+        input=_bernoulli_scaled((batch, cell.input_size), cell.dropout, like, generator) if cell.dropout else None,
+        recurrent=_bernoulli_scaled((batch, cell.units), cell.recurrent_dropout, like, generator)
+        if cell.recurrent_dropout
+        else None,
+    )
+
+
+# -------------------------------------------------------------------- layer
+
+
+class RNN(Layer):
+    """Run a cell over a sequence (Keras's ``RNN`` layer).
+
+    Args:
+        cell: a cell, or a list of cells (stacked with ``StackedRNNCells``).
+        return_sequences: return every step's output (batch, time, units),
+            not only the last (batch, units).
+        return_state: also return the final state: ``[output, *states]``.
+        go_backwards: process time in reverse; the returned sequence is in
+            processing (reversed) order, as in Keras.
+        stateful: keep the final state as the next call's initial state
+            (detached from the graph); ``reset_state()`` clears it.
+        unroll: always run the readable Python loop (never a fused kernel);
+            the numbers are the same.
+        zero_output_for_mask: masked steps output zeros instead of repeating
+            the previous output.
+
+    Call ``layer(inputs, initial_state=None, mask=None, lengths=None,
+    training=None)`` with inputs (batch, time, features), a tensor or a
+    numpy array (made float32). ``lengths`` (batch,) is a right-padding
+    mask. ``training`` defaults to ``self.training`` (``model.train()``/
+    ``model.eval()``); dropout masks are only sampled in training.
+
+    The layer is, by definition, this loop (``reference_loop``)::
+
+        state = initial_state or zeros
+        for t in range(time):
+            y, new_state = cell(x[:, t], state)
+            y = where(mask[:, t], y, previous y)        # Keras masking
+            state = where(mask[:, t], new_state, state)
+
+    >>> layer = RNN(SimpleRNNCell(2), return_sequences=True, return_state=True)
+    >>> outputs, h = layer(torch.zeros(3, 5, 4))
+    >>> outputs.shape, h.shape
+    (torch.Size([3, 5, 2]), torch.Size([3, 2]))
+    """
+
+    supports_masking = True
+
+    def __init__(
+        self,
+        cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        name: str | None = None,
+        input_shape=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        if not is_cell(cell):
+            raise TypeError(
+                f"cell: expected a cell with `state_size` and forward(x, state) -> (y, state), got {type(cell).__name__}"
+            )
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None  # the carried state when stateful
+        self.kernel_used: str | None = None  # which kernel ran last, and why
+        self.kernel_reason: str | None = None
+        self._generator = None
+        if self.input_shape is not None:
+            self.maybe_build(self.input_shape)
+
+    # ---------------------------------------------------------------- build
+    @property
+    def built(self):
+        return getattr(self.cell, "built", True)
+
+    @built.setter
+    def built(self, value):  # Layer.__init__ assigns it; the cell decides.
+        pass
+
+    def build(self, input_shape):
+        if isinstance(self.cell, Layer) and not self.cell.built:
+            self.cell.build(tuple(input_shape))
+
+    @property
+    def input_size(self):
+        cell = self.cell.cells[0] if isinstance(self.cell, StackedRNNCells) else self.cell
+        return getattr(cell, "input_size", None)
+
+    @property
+    def weights(self):
+        return self.cell.weights if isinstance(self.cell, Layer) else list(self.cell.parameters())
+
+    def reset_state(self):
+        """Forget the carried state of a stateful layer."""
+        self.states = None
+
+    reset_states = reset_state  # Keras 2's name
+
+    # ----------------------------------------------------------------- call
+    def forward(self, inputs, initial_state=None, mask=None, lengths=None, training=None):
+        x = check_sequence_input(inputs)
+        batch, time, features = x.shape
+        expected = self.input_size
+        if expected is not None and features != expected:
+            raise ValueError(
+                f"inputs: layer {self.name!r} was built for {expected} features, got {features} (shape {tuple(x.shape)})"
+            )
+        self.maybe_build((time, features))
+        param = next(iter(self.cell.parameters()), None)
+        if param is not None and x.dtype != param.dtype:
+            raise TypeError(
+                f"inputs: dtype {x.dtype} does not match the layer's weights ({param.dtype}); "
+                f"convert with .to({param.dtype}) or the layer with .to({x.dtype})"
+            )
+        mask = resolve_mask(mask, lengths, batch, time, x.device)
+        state = self._initial_state(initial_state, batch, x)
+        training = self.training if training is None else bool(training)
+        dropout = sample_dropout_masks(self.cell, batch, x, self._dropout_generator()) if training else None
+
+        if self.go_backwards:
+            x = x.flip(1)
+            mask = None if mask is None else mask.flip(1)
+
+        outputs, state = self._run(x, state, mask, dropout)
+
+        if self.stateful:
+            self.states = tree_unflatten(state, [s.detach() for s in tree_flatten(state)])
+        out = outputs if self.return_sequences else outputs[:, -1]
+        if self.return_state:
+            return [out, *tree_flatten(state)]
+        return out
+
+    def _run(self, x, state, mask, dropout):
+        """Pick the kernel (recording which and why), then run it."""
+        if self.unroll:
+            fused, why = None, "unroll=True asks for the readable Python loop"
+        else:
+            fused, why = kernels.select(self, x, state, mask, dropout)
+        if fused is None:
+            self.kernel_used, self.kernel_reason = "reference", why
+            return reference_loop(self.cell, x, state, mask, dropout, self.zero_output_for_mask)
+        self.kernel_used, self.kernel_reason = fused.name, why
+        return fused(self, x, state, mask, dropout)
+
+    def _initial_state(self, initial_state, batch, x):
+        template = initial_state_of(self.cell, batch, x)
+        if initial_state is not None:
+            return check_initial_state(initial_state, template)
+        if self.stateful and self.states is not None:
+            carried = tree_flatten(self.states)
+            if carried[0].shape[0] != batch:
+                raise ValueError(
+                    f"inputs: stateful layer {self.name!r} carries state for batch {carried[0].shape[0]}, "
+                    f"got batch {batch}; call reset_state() to start over"
+                )
+            return self.states
+        return template
+
+    def _dropout_generator(self):
+        seed = getattr(self.cell, "seed", None)
+        if seed is None:
+            return None
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(seed)
+        return self._generator
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        return {
+            "name": self.name,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+        }
+
+    def extra_repr(self):
+        flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if getattr(self, k)]
+        return ", ".join([f"name={self.name!r}", *flags])
