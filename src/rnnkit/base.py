@@ -49,10 +49,13 @@ class Layer(nn.Module):
     def build(self, input_shape) -> None:  # noqa: ARG002 - layers without weights
         self.built = True
 
-    def maybe_build(self, input_shape) -> None:
+    def maybe_build(self, input_shape, like: torch.Tensor | None = None) -> None:
+        """Build once; a layer built from its first input takes that input's dtype and device."""
         if not self.built:
             self.build(tuple(input_shape))
             self.input_shape = tuple(input_shape)
+            if like is not None and like.is_floating_point():
+                self.to(device=like.device, dtype=like.dtype)
 
     @property
     def weights(self) -> list[nn.Parameter]:
@@ -64,6 +67,10 @@ class Layer(nn.Module):
 
     def set_weights(self, weights) -> None:
         """Copy numpy arrays (Keras order and shapes) into the parameters."""
+        if not self.built:
+            raise ValueError(
+                f"weights: layer {self.name!r} is not built yet; give it input_shape=... or call it on data first"
+            )
         own = self.weights
         weights = list(weights)
         if len(weights) != len(own):

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from .base import Layer
-from .ops import activation_name, check_positive_int, check_rate, get_activation, get_initializer
+from .ops import activation_name, as_tensor, check_positive_int, check_rate, get_activation, get_initializer
 
 
 class LSTMState(NamedTuple):
@@ -141,6 +141,8 @@ class Cell(Layer):
 
     @property
     def weights(self) -> list[nn.Parameter]:
+        if not self.built:
+            return []  # as Keras: no weights before build
         ws = [self.kernel, self.recurrent_kernel]
         return ws + [self.bias] if self.use_bias else ws
 
@@ -168,14 +170,39 @@ class Cell(Layer):
         raise NotImplementedError
 
     def forward(self, x_t: torch.Tensor, state, dropout: DropoutMasks | None = None):
+        x_t = as_tensor(x_t, "x_t")
+        if x_t.dim() != 2:
+            raise ValueError(f"x_t: cell {self.name!r} expects one time step (batch, features), got shape {tuple(x_t.shape)}")
         if not self.built:
-            self.build(x_t.shape)
+            self.maybe_build(x_t.shape[1:], like=x_t)
         elif x_t.shape[-1] != self.input_size:
             raise ValueError(
                 f"x_t: cell {self.name!r} was built for {self.input_size} input features, "
                 f"got {x_t.shape[-1]} (shape {tuple(x_t.shape)})"
             )
+        if x_t.dtype != self.kernel.dtype:
+            raise TypeError(f"x_t: dtype {x_t.dtype} does not match cell {self.name!r}'s weights ({self.kernel.dtype})")
+        self._check_state(state, x_t)
         return self.step(self.project_input(x_t, dropout), state, dropout)
+
+    def _check_state(self, state, x_t) -> None:
+        """Cells are called directly too: a wrong state must fail here, not broadcast silently."""
+        sizes = self.state_size if isinstance(self.state_size, tuple) else (self.state_size,)
+        if len(sizes) == 1:
+            leaves = [state]
+        elif isinstance(state, (tuple, list)) and len(state) == len(sizes):
+            leaves = list(state)
+        else:
+            got = f"a tensor of shape {tuple(state.shape)}" if isinstance(state, torch.Tensor) else type(state).__name__
+            raise TypeError(f"state: cell {self.name!r} expects a tuple of {len(sizes)} tensors, got {got}")
+        for i, (s, n) in enumerate(zip(leaves, sizes)):
+            arg = "state" if len(sizes) == 1 else f"state[{i}]"
+            if not isinstance(s, torch.Tensor):
+                raise TypeError(f"{arg}: cell {self.name!r} expects a tensor of shape ({x_t.shape[0]}, {n}), got {type(s).__name__}")
+            if tuple(s.shape) != (x_t.shape[0], n):
+                raise ValueError(f"{arg}: cell {self.name!r} expects shape (batch, {n}) = ({x_t.shape[0]}, {n}), got {tuple(s.shape)}")
+            if s.dtype != x_t.dtype:
+                raise TypeError(f"{arg}: dtype {s.dtype} does not match the input's ({x_t.dtype})")
 
     @staticmethod
     def _recurrent_input(h: torch.Tensor, dropout: DropoutMasks | None) -> torch.Tensor:
@@ -426,6 +453,9 @@ class StackedRNNCells(Layer):
         return [w for c in self.cells for w in (c.weights if isinstance(c, Layer) else c.parameters())]
 
     def forward(self, x_t, states, dropout=None):
+        if not isinstance(states, (tuple, list)) or len(states) != len(self.cells):
+            got = len(states) if isinstance(states, (tuple, list)) else type(states).__name__
+            raise ValueError(f"states: {self.name!r} expects a tuple of {len(self.cells)} per-cell states, got {got}")
         new_states = []
         for k, (cell, s) in enumerate(zip(self.cells, states)):
             d = None if dropout is None else dropout[k]

@@ -256,7 +256,7 @@ class Dense(Layer):
 
     def forward(self, inputs):
         x = as_tensor(inputs)
-        self.maybe_build(x.shape[1:])
+        self.maybe_build(x.shape[1:], like=x)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"inputs: layer {self.name!r} expects {self.input_size} features, got shape {tuple(x.shape)}")
         y = x @ self.kernel

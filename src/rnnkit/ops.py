@@ -25,6 +25,11 @@ def linear(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """Over the last axis, as Keras's default."""
+    return torch.softmax(x, dim=-1)
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
@@ -40,6 +45,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "softplus": F.softplus,
     "relu6": F.relu6,
     "exponential": torch.exp,
+    "softmax": softmax,
 }
 
 

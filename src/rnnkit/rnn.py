@@ -283,7 +283,7 @@ class RNN(Layer):
             raise ValueError(
                 f"inputs: layer {self.name!r} was built for {expected} features, got {features} (shape {tuple(x.shape)})"
             )
-        self.maybe_build((time, features))
+        self.maybe_build((time, features), like=x)
         param = next(iter(self.cell.parameters()), None)
         if param is not None and x.dtype != param.dtype:
             raise TypeError(
