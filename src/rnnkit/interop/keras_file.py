@@ -1,0 +1,471 @@
+"""Read Keras 3 model files as data: nothing in them is imported or run.
+
+A ``.keras`` file is a zip archive with ``config.json`` (the architecture),
+``model.weights.h5`` (the arrays) and ``metadata.json``. Keras rebuilds a
+model by importing whatever ``module``/``class_name`` the config names, and
+it once ran the bytecode of ``Lambda`` layers; both led to code execution
+from a file (CVE-2024-3660, CVE-2025-1550). Here the config is only JSON:
+each layer's ``class_name`` must be one of the few Keras layers rnnkit has
+(``KERAS_LAYERS``) and is mapped by hand to the rnnkit class; anything else,
+a ``Lambda``, a custom or registered object, a functional ``Model``, is a
+``ValueError`` that names it.
+
+The weights file holds one group per layer, named by Keras after the
+layer's *class*, not its name: ``layers/<snake_case(class)>[_<k>]`` with a
+counter per class, in layer order, so ``[LSTM, LSTM, Dense]`` gives
+``layers/lstm``, ``layers/lstm_1``, ``layers/dense``. Inside, ``vars/0``,
+``vars/1``, ... are the layer's weights in Keras order; recurrent layers keep
+them under ``cell/vars``, ``Bidirectional`` under ``forward_layer/`` and
+``backward_layer/``, ``TimeDistributed`` under ``layer/``. The arrays are
+already in rnnkit's layout (rnnkit uses Keras's), so they load unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from ..model import Sequential
+from ..ops import ACTIVATIONS
+from ..rnn import RNN
+
+#: The Keras class names ``load_keras`` understands. Every other one is refused.
+KERAS_LAYERS = (
+    "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding",
+)
+
+_MAX_CONFIG_BYTES = 16 * 2**20  # a config is a few kB; refuse to inflate a zip bomb into memory
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # h5py is an optional extra
+        raise ImportError("load_keras needs h5py to read Keras weights: pip install 'rnnkit[interop]'") from e
+    return h5py
+
+
+def _snake(class_name: str) -> str:
+    """Keras's ``naming.to_snake_case``, which names the weight groups."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# ------------------------------------------------------------ config -> layers
+
+
+def _check_objects(obj: Any, where: str) -> None:
+    """Refuse any serialized object that is not one of Keras's own.
+
+    Keras writes built-in objects (initializers, regularizers, the dtype
+    policy) as ``{"module": "keras.<x>", "class_name": ..., "registered_name":
+    null}``; custom ones carry their own module or a registered name.
+    rnnkit ignores initializers, regularizers and constraints (the weights
+    come from the file, and they only act in training), but a custom one
+    means the model is not what rnnkit would compute, so it is refused.
+    """
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            _check_objects(item, f"{where}[{i}]")
+    elif isinstance(obj, dict):
+        if "class_name" in obj:
+            class_name, module, registered = obj["class_name"], obj.get("module"), obj.get("registered_name")
+            builtin = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+            if not builtin or registered not in (None, class_name):
+                raise ValueError(
+                    f"{where}: {class_name!r} (module={module!r}, registered_name={registered!r}) is not a "
+                    "built-in Keras object; load_keras reads only Keras's own layers and never imports code from a file"
+                )
+            if module == "keras.layers" and class_name not in KERAS_LAYERS:
+                raise _unsupported(class_name, where)
+        for key, value in obj.items():
+            _check_objects(value, f"{where}.{key}")
+
+
+def _unsupported(class_name, where: str) -> ValueError:
+    return ValueError(
+        f"{where}: layer class {class_name!r} is not supported; load_keras reads only {', '.join(KERAS_LAYERS)} "
+        "(nothing from the file is imported or executed)"
+    )
+
+
+def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
+    """(class_name, config) of one serialized layer, after the allow-list checks."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"{where}: expected a layer {{'class_name': str, 'config': dict}}, got {str(spec)[:80]!r}")
+    name = spec["class_name"]
+    if name not in KERAS_LAYERS:
+        raise _unsupported(name, where)
+    module, registered = spec.get("module"), spec.get("registered_name")
+    if module not in ("keras", "keras.layers") or registered not in (None, name):
+        raise ValueError(
+            f"{where}: layer {name!r} comes from module={module!r}, registered_name={registered!r}; only Keras's "
+            "own layers (module 'keras.layers') are read"
+        )
+    _check_objects(spec["config"], f"{where}.config")
+    return name, spec["config"]
+
+
+_REQUIRED = object()
+
+
+def _get(cfg: dict, key: str, kind: type, where: str, default=_REQUIRED):
+    """``cfg[key]`` checked to be exactly ``kind`` (JSON gives bool, int, float, str); null means ``default``."""
+    if cfg.get(key) is None:
+        if default is _REQUIRED:
+            raise ValueError(f"{where}.{key}: missing; expected {kind.__name__}")
+        return default
+    value = cfg[key]
+    if kind is float and type(value) is int:
+        value = float(value)
+    if type(value) is not kind:
+        raise ValueError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _activation(cfg: dict, key: str, where: str) -> str:
+    value = cfg.get(key, "linear")
+    if value is None:
+        return "linear"
+    if not isinstance(value, str) or value not in ACTIVATIONS:
+        raise ValueError(
+            f"{where}.{key}: activation {value!r} is not supported; rnnkit has {sorted(ACTIVATIONS)}"
+        )
+    return value
+
+
+def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
+    kwargs = {
+        "units": _get(cfg, "units", int, where),
+        "activation": _activation(cfg, "activation", where),
+        "use_bias": _get(cfg, "use_bias", bool, where, True),
+        "dropout": _get(cfg, "dropout", float, where, 0.0),
+        "recurrent_dropout": _get(cfg, "recurrent_dropout", float, where, 0.0),
+        "seed": _get(cfg, "seed", int, where, None),
+        "input_size": input_size,
+    }
+    for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"):
+        kwargs[flag] = _get(cfg, flag, bool, where, False)
+    if class_name in ("GRU", "LSTM"):
+        kwargs["recurrent_activation"] = _activation(cfg, "recurrent_activation", where)
+    if class_name == "GRU":
+        kwargs["reset_after"] = _get(cfg, "reset_after", bool, where, True)
+    if class_name == "LSTM":
+        kwargs["unit_forget_bias"] = _get(cfg, "unit_forget_bias", bool, where, True)
+    return {"SimpleRNN": SimpleRNN, "GRU": GRU, "LSTM": LSTM}[class_name](name=cfg.get("name"), **kwargs)
+
+
+def _output_size(layer, input_size: int) -> int:
+    if isinstance(layer, RNN):
+        return layer.units
+    if isinstance(layer, Bidirectional):
+        units = layer.forward_layer.units
+        return 2 * units if layer.merge_mode == "concat" else units
+    if isinstance(layer, Dense):
+        return layer.units
+    if isinstance(layer, TimeDistributed):
+        return _output_size(layer.layer, input_size)
+    if isinstance(layer, Embedding):
+        return layer.output_dim
+    return input_size  # Masking, Dropout
+
+
+def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str):
+    """The rnnkit layer for one Keras layer config, built for ``input_size`` features."""
+    name = cfg.get("name")
+    if class_name == "Embedding":
+        return Embedding(
+            _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
+            mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name,
+        )
+    if input_size is None:
+        raise ValueError(
+            f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
+            "save the Keras model after building it"
+        )
+    if class_name in ("SimpleRNN", "GRU", "LSTM"):
+        return _recurrent(class_name, cfg, input_size, where)
+    if class_name == "Bidirectional":
+        merge_mode = cfg.get("merge_mode", "concat")
+        if merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise ValueError(
+                f"{where}.merge_mode: {merge_mode!r} returns two tensors, which a Sequential cannot pass on; "
+                "expected 'concat', 'sum', 'mul' or 'ave'"
+            )
+        halves = []
+        for key in ("layer", "backward_layer"):
+            sub_name, sub_cfg = _layer_spec(cfg.get(key), f"{where}.{key}")
+            if sub_name not in ("SimpleRNN", "GRU", "LSTM"):
+                raise ValueError(f"{where}.{key}: Bidirectional wraps SimpleRNN, GRU or LSTM here, got {sub_name!r}")
+            halves.append(_recurrent(sub_name, sub_cfg, input_size, f"{where}.{key}"))
+        return Bidirectional(halves[0], merge_mode=merge_mode, backward_layer=halves[1], name=name)
+    if class_name == "Dense":
+        return Dense(
+            _get(cfg, "units", int, where), activation=_activation(cfg, "activation", where),
+            use_bias=_get(cfg, "use_bias", bool, where, True), input_size=input_size, name=name,
+        )
+    if class_name == "TimeDistributed":
+        sub_name, sub_cfg = _layer_spec(cfg.get("layer"), f"{where}.layer")
+        if sub_name not in ("Dense", "Dropout"):
+            raise ValueError(f"{where}.layer: TimeDistributed wraps Dense or Dropout here, got {sub_name!r}")
+        return TimeDistributed(_build_layer(sub_name, sub_cfg, input_size, f"{where}.layer"), name=name)
+    if class_name == "Masking":
+        return Masking(_get(cfg, "mask_value", float, where, 0.0), name=name)
+    if class_name == "Dropout":
+        if cfg.get("noise_shape") is not None:
+            raise ValueError(f"{where}.noise_shape: {cfg['noise_shape']!r} is not supported (rnnkit's Dropout is per element)")
+        return Dropout(_get(cfg, "rate", float, where), seed=_get(cfg, "seed", int, where, None), name=name)
+    raise ValueError(f"{where}: {class_name} cannot appear here")  # InputLayer / Sequential inside a layer
+
+
+def _flat_layers(cfg: dict, prefix: str, where: str, entries: list) -> None:
+    """Append (class_name, config, weights path, where, spec) for each layer of a Sequential config.
+
+    A Sequential inside a Sequential computes what its layers computed in
+    line, so it is flattened; its weights sit under its own group.
+    """
+    layers = cfg.get("layers")
+    if not isinstance(layers, list):
+        raise ValueError(f"{where}.layers: expected a list of layers, got {type(layers).__name__}")
+    counters: dict[str, int] = {}
+    for i, spec in enumerate(layers):
+        class_name, layer_cfg = _layer_spec(spec, f"{where}.layers[{i}]")
+        if class_name == "InputLayer":
+            entries.append((class_name, layer_cfg, None, f"{where}.layers[{i}]", spec))
+            continue
+        group = _snake(class_name)
+        counters[group] = counters.get(group, -1) + 1
+        path = f"{prefix}layers/{group}" + (f"_{counters[group]}" if counters[group] else "")
+        if class_name == "Sequential":
+            _flat_layers(layer_cfg, f"{path}/", f"{where}.layers[{i}]", entries)
+        else:
+            entries.append((class_name, layer_cfg, path, f"{where}.layers[{i}]", spec))
+
+
+def _input_shape(class_name: str, cfg: dict, spec: dict, where: str):
+    """The per-sample input shape an InputLayer or a layer's build_config records, or None."""
+    if class_name == "InputLayer":
+        shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+    else:
+        build = spec.get("build_config")
+        shape = build.get("input_shape") if isinstance(build, dict) else None
+    if shape is None:
+        return None
+    if not isinstance(shape, list) or len(shape) < 2 or not all(d is None or isinstance(d, int) for d in shape):
+        raise ValueError(f"{where}: expected an input shape [batch, ...] of ints or null, got {shape!r}")
+    return tuple(shape[1:])
+
+
+def model_from_config(config: dict) -> tuple[Sequential, list[tuple[Any, str]]]:
+    """An rnnkit Sequential from a Keras ``config.json`` and the weights path of each layer."""
+    class_name, cfg = _layer_spec(config, "config.json")
+    if class_name != "Sequential":
+        raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential models")
+    entries: list = []
+    _flat_layers(cfg, "", "config.json", entries)
+    model = Sequential(name=cfg.get("name"))
+    paths = []
+    shape = None
+    features = None
+    for class_name, layer_cfg, path, where, spec in entries:
+        if features is None and shape is None:
+            shape = _input_shape(class_name, layer_cfg, spec, where)
+            features = shape[-1] if shape else None
+        if class_name == "InputLayer":
+            continue
+        layer = _build_layer(class_name, layer_cfg, features, where)
+        model.add(layer)
+        paths.append((layer, path))
+        features = _output_size(layer, features)
+    if not paths:
+        raise ValueError("config.json: the Sequential has no layers")
+    if shape is not None and all(d is not None for d in shape):
+        model.build(shape)  # the summary's output shapes
+    return model, paths
+
+
+# ------------------------------------------------------------------- weights
+
+
+def _keras_paths(model) -> list[tuple[Any, str]]:
+    """(layer, weights path) for an rnnkit model, as Keras would name the groups."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model: expected an rnnkit Sequential, got {type(model).__name__}")
+    out, counters = [], {}
+    for layer in model.layers:
+        class_name = type(layer).__name__
+        if class_name not in KERAS_LAYERS:
+            raise ValueError(f"model: {class_name} has no Keras counterpart whose weights load_keras could read")
+        group = _snake(class_name)
+        counters[group] = counters.get(group, -1) + 1
+        path = "layers/" + group + (f"_{counters[group]}" if counters[group] else "")
+        if isinstance(layer, Sequential):
+            out += [(sub, f"{path}/{sub_path}") for sub, sub_path in _keras_paths(layer)]
+        else:
+            out.append((layer, path))
+    return out
+
+
+def _vars_groups(layer, path: str) -> list[tuple[Any, str]]:
+    """(layer owning weights, h5 group holding its vars/0, vars/1, ...)."""
+    if isinstance(layer, RNN):
+        return [(layer, f"{path}/cell/vars")]
+    if isinstance(layer, Bidirectional):
+        return [(layer.forward_layer, f"{path}/forward_layer/cell/vars"), (layer.backward_layer, f"{path}/backward_layer/cell/vars")]
+    if isinstance(layer, TimeDistributed):
+        return _vars_groups(layer.layer, f"{path}/layer")
+    return [(layer, f"{path}/vars")]
+
+
+def _read_array(group, key: str, where: str) -> np.ndarray:
+    """One dataset, refusing links to other files and virtual or non-float data."""
+    h5py = _h5py()
+    link = group.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise ValueError(f"{where}/{key}: is a {type(link).__name__}; only plain datasets inside the file are read")
+    ds = group[key]
+    if not isinstance(ds, h5py.Dataset) or ds.is_virtual or ds.external:
+        raise ValueError(f"{where}/{key}: expected a dataset stored in the file")
+    if ds.dtype.kind != "f":
+        raise ValueError(f"{where}/{key}: expected floating-point weights, got dtype {ds.dtype}")
+    return np.asarray(ds[()])
+
+
+def _load_weights(h5, paths: list[tuple[Any, str]]) -> None:
+    """Copy every layer's vars from the open h5 file; every weighted group must be used."""
+    used = set()
+    for layer, path in paths:
+        for owner, vars_path in _vars_groups(layer, path):
+            expected = owner.weights
+            group = h5.get(vars_path)
+            if group is None:
+                if not expected:
+                    continue
+                raise ValueError(
+                    f"weights: no group {vars_path!r} for layer {owner.name!r} ({type(owner).__name__}); the file "
+                    f"has layers {sorted(h5['layers'].keys()) if 'layers' in h5 else []}"
+                )
+            keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+            if keys != [str(i) for i in range(len(expected))]:
+                raise ValueError(
+                    f"weights: {vars_path!r} holds {keys} but layer {owner.name!r} ({type(owner).__name__}) has "
+                    f"{len(expected)} weights {[tuple(w.shape) for w in expected]}"
+                )
+            arrays = [_read_array(group, k, vars_path) for k in keys]
+            try:
+                owner.set_weights(arrays)
+            except ValueError as e:
+                raise ValueError(f"weights: {vars_path!r}: {e}") from e
+            used.add(vars_path)
+    # Weights the model did not take mean the file describes another model.
+    unused = []
+    h5py = _h5py()
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and name.startswith("layers/") and name.endswith("/vars") and name not in used:
+            if len(obj):
+                unused.append(name)
+
+    h5.visititems(visit)
+    if unused:
+        raise ValueError(f"weights: the file has weights under {unused}, which the model has no layer for")
+
+
+# ----------------------------------------------------------------- the entry
+
+
+def _open_h5(data: bytes | str, where: str):
+    h5py = _h5py()
+    try:
+        return h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
+    except OSError as e:
+        raise ValueError(f"{where}: not a readable HDF5 file ({e})") from e
+
+
+def _read_archive(path: str) -> tuple[dict, bytes]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"path: {path!r} is not a .keras (zip) archive: {e}") from e
+    with archive:
+        names = set(archive.namelist())
+        for required in ("config.json", "model.weights.h5"):
+            if required not in names:
+                raise ValueError(f"path: {path!r} has no {required} (it holds {sorted(names)}); expected a Keras 3 .keras file")
+        if "metadata.json" in names:
+            meta = _json(archive, "metadata.json", path)
+            version = meta.get("keras_version") if isinstance(meta, dict) else None
+            if isinstance(version, str) and not version.startswith("3."):
+                raise ValueError(f"path: {path!r} was written by Keras {version}; load_keras reads the Keras 3 format")
+        config = _json(archive, "config.json", path)
+        weights = archive.read("model.weights.h5")
+    return config, weights
+
+
+def _json(archive: zipfile.ZipFile, member: str, path: str):
+    if archive.getinfo(member).file_size > _MAX_CONFIG_BYTES:
+        raise ValueError(f"path: {path!r}: {member} is over {_MAX_CONFIG_BYTES} bytes; not a Keras config")
+    try:
+        return json.loads(archive.read(member).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"path: {path!r}: {member} is not valid JSON: {e}") from e
+
+
+def load_keras(path, model: Sequential | None = None) -> Sequential:
+    """An rnnkit ``Sequential`` from a Keras 3 file, reading it as data only.
+
+    Args:
+        path: a ``.keras`` archive, or a ``.weights.h5`` file (then ``model``
+            is required).
+        model: optional rnnkit ``Sequential`` to load the weights into. Its
+            layers must follow the Keras model's classes and order (the
+            file's weight groups are named after them); shapes are checked.
+
+    Returns the model (built from ``config.json`` when ``model`` is None) in
+    eval mode, like Keras's ``predict``; call ``.train()`` to fine-tune.
+    Keras layer names are kept. Initializers, regularizers and constraints in
+    the config are ignored: they do not change what a trained model computes.
+
+    >>> import torch
+    >>> model = load_keras("tests/data/keras/simple_rnn.keras")
+    >>> model(torch.zeros(2, 6, 3)).shape
+    torch.Size([2, 2])
+    """
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        raise TypeError(f"path: expected a file path, got {type(path).__name__}")
+    if model is not None and not isinstance(model, Sequential):
+        raise TypeError(f"model: expected an rnnkit Sequential or None, got {type(model).__name__}")
+    if model is not None and not all(getattr(layer, "built", True) for layer in model.layers):
+        raise ValueError(
+            "model: not built yet, so its weights have no shapes; give it input_shape=(time, features) "
+            "or call it once on data"
+        )
+    if path.endswith(".keras"):
+        config, weights = _read_archive(path)
+        if model is None:
+            model, paths = model_from_config(config)
+        else:
+            paths = _keras_paths(model)
+        source = weights
+    elif path.endswith(".h5"):
+        if model is None:
+            raise ValueError(
+                f"model: {path!r} holds only weights; pass the rnnkit model to load them into, "
+                "e.g. load_keras(path, model=...)"
+            )
+        paths, source = _keras_paths(model), path
+    else:
+        raise ValueError(f"path: expected a .keras archive or a .weights.h5 file, got {path!r}")
+    with _open_h5(source, path) as h5:
+        _load_weights(h5, paths)
+    return model.eval()
