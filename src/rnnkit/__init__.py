@@ -9,12 +9,15 @@ base (Layer) -> cells (one time step) -> rnn (the time loop) -> layers ->
 model (Sequential).
 """
 
+from . import interop, v1
 from .base import Layer
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
+from .v1 import dynamic_rnn, static_rnn
+from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __version__ = "0.1.0"
 
@@ -43,4 +46,15 @@ __all__ = [
     "Embedding",
     "Sequential",
     "Constant",
+    # TF1 (seed 003): functions, stack and wrappers; the TF1 cell names live in rnnkit.v1
+    "static_rnn",
+    "dynamic_rnn",
+    "MultiRNNCell",
+    "DropoutWrapper",
+    "OutputProjectionWrapper",
+    "DeviceWrapper",
+    "ResidualWrapper",
+    "v1",
+    # weights in and out of PyTorch, Keras files and ONNX
+    "interop",
 ]

@@ -23,6 +23,8 @@ from .ops import as_tensor
 def tree_flatten(state) -> list[torch.Tensor]:
     if isinstance(state, torch.Tensor):
         return [state]
+    if not isinstance(state, (tuple, list)):  # a str would recurse forever
+        raise TypeError(f"state: expected a tensor or a (nested) tuple/list of tensors, got {type(state).__name__}")
     return [leaf for s in state for leaf in tree_flatten(s)]
 
 
@@ -86,23 +88,30 @@ def resolve_mask(mask, lengths, batch: int, time: int, device) -> torch.Tensor |
     if mask is None:
         return None
     if isinstance(mask, np.ndarray):
+        if mask.dtype.kind not in "biuf":
+            raise TypeError(f"mask: expected a bool array of shape (batch, time), got dtype {mask.dtype}")
         mask = torch.from_numpy(mask)
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask: expected a bool tensor of shape (batch, time), got {type(mask).__name__}")
     if tuple(mask.shape) != (batch, time):
         raise ValueError(f"mask: expected shape (batch, time) = ({batch}, {time}), got {tuple(mask.shape)}")
     if mask.dtype != torch.bool:
-        if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError(f"mask: expected a bool tensor (or only 0 and 1), got {mask.dtype} with other values")
+        bad = mask[(mask != 0) & (mask != 1)]
+        if bad.numel():
+            raise ValueError(f"mask: expected a bool tensor (or only 0 and 1), got {mask.dtype} with value {bad[0].item()}")
         mask = mask != 0
     return mask.to(device)
 
 
 def check_lengths(lengths, batch: int, time: int, arg: str) -> torch.Tensor:
     """Integer lengths (batch,) in [0, time], as a long tensor."""
-    t = torch.as_tensor(np.asarray(lengths) if not isinstance(lengths, torch.Tensor) else lengths)
+    if not isinstance(lengths, torch.Tensor):
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind not in "biuf":
+            raise TypeError(f"{arg}: expected integer lengths of shape (batch,) = ({batch},), got dtype {lengths.dtype}")
+    t = torch.as_tensor(lengths)
     if t.is_floating_point():
-        if not bool((t == t.round()).all()):
+        if not bool((t == t.round()).all() and t.isfinite().all()):
             raise ValueError(f"{arg}: expected integer lengths, got non-integer values {t.tolist()}")
     elif t.dtype == torch.bool or t.is_complex():
         raise ValueError(f"{arg}: expected integer lengths, got dtype {t.dtype}")
@@ -143,6 +152,8 @@ def check_initial_state(initial_state, template, arg: str = "initial_state"):
         g = as_tensor(g, f"{arg}[{i}]")
         if tuple(g.shape) != tuple(w.shape):
             raise ValueError(f"{arg}[{i}]: expected shape {tuple(w.shape)}, got {tuple(g.shape)}")
+        if g.dtype != w.dtype:  # a silent cast would hide float64 -> float32 precision loss
+            raise TypeError(f"{arg}[{i}]: dtype {g.dtype} does not match the inputs and weights ({w.dtype})")
         out.append(g.to(dtype=w.dtype, device=w.device))
     return tree_unflatten(template, out)
 
@@ -157,10 +168,17 @@ def _bernoulli_scaled(shape, rate, like, generator):
 
 
 def sample_dropout_masks(cell, batch: int, like: torch.Tensor, generator=None):
-    """One mask per sequence for each built-in cell with dropout; None when none applies."""
+    """One mask per sequence for each cell with dropout; None when none applies.
+
+    A cell that brings its own dropout (e.g. ``DropoutWrapper``) provides
+    ``cell.dropout_masks(batch, like, generator)``; what it returns is
+    passed to its forward as the third argument, as for the built-in cells.
+    """
     if isinstance(cell, StackedRNNCells):
         masks = tuple(sample_dropout_masks(c, batch, like, generator) for c in cell.cells)
         return None if all(m is None for m in masks) else masks
+    if hasattr(cell, "dropout_masks"):
+        return cell.dropout_masks(batch, like, generator)
     if not isinstance(cell, Cell) or (cell.dropout == 0 and cell.recurrent_dropout == 0):
         return None
     return DropoutMasks(
@@ -291,6 +309,10 @@ class RNN(Layer):
                 f"convert with .to({param.dtype}) or the layer with .to({x.dtype})"
             )
         mask = resolve_mask(mask, lengths, batch, time, x.device)
+        if mask is not None:
+            # Padding may hold NaN/Inf: masked steps never reach the outputs, and
+            # zeroing them keeps them out of the gradients too (0 * NaN = NaN).
+            x = x.masked_fill(~mask[..., None], 0.0)
         state = self._initial_state(initial_state, batch, x)
         training = self.training if training is None else bool(training)
         dropout = sample_dropout_masks(self.cell, batch, x, self._dropout_generator()) if training else None
