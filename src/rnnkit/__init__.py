@@ -16,6 +16,7 @@ from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
+from .tbptt import tbptt_chunks, truncated_bptt
 from .v1 import dynamic_rnn, static_rnn
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
@@ -46,6 +47,9 @@ __all__ = [
     "Embedding",
     "Sequential",
     "Constant",
+    # sequences too long to backprop whole
+    "truncated_bptt",
+    "tbptt_chunks",
     # TF1 (seed 003): functions, stack and wrappers; the TF1 cell names live in rnnkit.v1
     "static_rnn",
     "dynamic_rnn",

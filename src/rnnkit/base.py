@@ -72,19 +72,31 @@ class Layer(nn.Module):
                 f"weights: layer {self.name!r} is not built yet; give it input_shape=... or call it on data first"
             )
         own = self.weights
-        weights = list(weights)
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights: layer {self.name!r} expects a list of arrays, got {type(weights).__name__}")
         if len(weights) != len(own):
             raise ValueError(
                 f"weights: layer {self.name!r} expects {len(own)} arrays "
                 f"{[tuple(w.shape) for w in own]}, got {len(weights)}"
             )
+        # Check every array before copying any, so a bad list leaves the layer as it was.
+        new = []
         for i, (p, w) in enumerate(zip(own, weights)):
-            w = torch.as_tensor(np.asarray(w))
+            if isinstance(w, torch.Tensor):
+                w, real = w.detach(), not w.is_complex()
+            else:
+                w = np.asarray(w)
+                real = w.dtype.kind in "biuf"
+            if not real:
+                raise TypeError(f"weights[{i}]: layer {self.name!r} expects a real numeric array, got dtype {w.dtype}")
+            w = torch.as_tensor(w)
             if tuple(w.shape) != tuple(p.shape):
                 raise ValueError(
                     f"weights[{i}]: layer {self.name!r} expects shape {tuple(p.shape)}, got {tuple(w.shape)}"
                 )
-            with torch.no_grad():
+            new.append(w)
+        with torch.no_grad():
+            for p, w in zip(own, new):
                 p.copy_(w.to(dtype=p.dtype, device=p.device))
 
     def count_params(self) -> int:

@@ -174,6 +174,8 @@ class Bidirectional(Layer):
     def forward(self, inputs, initial_state=None, mask=None, lengths=None, training=None):
         fs = bs = None
         if initial_state is not None:
+            if not isinstance(initial_state, (torch.Tensor, list, tuple)):
+                raise TypeError(f"initial_state: expected a list of tensors, got {type(initial_state).__name__}")
             flat = tree_flatten(initial_state) if not isinstance(initial_state, torch.Tensor) else [initial_state]
             if len(flat) % 2:
                 raise ValueError(
@@ -256,9 +258,13 @@ class Dense(Layer):
 
     def forward(self, inputs):
         x = as_tensor(inputs)
+        if x.dim() == 0:
+            raise ValueError(f"inputs: layer {self.name!r} expects (..., features), got a 0-D tensor")
         self.maybe_build(x.shape[1:], like=x)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"inputs: layer {self.name!r} expects {self.input_size} features, got shape {tuple(x.shape)}")
+        if x.dtype != self.kernel.dtype:
+            raise TypeError(f"inputs: dtype {x.dtype} does not match layer {self.name!r}'s weights ({self.kernel.dtype})")
         y = x @ self.kernel
         if self.bias is not None:
             y = y + self.bias
@@ -318,11 +324,16 @@ class Masking(Layer):
 
     def __init__(self, mask_value: float = 0.0, name: str | None = None, input_shape=None):
         super().__init__(name=name, input_shape=input_shape)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+            raise TypeError(f"mask_value: expected a number, got {type(mask_value).__name__} {mask_value!r}")
         self.mask_value = float(mask_value)
         self.built = True
 
     def compute_mask(self, inputs, mask=None):  # noqa: ARG002 - a new mask replaces the old
-        return (as_tensor(inputs) != self.mask_value).any(dim=-1)
+        x = as_tensor(inputs)
+        if x.dim() != 3:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, time, features), got shape {tuple(x.shape)}")
+        return (x != self.mask_value).any(dim=-1)
 
     def forward(self, inputs):
         x = as_tensor(inputs)
@@ -384,10 +395,16 @@ class Embedding(Layer):
             self.embeddings.copy_(self.embeddings_initializer(tuple(self.embeddings.shape)))
 
     def _ids(self, inputs) -> torch.Tensor:
-        ids = torch.from_numpy(np.asarray(inputs)) if not isinstance(inputs, torch.Tensor) else inputs
+        if isinstance(inputs, torch.Tensor):
+            ids = inputs
+        else:
+            arr = np.asarray(inputs)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"inputs: expected integer token ids, got dtype {arr.dtype}")
+            ids = torch.from_numpy(arr)
         if ids.is_floating_point():
-            if not bool((ids == ids.round()).all()):
-                raise TypeError(f"inputs: expected integer token ids, got non-integer {ids.dtype} values")
+            if not bool((ids == ids.round()).all() and ids.isfinite().all()):
+                raise TypeError(f"inputs: expected integer token ids, got non-integer or non-finite {ids.dtype} values")
             ids = ids.long()
         if ids.dtype == torch.bool or ids.is_complex():
             raise TypeError(f"inputs: expected integer token ids, got {ids.dtype}")
