@@ -90,3 +90,12 @@ def test_tour_prints_the_seeds_shapes():
     text = "\n".join(lines)
     for shape in ["(1, 1, 2)", "(1, 5, 2)", "(3, 5, 2)", "Total params: 34"]:
         assert shape in text
+
+
+def test_summary_with_variable_time_axis_shows_none():
+    model = rk.Sequential([rk.LSTM(4, return_sequences=True, input_shape=(None, 3)), rk.GRU(2), rk.Dense(1)])
+    lines = []
+    model.summary(print_fn=lines.append)
+    rows = [r.split() for r in lines[0].splitlines() if r.startswith(("lstm", "gru", "dense"))]
+    assert [" ".join(r[2:-1]) for r in rows] == ["(None, None, 4)", "(None, 2)", "(None, 1)"]
+    assert [int(r[-1]) for r in rows] == [4 * 4 * (3 + 4 + 1), 3 * 2 * (4 + 2 + 2), 2 + 1]

@@ -11,12 +11,28 @@ model (Sequential).
 
 from . import interop, v1
 from .base import Layer
+from .callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
+from .io import load_model, save_model
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
 from .tbptt import tbptt_chunks, truncated_bptt
+from .training import (
+    CategoricalCrossentropy,
+    History,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 from .v1 import dynamic_rnn, static_rnn
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
@@ -47,6 +63,20 @@ __all__ = [
     "Embedding",
     "Sequential",
     "Constant",
+    # training (Keras's compile/fit/evaluate/predict on Sequential)
+    "History",
+    "SparseCategoricalCrossentropy",
+    "CategoricalCrossentropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Callback",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "TerminateOnNaN",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "save_model",
+    "load_model",
     # sequences too long to backprop whole
     "truncated_bptt",
     "tbptt_chunks",

@@ -10,6 +10,7 @@ from .base import Layer
 from .layers import Embedding, deserialize, serialize
 from .ops import as_tensor
 from .rnn import RNN
+from .training import TrainingMixin
 
 
 def _passes_mask(layer) -> bool:
@@ -21,7 +22,7 @@ def _takes_mask(layer) -> bool:
     return isinstance(layer, RNN) or hasattr(layer, "forward_layer")
 
 
-class Sequential(Layer):
+class Sequential(TrainingMixin, Layer):
     """A stack of layers, each feeding the next (Keras's ``Sequential``).
 
     Masks travel as in Keras: ``Masking`` and ``Embedding(mask_zero=True)``
@@ -73,26 +74,34 @@ class Sequential(Layer):
         self._output_shapes = self._trace(self.input_shape)
 
     def _trace(self, input_shape):
-        # One batch-1 pass in eval mode builds lazy layers and yields each
-        # layer's output shape; stateful layers get their carried state back.
+        # Batch-1 passes in eval mode build lazy layers and yield each layer's
+        # output shape. A None axis (e.g. time) is traced at two sizes: output
+        # axes that change with it are reported as None, as Keras shows them.
+        # Stateful layers get their carried state back afterwards.
         saved = [(m, m.states) for m in self.modules() if isinstance(m, RNN)]
         was_training = self.training
         self.eval()
-        shapes = []
-        first = self.layers[0] if len(self.layers) else None
-        x = torch.zeros((1, *input_shape), dtype=torch.long if isinstance(first, Embedding) else torch.float32)
-        if len(self.layers):
-            p = next(self.parameters(), None)
-            if p is not None and not isinstance(first, Embedding):
-                x = x.to(dtype=p.dtype, device=p.device)
+        traces = []
         try:
             with torch.no_grad():
-                self._forward(x, None, shapes)
+                for size in (2, 3) if None in input_shape else (1,):
+                    shapes = []
+                    self._forward(self._zeros([size if d is None else d for d in input_shape]), None, shapes)
+                    traces.append(shapes)
         finally:
             self.train(was_training)
             for m, s in saved:
                 m.states = s
-        return shapes
+        if len(traces) == 1:
+            return traces[0]
+        return [tuple(a if a == b else None for a, b in zip(s2, s3)) for s2, s3 in zip(*traces)]
+
+    def _zeros(self, shape):
+        first = self.layers[0]
+        if isinstance(first, Embedding):
+            return torch.zeros((1, *shape), dtype=torch.long)
+        p = next(self.parameters(), None)
+        return torch.zeros((1, *shape)) if p is None else torch.zeros((1, *shape), dtype=p.dtype, device=p.device)
 
     # ---------------------------------------------------------------- forward
     def _forward(self, x, mask, shapes=None):

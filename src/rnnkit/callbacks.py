@@ -1,0 +1,232 @@
+"""Keras's training callbacks: hooks that ``fit`` calls around epochs and batches.
+
+A callback sees the model (``self.model``) and the epoch's ``logs`` dict
+(``{"loss": ..., "accuracy": ..., "val_loss": ...}``). It may stop training
+by setting ``model.stop_training = True``.
+
+    model.fit(x, y, epochs=50, validation_split=0.1,
+              callbacks=[EarlyStopping("val_loss", patience=3, restore_best_weights=True)])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+
+class Callback:
+    """Base class: override the hooks you need; each gets the epoch/batch number and ``logs``."""
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    # Keras's rule: accuracies (and AUCs) grow, everything else shrinks.
+    return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+
+
+class _Monitor(Callback):
+    """Shared by callbacks that watch one logged value for improvement."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected a log name such as 'val_loss', got {type(monitor).__name__}")
+        self.monitor = monitor
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _current(self, logs) -> float:
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(
+                f"monitor: {type(self).__name__} watches {self.monitor!r}, but the logs only have {sorted(logs)}; "
+                "validation values need validation_data or validation_split"
+            )
+        return float(logs[self.monitor])
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model ends with the weights of its best
+    epoch (kept as a CPU copy of the state dict).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False):
+        super().__init__(monitor, mode, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
+        self.patience = patience
+        self.restore_best_weights = bool(restore_best_weights)
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002 - Keras's hook signature
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best_epoch = None
+        self.best_weights = None
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience and epoch > 0:  # Keras's rule
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):  # noqa: ARG002
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
+            self.model.load_state_dict(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (a run directory: config.json + model.safetensors) at the end of each epoch.
+
+    ``path`` may contain ``{epoch}`` (1-based) and any logged value, e.g.
+    ``"runs/ckpt-{epoch:02d}-{val_loss:.3f}"``. With ``save_best_only`` it
+    saves only when ``monitor`` improves.
+    """
+
+    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"):
+        self.path = os.fspath(path)
+        self.save_best_only = bool(save_best_only)
+        self._watch = _Monitor(monitor, mode, 0.0)
+        self.monitor = monitor
+        self.last_saved: str | None = None
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002
+        self._watch.best = math.inf if self._watch.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .io import save_model  # io imports training, which imports this module
+
+        logs = logs or {}
+        if self.save_best_only:
+            value = self._watch._current(logs)
+            if not self._watch._improved(value):
+                return
+            self._watch.best = value
+        try:
+            path = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"path: {self.path!r} names {e} which is not in the logs {sorted(logs)}") from e
+        save_model(self.model, path)
+        self.last_saved = path
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)`` (epoch counts from 0).
+
+    The rate depends only on the epoch, so a resumed run follows the same schedule.
+
+    >>> LearningRateScheduler(lambda epoch, lr: 1e-3 * 0.5 ** (epoch // 5))
+    """
+
+    def __init__(self, schedule, verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError(f"schedule: expected a callable (epoch, lr) -> lr, got {type(schedule).__name__}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002
+        lr = float(self.schedule(epoch, float(self.model.optimizer.param_groups[0]["lr"])))
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"schedule: returned learning rate {lr!r} for epoch {epoch}; expected a positive number")
+        for group in self.model.optimizer.param_groups:
+            group["lr"] = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.3g}")
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
+
+    Waits ``cooldown`` epochs after a reduction before counting again, and
+    never goes below ``min_lr``. The optimizer's ``param_groups`` hold the
+    rate, so it is saved with the optimizer state.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, verbose: int = 0):
+        super().__init__(monitor, mode, min_delta)
+        if not 0.0 < float(factor) < 1.0:
+            raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
+        self.factor = float(factor)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0, got {patience!r}")
+        self.patience = patience
+        self.cooldown = int(cooldown)
+        self.min_lr = float(min_lr)
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        logs["lr"] = self.model.optimizer.param_groups[0]["lr"]
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        if self.cooldown_counter > 0:
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            for group in self.model.optimizer.param_groups:
+                old = float(group["lr"])
+                new = max(old * self.factor, self.min_lr)
+                if old - new > 1e-12:
+                    group["lr"] = new
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new:.3g}")
+            self.cooldown_counter = self.cooldown
+            self.wait = 0
+

@@ -1,0 +1,96 @@
+"""The seeds' jobs as ready datasets, and the model each one trains.
+
+Every task returns a ``Task``: train/test arrays, the loss and metrics it
+is trained with, the output layer it needs and the presets that train it
+well. Nothing is downloaded: hello and series are generated, digits ships
+with scikit-learn, text reads the docstrings of the installed Python
+standard library; ``data=PATH`` reads a user's own file instead.
+
+    task = load_task("digits")
+    model = build_model(task, cell="gru", units=128)
+    model.compile(learning_rate=task.presets["lr"], loss=task.loss, metrics=task.metrics)
+    model.fit(task.x_train, task.y_train, epochs=task.presets["epochs"])
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
+from ..model import Sequential
+
+CELLS = {"simple": SimpleRNN, "gru": GRU, "lstm": LSTM}
+
+
+@dataclass
+class Task:
+    """One job: data, how it is scored, and the model head it needs.
+
+    x_*: (samples, time, features) floats, or (samples, time) token ids when
+    ``vocab_size`` is set (the model then starts with an Embedding).
+    sequence_output: the model predicts at every step (seq-to-seq) rather
+    than once from the last step.
+    info: plain-JSON facts needed to use a trained model again (vocabulary,
+    time grid), stored in the run's config.json.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    loss: str
+    metrics: list[str]
+    output_units: int
+    output_activation: str | None
+    sequence_output: bool
+    presets: dict
+    vocab_size: int | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+TASKS = ("hello", "digits", "series", "text")
+
+
+def load_task(name: str, data=None, seed: int = 0) -> Task:
+    """Build the task ``name`` (one of ``TASKS``); ``data`` is a path for digits (MNIST) and text."""
+    if name not in TASKS:
+        raise ValueError(f"task: unknown task {name!r}; expected one of {list(TASKS)}")
+    if data is not None and name in ("hello", "series"):
+        raise ValueError(f"data: the {name} task generates its own data and takes no --data file")
+    module = importlib.import_module(f"{__name__}.{name}")  # a fixed name from TASKS
+    return module.load(data=data, seed=seed)
+
+
+def build_model(task: Task, cell: str = "gru", units: int = 64, layers: int = 1, bidirectional: bool = False,
+                dropout: float = 0.0) -> Sequential:
+    """``[Embedding] -> recurrent layers -> [Dropout] -> Dense head``, shaped for ``task``.
+
+    Stacked layers return sequences to the next; the last one returns
+    sequences only for a seq-to-seq task. The head is a ``Dense`` on the
+    last axis, so for sequences it projects every step (seed 003's output
+    projection).
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        raise ValueError(f"layers: expected an integer >= 1, got {layers!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout: expected a rate in [0, 1), got {dropout!r}")
+    model = Sequential(name=f"{task.name}_model", input_shape=task.input_shape)
+    if task.vocab_size is not None:
+        model.add(Embedding(task.vocab_size, min(64, 4 * task.vocab_size)))
+    for i in range(layers):
+        rnn = CELLS[cell](units, return_sequences=task.sequence_output or i < layers - 1)
+        model.add(Bidirectional(rnn) if bidirectional else rnn)
+    if dropout:
+        model.add(Dropout(dropout))
+    model.add(Dense(task.output_units, activation=task.output_activation))
+    return model

@@ -1,0 +1,69 @@
+"""Run a trained ``Sequential`` one time step at a time, carrying the recurrent state.
+
+Generation (series continuation, text sampling) feeds each prediction back
+as the next input. Re-running the model over a sliding window, as seed 003
+does, costs a whole window of cell steps per new value; carrying each
+recurrent layer's state costs one cell step. Both give the same numbers
+when the window covers everything seen so far, which the tests check.
+
+    stepper = Stepper(model)
+    y = stepper.warm_up(x)          # x: (batch, time, features) -> last step's output
+    y = stepper.step(next_input)    # (batch, features) -> (batch, outputs)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..cells import initial_state_of
+from ..layers import Dense, Dropout, Embedding, TimeDistributed
+from ..ops import as_tensor
+from ..rnn import RNN, reference_loop
+
+
+class Stepper:
+    """Step a model made of recurrent layers (returning sequences) and per-step layers."""
+
+    def __init__(self, model):
+        for layer in model.layers:
+            ok = isinstance(layer, (Dense, Dropout, Embedding, TimeDistributed)) or (
+                isinstance(layer, RNN) and layer.return_sequences and not layer.go_backwards
+            )
+            if not ok:
+                raise ValueError(
+                    f"model: layer {getattr(layer, 'name', layer)!r} ({type(layer).__name__}) cannot run step by step; "
+                    "generation needs forward recurrent layers with return_sequences=True and per-step layers"
+                )
+        self.model = model
+        self.states: list = []
+
+    def _per_step(self, layer, h):
+        return layer.layer(h) if isinstance(layer, TimeDistributed) else layer(h)
+
+    @torch.no_grad()
+    def warm_up(self, x) -> torch.Tensor:
+        """Run the whole prefix ``x`` and keep each recurrent layer's final state; returns the last output."""
+        self.model.eval()
+        h = x if isinstance(x, torch.Tensor) and not x.is_floating_point() else as_tensor(x)
+        self.states = []
+        for layer in self.model.layers:
+            if isinstance(layer, RNN):
+                h, state = reference_loop(layer.cell, h, initial_state_of(layer.cell, h.shape[0], h))
+                self.states.append(state)
+            else:
+                h = layer(h)
+        return h[:, -1]
+
+    @torch.no_grad()
+    def step(self, x_t) -> torch.Tensor:
+        """One time step: ``x_t`` (batch, features), or (batch,) token ids, -> (batch, outputs)."""
+        if not self.states:
+            raise ValueError("step: call warm_up(prefix) first")
+        h, i = x_t, 0
+        for layer in self.model.layers:
+            if isinstance(layer, RNN):
+                h, self.states[i] = layer.cell(h, self.states[i])
+                i += 1
+            else:
+                h = self._per_step(layer, h)
+        return h
