@@ -9,7 +9,7 @@ base (Layer) -> cells (one time step) -> rnn (the time loop) -> layers ->
 model (Sequential).
 """
 
-from . import interop, v1
+from . import distributed, interop, v1
 from .base import Layer
 from .callbacks import (
     Callback,
@@ -91,4 +91,6 @@ __all__ = [
     "v1",
     # weights in and out of PyTorch, Keras files and ONNX
     "interop",
+    # several processes under torchrun (DistributedDataParallel)
+    "distributed",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 
+import torch
+
 
 class Callback:
     """Base class: override the hooks you need; each gets the epoch/batch number and ``logs``."""
@@ -139,12 +141,23 @@ class ModelCheckpoint(Callback):
             if not self._watch._improved(value):
                 return
             self._watch.best = value
+        if not finite_state(self.model, logs):  # keep the last good file rather than NaN weights
+            print(f"Epoch {epoch + 1}: ModelCheckpoint skipped, the loss or the weights are not finite")
+            return
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError) as e:
             raise ValueError(f"path: {self.path!r} names {e} which is not in the logs {sorted(logs)}") from e
         save_model(self.model, path)
         self.last_saved = path
+
+
+def finite_state(model, logs=None) -> bool:
+    """True when the logged ``loss`` (if any) and every weight of ``model`` are finite: a state worth saving."""
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+        return False
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 class TerminateOnNaN(Callback):

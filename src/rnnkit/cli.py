@@ -7,6 +7,10 @@
     rnnkit train text --data book.txt --out runs/book && rnnkit sample runs/book --prime "The " --temperature 0.7
     rnnkit summary series --cell gru --units 64
 
+Several processes: ``torchrun --nproc_per_node=N -m rnnkit train ...`` trains
+with DistributedDataParallel (``--batch-size`` is the global batch); process
+0 writes the run directory.
+
 Errors are one line on stderr and a non-zero exit (``--debug`` shows the
 traceback). Ctrl-C during training leaves the run directory at its last
 complete epoch, ready for ``--resume``.
@@ -105,24 +109,34 @@ def _cosine(lr: float, epochs: int):
 
 
 def _make_callbacks(run_dir: Path, task_cfg: dict, history: dict, settings: dict, start_epoch: int):
-    from .callbacks import Callback, LearningRateScheduler, TerminateOnNaN
+    from . import distributed
+    from .callbacks import Callback, LearningRateScheduler, TerminateOnNaN, finite_state
     from .io import Checkpoint
 
     class RunCheckpoint(Callback):
         """Snapshot weights, optimizer, RNGs and history after every epoch (in memory, cheap);
-        write the snapshot at most every SAVE_EVERY seconds, at the end, and on Ctrl-C."""
+        write the snapshot at most every SAVE_EVERY seconds, at the end, and on Ctrl-C.
+
+        An epoch whose loss or weights are not finite is not snapshotted, so the
+        run directory keeps the last good epoch. Only process 0 of a
+        distributed run snapshots and writes."""
 
         def __init__(self):
             self.history = {k: list(v) for k, v in history.items()}
             self.epoch = self.saved_epoch = start_epoch
             self.snapshot = None
+            self.bad = None  # (epoch, loss) of the first non-finite epoch
             self.last_write = time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
             for k, v in (logs or {}).items():
                 self.history.setdefault(k, []).append(float(v))
             self.epoch = epoch + 1
-            self.snapshot = Checkpoint(self.model, self.epoch, self.history, task=task_cfg)
+            if not finite_state(self.model, logs):
+                self.bad = self.bad or (epoch + 1, (logs or {}).get("loss"))
+                return
+            if distributed.is_main():
+                self.snapshot = Checkpoint(self.model, self.epoch, self.history, task=task_cfg)
             if time.monotonic() - self.last_write >= SAVE_EVERY:
                 self.flush()
 
@@ -137,23 +151,43 @@ def _make_callbacks(run_dir: Path, task_cfg: dict, history: dict, settings: dict
 
 
 def train(task_name: str, args, quick: bool = False, print_fn=print) -> dict:
-    """Train (or resume) one run; write the run directory; return the metrics dict."""
+    """Train (or resume) one run; write the run directory; return the metrics dict.
+
+    Under torchrun every process runs this; process 0 writes the files.
+    """
+    from . import distributed
+
+    ctx = distributed.init(args.device) if distributed.launched_by_torchrun() else None
+    try:
+        return _train(task_name, args, quick, print_fn, ctx)
+    finally:
+        if ctx is not None:
+            distributed.cleanup()
+
+
+def _train(task_name: str, args, quick: bool, print_fn, ctx) -> dict:
+    import numpy as np
     import torch
 
+    from . import distributed
     from .data import build_model, load_task
     from .io import clean_leftovers, load_checkpoint, read_config, save_checkpoint
     from .training import resolve_device
 
-    device = resolve_device(args.device)
+    device = ctx.device if ctx is not None else resolve_device(args.device)
+    main = distributed.is_main()
     # The recurrent loop is many small ops: one CPU thread is the fastest at
     # these sizes and does not fight other processes for cores (two threads on
     # a busy 2-core machine measured 5-40x slower per batch).
     torch.set_num_threads(getattr(args, "threads", None) or 1)
     if args.resume:
         run_dir = Path(args.resume)
-        clean_leftovers(run_dir)
+        if main:
+            clean_leftovers(run_dir)  # finish or discard what a killed writer left
+        distributed.barrier()
         task_cfg = read_config(run_dir).get("task") or {}
-        if not isinstance(task_cfg, dict) or task_cfg.get("name") not in QUICK:
+        if (not isinstance(task_cfg, dict) or task_cfg.get("name") not in QUICK
+                or not isinstance(task_cfg.get("settings"), dict)):
             raise ValueError(f"resume: {run_dir} was not written by `rnnkit train` (no task in config.json)")
         settings = dict(task_cfg["settings"])
         if args.epochs is not None:
@@ -174,13 +208,20 @@ def train(task_name: str, args, quick: bool = False, print_fn=print) -> dict:
         run_dir = Path(args.out or f"runs/{task.name}")
         task_cfg = {"name": task.name, "data": data, "seed": args.seed, "settings": settings, "info": task.info}
         start_epoch, history = 0, {}
-        save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
+        if main:
+            save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
+    if ctx is not None:
+        if settings["batch_size"] % ctx.world_size:
+            raise ValueError(f"batch_size: the global batch {settings['batch_size']} must be a multiple of the "
+                             f"{ctx.world_size} processes")
+        if ctx.rank:  # the same weights (DDP copies process 0's), but dropout masks of its own
+            _seed_everything(int(np.random.SeedSequence([task_cfg["seed"], ctx.rank, start_epoch]).generate_state(1)[0]))
     ckpt, callbacks = _make_callbacks(run_dir, task_cfg, history, settings, start_epoch)
     start = time.perf_counter()
     try:
         model.fit(task.x_train, task.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
                   validation_split=0.1 if len(task.x_train) >= 20 else 0.0, callbacks=callbacks,
-                  initial_epoch=start_epoch, verbose=getattr(args, "verbose", "auto"))
+                  initial_epoch=start_epoch, verbose=getattr(args, "verbose", "auto") if main else 0)
     except KeyboardInterrupt:
         ckpt.flush()  # the last complete epoch, not the half-trained weights of this one
         raise KeyboardInterrupt(
@@ -188,10 +229,18 @@ def train(task_name: str, args, quick: bool = False, print_fn=print) -> dict:
             f"continue with `rnnkit train --resume {run_dir}`"
         ) from None
     ckpt.flush()
+    distributed.barrier()  # the run directory is complete before any process goes on
+    if ckpt.bad is not None:
+        raise ValueError(f"train: the loss became {ckpt.bad[1]} in epoch {ckpt.bad[0]}; {run_dir} keeps epoch "
+                         f"{ckpt.saved_epoch}, the last with a finite loss and weights (try a lower --lr or --clipnorm)")
+    if not main:
+        return {}
     seconds = time.perf_counter() - start
     metrics = report(task, model, run_dir, print_fn=print_fn, plots=True)
     metrics.update({"epochs": ckpt.epoch, "train_seconds": round(seconds, 2), "device": str(device),
                     "settings": settings})
+    if ctx is not None:
+        metrics["distributed"] = {"processes": ctx.world_size, "backend": ctx.backend}
     from .io import write_json
     from .plots import plot_history
 

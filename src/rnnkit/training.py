@@ -23,6 +23,17 @@ Repeatability: ``fit`` shuffles with its own ``torch.Generator``
 use, so ``torch.manual_seed(s)`` before building the model makes a CPU run
 repeatable; ``rnnkit.io`` saves and restores that generator with the RNG
 states for exact resumption (``fit(..., initial_epoch=k)``).
+
+Several processes: under ``torchrun`` with ``rnnkit.distributed.init()``,
+``fit`` trains with DistributedDataParallel; ``batch_size`` is then the
+global batch (see ``rnnkit.distributed``).
+
+Non-finite values: ``clipnorm`` calls ``clip_grad_norm_`` with
+``error_if_nonfinite=False`` (torch's default), so a NaN or infinite
+gradient raises nothing: the step writes NaN into the weights and the loss
+is NaN from then on. ``TerminateOnNaN`` stops training at the first
+non-finite batch loss; ``ModelCheckpoint`` and ``rnnkit train`` keep the
+last epoch whose loss and weights were finite.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .callbacks import Callback
 
 _EPS = 1e-7  # Keras's backend epsilon, used to clip probabilities
@@ -461,6 +473,16 @@ class TrainingMixin:
         mode = _progress_mode(verbose)
         self.stop_training = False
         gen = self._get_shuffle_generator()
+        ctx = distributed.active()
+        net, sampler = self, None
+        if ctx is not None:
+            # Each process takes B/N samples of every global batch B; see rnnkit.distributed.
+            batch_size = distributed.local_batch_size(batch_size, ctx)
+            seed = distributed.broadcast_int(gen.initial_seed(), ctx)
+            sampler = distributed.sampler(len(data), seed, shuffle, ctx)
+            net = distributed.wrap(self, ctx)
+            if ctx.rank:
+                mode = "silent"
         for cb in cbs:
             cb.on_train_begin()
         self.train()
@@ -469,8 +491,12 @@ class TrainingMixin:
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
                 start = time.perf_counter()
-                order = torch.randperm(len(data), generator=gen) if shuffle else torch.arange(len(data))
-                logs = self._train_epoch(data, order, batch_size, cbs, mode, epoch, epochs)
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                    order = torch.tensor(list(sampler), dtype=torch.long)
+                else:
+                    order = torch.randperm(len(data), generator=gen) if shuffle else torch.arange(len(data))
+                logs = self._train_epoch(data, order, batch_size, cbs, mode, epoch, epochs, net, ctx)
                 if val is not None:
                     logs.update({f"val_{k}": v for k, v in self._run_epoch_eval(val, batch_size).items()})
                 if mode != "silent":
@@ -486,7 +512,8 @@ class TrainingMixin:
             cb.on_train_end()
         return history
 
-    def _train_epoch(self, data, order, batch_size, cbs, mode, epoch, epochs) -> dict[str, float]:
+    def _train_epoch(self, data, order, batch_size, cbs, mode, epoch, epochs, net, ctx) -> dict[str, float]:
+        """One pass over ``order``; ``net`` is the model, or its DistributedDataParallel wrapper when ``ctx`` is set."""
         self.train()
         totals: dict[str, float] = {}
         seen = 0
@@ -500,7 +527,7 @@ class TrainingMixin:
             for step in range(steps):
                 xb, yb = self._prepare(*data.batch(order[step * batch_size:(step + 1) * batch_size]))
                 self.optimizer.zero_grad(set_to_none=True)
-                scores = self._scores(yb, self(xb))
+                scores = self._scores(yb, net(xb))
                 scores["loss"].backward()
                 if self.clipvalue is not None:
                     torch.nn.utils.clip_grad_value_(self.parameters(), self.clipvalue)
@@ -510,6 +537,8 @@ class TrainingMixin:
                 n = len(xb)
                 seen += n
                 batch_logs = {k: float(v.detach()) for k, v in scores.items()}
+                if ctx is not None:  # every process sees the same numbers, so callbacks decide alike
+                    batch_logs = distributed.mean_across(batch_logs, ctx)
                 for k, v in batch_logs.items():
                     totals[k] = totals.get(k, 0.0) + v * n
                 for cb in cbs:
