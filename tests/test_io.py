@@ -179,3 +179,17 @@ def test_ctrl_c_waits_for_the_block_to_finish():
             os.kill(os.getpid(), signal.SIGINT)
             done.append(True)
     assert done == [True]
+
+
+def test_atomic_write_replaces_whole_file_and_clears_a_killed_writers_leftovers(tmp_path):
+    from rnnkit.io import atomic_write
+
+    target = tmp_path / "model.onnx"
+    stale = tmp_path / ".model.onnx.tmp-deadbeef"  # what a writer killed before its rename leaves
+    stale.write_bytes(b"half")
+    other = tmp_path / ".other.bin.tmp-deadbeef"  # another file's temporary: not ours to delete
+    other.write_bytes(b"x")
+    atomic_write(target, b"new contents")
+    assert target.read_bytes() == b"new contents"
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.bin.tmp-deadbeef", "model.onnx"]

@@ -25,6 +25,7 @@ of a killed writer are removed the next time the folder is written.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -77,8 +78,13 @@ def _write_temp(path: Path, data: bytes) -> Path:
 
 
 def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it."""
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it.
+
+    Temporary files that an earlier, killed writer of the same path left behind are deleted first.
+    """
     path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}{_TMP_MARK}*"):
+        stale.unlink(missing_ok=True)
     tmp = _write_temp(path, data)
     try:
         os.replace(tmp, path)

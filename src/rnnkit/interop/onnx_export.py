@@ -27,13 +27,11 @@ around each recurrent operator (onnxruntime's operators are time-major only).
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import torch
 
 from ..cells import GRUCell, LSTMCell, SimpleRNNCell
+from ..io import atomic_write
 from ..layers import Bidirectional, Dense, Dropout, Embedding, Masking, TimeDistributed
 from ..model import Sequential
 from ..ops import activation_name
@@ -378,7 +376,7 @@ def export_onnx(model, path, example_input, *, check: bool = True, tolerance: fl
     if check:
         vocabulary = layers[0].input_dim if isinstance(layers[0], Embedding) else None
         _check_with_onnxruntime(proto, model, [(x, expected), (_other_input(x, vocabulary), None)], tolerance)
-    _write_atomically(proto.SerializeToString(), os.fspath(path))
+    atomic_write(path, proto.SerializeToString())
     return proto
 
 
@@ -398,17 +396,3 @@ def _check_with_onnxruntime(proto, model, cases, tolerance: float) -> None:
                 f"export_onnx: onnxruntime's output differs from rnnkit's by {err:.3g} > tolerance {tolerance} "
                 f"on an input of shape {tuple(x.shape)}; the file was not written. Please report this model"
             )
-
-
-def _write_atomically(data: bytes, path: str) -> None:
-    """Write to a temporary file next to ``path``, then rename: never a half-written model."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rnnkit-", suffix=".onnx.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
