@@ -21,6 +21,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .io import load_model, save_model
+from .kernels import Stepper, explain
 from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
 from .model import Sequential
 from .ops import Constant
@@ -77,6 +78,9 @@ __all__ = [
     "LearningRateScheduler",
     "save_model",
     "load_model",
+    # which kernel ran and why; fast single steps for generation
+    "explain",
+    "Stepper",
     # sequences too long to backprop whole
     "truncated_bptt",
     "tbptt_chunks",

@@ -1,0 +1,339 @@
+"""The fused native kernels give the reference loop's numbers, forward and every gradient.
+
+Each fast path runs against the same layer with ``unroll=True`` (the readable
+loop, ``rnnkit.reference_loop``): float64 to 1e-10, float32 to ~1e-5, over
+random shapes, masks with left padding, holes and zero-length rows,
+go_backwards, initial states, stacks, Bidirectional and dropout masks.
+``gradcheck`` checks the autograd Function itself in float64.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit as rk
+from rnnkit.cells import DropoutMasks
+from rnnkit.kernels import Stepper, explain, native, native_available, select
+from rnnkit.rnn import RNN, tree_flatten
+
+BUILT, WHY_NOT = native_available()
+needs_native = pytest.mark.skipif(not BUILT, reason=f"{WHY_NOT} (the reference loop runs instead)")
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=2e-5)}
+
+CELLS = {
+    "simple_tanh": lambda u: rk.SimpleRNNCell(u),
+    "simple_relu": lambda u: rk.SimpleRNNCell(u, activation="relu"),
+    "simple_sigmoid": lambda u: rk.SimpleRNNCell(u, activation="sigmoid"),
+    "simple_linear_nobias": lambda u: rk.SimpleRNNCell(u, activation=None, use_bias=False),
+    "gru_after": lambda u: rk.GRUCell(u, bias_initializer="random_uniform"),
+    "gru_before": lambda u: rk.GRUCell(u, reset_after=False, bias_initializer="random_uniform"),
+    "gru_nobias": lambda u: rk.GRUCell(u, use_bias=False),
+    "lstm": lambda u: rk.LSTMCell(u, bias_initializer="random_uniform"),
+    "lstm_nobias": lambda u: rk.LSTMCell(u, use_bias=False),
+}
+
+
+def hard_mask(batch: int, time: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random holes, plus one left-padded row, one zero-length row, one full row."""
+    m = rng.random((batch, time)) > 0.35
+    m[0] = True
+    if batch > 1:
+        m[1] = False  # zero length
+    if batch > 2:
+        m[2, : time // 2] = False  # left padding
+        m[2, time // 2 :] = True
+    return torch.from_numpy(m)
+
+
+def run_both(layer, x, training=False, seed=0, **call):
+    """Outputs and gradients of the fused path and of the reference loop on the same inputs."""
+    results = []
+    for unroll in (True, False):  # the fused run last, so kernel_used names it afterwards
+        for sub in layer.modules():
+            if isinstance(sub, RNN):
+                sub.unroll = unroll
+        xi = x.detach().clone().requires_grad_(True)
+        init = call.get("initial_state")
+        init = None if init is None else [s.detach().clone().requires_grad_(True) for s in init]
+        torch.manual_seed(seed)  # the same dropout masks on both runs
+        kw = {**call, "initial_state": init}
+        out = layer(xi, training=training, **kw)
+        outs = out if isinstance(out, list) else [out]
+        weights = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=weights, dtype=o.dtype)).sum() for o in outs)
+        wrt = [xi, *(init or []), *layer.parameters()]
+        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+        results.append((outs, grads))
+        kernels = {sub.kernel_used for sub in layer.modules() if isinstance(sub, RNN)}
+        assert ("reference" not in kernels) != unroll, kernels
+    return results[::-1]  # (fused, reference)
+
+
+def assert_same(results, dtype):
+    (fast_out, fast_grads), (ref_out, ref_grads) = results
+    assert len(fast_out) == len(ref_out)
+    for a, b in zip(fast_out, ref_out):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+    for i, (a, b) in enumerate(zip(fast_grads, ref_grads)):
+        if b is None:
+            assert a is None or not a.any(), f"gradient {i}: the reference has none"
+            continue
+        torch.testing.assert_close(a, b, **TOL[dtype], msg=lambda m, i=i: f"gradient {i}: {m}")
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_cell_matches_reference(name, dtype):
+    rng = np.random.default_rng(hash(name) % 2**32)
+    for case in range(4):  # plain, masked, backwards + zero outputs, initial state + masked
+        batch, time, features, units = (int(v) for v in rng.integers([3, 1, 1, 1], [7, 9, 6, 9]))
+        torch.manual_seed(case)
+        cell = CELLS[name](units)
+        layer = RNN(cell, return_sequences=True, return_state=True, go_backwards=case == 2,
+                    zero_output_for_mask=case == 2, input_shape=(time, features)).to(dtype)
+        x = torch.randn(batch, time, features, dtype=dtype)
+        mask = hard_mask(batch, time, rng) if case else None
+        init = None
+        if case == 3:
+            init = [torch.randn(s.shape, dtype=dtype) for s in tree_flatten(cell.get_initial_state(batch))]
+        assert_same(run_both(layer, x, mask=mask, initial_state=init), dtype)
+
+
+@needs_native
+def test_unmasked_float32_lstm_routes(monkeypatch):
+    """torch's oneDNN LSTM where it applies, else the native kernel: both match the loop."""
+    for onednn in (True, False):
+        monkeypatch.setattr(native, "onednn_lstm_available", lambda onednn=onednn: onednn)
+        torch.manual_seed(0)
+        layer = rk.LSTM(5, return_sequences=True, return_state=True, input_shape=(20, 3))
+        init = [torch.randn(4, 5), torch.randn(4, 5)]
+        assert_same(run_both(layer, torch.randn(4, 20, 3), initial_state=init), torch.float32)
+        assert layer.kernel_used == ("torch-onednn:LSTMCell" if onednn else "native:LSTMCell")
+        layer(torch.randn(4, 3, 3))  # short sequences: oneDNN's per-call setup costs more than it saves
+        assert layer.kernel_used == "native:LSTMCell"
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_stack_with_dropout_and_mask(dtype):
+    rng = np.random.default_rng(7)
+    cells = [
+        rk.GRUCell(5, dropout=0.3, recurrent_dropout=0.4),
+        rk.LSTMCell(4, recurrent_dropout=0.5),
+        rk.GRUCell(3, reset_after=False, dropout=0.2, recurrent_dropout=0.3),
+        rk.SimpleRNNCell(6, dropout=0.25, recurrent_dropout=0.25),
+    ]
+    layer = RNN(cells, return_sequences=True, return_state=True, input_shape=(7, 3)).to(dtype)
+    x = torch.randn(6, 7, 3, dtype=dtype)
+    results = run_both(layer, x, training=True, mask=hard_mask(6, 7, rng))
+    assert_same(results, dtype)
+    assert layer.kernel_used == "native:GRUCell+native:LSTMCell+native:GRUCell+native:SimpleRNNCell"
+
+
+@needs_native
+@pytest.mark.parametrize("merge_mode", ["concat", "ave"])
+def test_bidirectional(merge_mode):
+    rng = np.random.default_rng(3)
+    layer = rk.Bidirectional(rk.LSTM(4, return_sequences=True, return_state=True), merge_mode=merge_mode,
+                             input_shape=(6, 3)).double()
+    x = torch.randn(5, 6, 3, dtype=torch.float64)
+    assert_same(run_both(layer, x, mask=hard_mask(5, 6, rng)), torch.float64)
+    assert "native:LSTMCell" in explain(layer)
+
+
+@needs_native
+def test_lengths_and_stateful_layers():
+    layer = rk.GRU(4, stateful=True, return_sequences=True, input_shape=(5, 3)).double()
+    ref = rk.GRU(4, stateful=True, return_sequences=True, unroll=True, input_shape=(5, 3)).double()
+    ref.set_weights(layer.get_weights())
+    for _ in range(2):  # the carried state goes through the kernel
+        x = torch.randn(3, 5, 3, dtype=torch.float64)
+        lengths = [5, 2, 0]
+        torch.testing.assert_close(layer(x, lengths=lengths), ref(x, lengths=lengths), **TOL[torch.float64])
+
+
+# ------------------------------------------------------------ the Function
+
+
+def _function_inputs(code, mask_on, dropout_on):
+    g = torch.Generator().manual_seed(code)
+    T, B, U = 4, 3, 3
+    gates = {native.SIMPLE: 1, native.GRU_AFTER: 3, native.GRU_BEFORE: 3, native.LSTM: 4}[code]
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).requires_grad_(True)
+
+    xw, Ur, h0 = rnd(T, B, gates * U), rnd(U, gates * U, scale=0.5), rnd(B, U)
+    b_rec = rnd(gates * U) if code == native.GRU_AFTER else None
+    c0 = rnd(B, U) if code == native.LSTM else None
+    mask = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 0], [1, 0, 1]], dtype=torch.bool) if mask_on else None
+    rd = (torch.rand(B, U, generator=g, dtype=torch.float64) > 0.3).double() / 0.7 if dropout_on else None
+    return xw, Ur, b_rec, h0, c0, mask, rd
+
+
+@needs_native
+@pytest.mark.parametrize("code", [native.SIMPLE, native.GRU_AFTER, native.GRU_BEFORE, native.LSTM])
+@pytest.mark.parametrize("mask_on,dropout_on,zero_out", [(False, False, False), (True, True, False), (True, False, True)])
+def test_gradcheck_sequence_function(code, mask_on, dropout_on, zero_out):
+    xw, Ur, b_rec, h0, c0, mask, rd = _function_inputs(code, mask_on, dropout_on)
+    act = 0  # tanh
+
+    def f(xw, Ur, b_rec, h0, c0):
+        return native.SequenceFunction.apply(code, act, zero_out, xw, Ur, b_rec, h0, c0, mask, rd)
+
+    assert torch.autograd.gradcheck(f, (xw, Ur, b_rec, h0, c0), eps=1e-6, atol=1e-7)
+
+
+@needs_native
+def test_second_derivatives_raise_instead_of_being_wrong():
+    layer = rk.GRU(3, input_shape=(4, 2)).double()
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="first derivatives only.*unroll=True"):
+        torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    layer.unroll = True  # the reference loop has second derivatives
+    (g,) = torch.autograd.grad(layer(x).sum(), x, create_graph=True)
+    g.sum().backward()
+
+
+@needs_native
+def test_inference_path_skips_saving_and_matches():
+    layer = rk.LSTM(5, return_sequences=True, input_shape=(6, 3)).double()
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    with torch.no_grad():
+        fast = layer(x)
+        layer.unroll = True
+        ref = layer(x)
+    torch.testing.assert_close(fast, ref, **TOL[torch.float64])
+
+
+@needs_native
+def test_saved_memory_is_linear_in_steps(monkeypatch):
+    monkeypatch.setattr(native, "onednn_lstm_available", lambda: False)  # the native kernel's own memory
+    layer = rk.LSTM(8)
+    saved = {}
+    for steps in (50, 100, 150):
+        seen = {}
+
+        def pack(t, seen=seen):
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            layer(torch.randn(2, steps, 3))
+        saved[steps] = sum(seen.values())
+    # Equal steps added, equal bytes added: linear in steps (plus constants: weights, h0).
+    assert saved[150] - saved[100] == pytest.approx(saved[100] - saved[50], rel=0.01)
+
+
+# ---------------------------------------------------------- stepper
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["lstm", "gru_after", "gru_before", "simple_relu"])
+def test_stepper_matches_cell(name):
+    torch.manual_seed(0)
+    cell = CELLS[name](6)
+    cell.build((4,))
+    cell.double()
+    step = Stepper(rk.RNN(cell))
+    assert step.kernel_used == "native"
+    s_fast = s_ref = step.initial_state(2)
+    s_fast = s_ref = tree_flatten(s_fast)[0] if name != "lstm" else s_fast
+    for _ in range(5):
+        x = torch.randn(2, 4, dtype=torch.float64)
+        y_fast, s_fast = step(x, s_fast)
+        with torch.no_grad():
+            y_ref, s_ref = cell(x, s_ref)
+        torch.testing.assert_close(y_fast, y_ref, **TOL[torch.float64])
+        for a, b in zip(tree_flatten(s_fast), tree_flatten(s_ref)):
+            torch.testing.assert_close(a, b, **TOL[torch.float64])
+
+
+def test_stepper_falls_back_for_custom_activation():
+    cell = rk.SimpleRNNCell(3, activation=lambda v: torch.sin(v), input_size=2)
+    step = Stepper(cell)
+    assert step.kernel_used == "reference" and "activation" in step.kernel_reason
+    y, h = step(torch.ones(1, 2), cell.get_initial_state(1))
+    torch.testing.assert_close(y, cell(torch.ones(1, 2), cell.get_initial_state(1))[0])
+
+
+# ---------------------------------------------------------- never silent
+
+
+class DoubledTanhCell(rk.SimpleRNNCell):
+    """A subclass with its own step: the fused kernel must not run it."""
+
+    def step(self, xw_t, h, dropout=None):
+        h = torch.tanh(2 * (xw_t + h @ self.recurrent_kernel))
+        return h, h
+
+
+def test_custom_cell_and_activation_fall_back_with_reason():
+    x = torch.randn(2, 3, 4)
+    custom = RNN(DoubledTanhCell(3))
+    custom(x)
+    assert custom.kernel_used == "reference"
+    assert "custom cell DoubledTanhCell" in custom.kernel_reason
+    act = rk.SimpleRNN(3, activation=lambda v: torch.sin(v))
+    act(x)
+    assert act.kernel_used == "reference" and "activation" in act.kernel_reason
+    gated = rk.LSTM(3, recurrent_activation="hard_sigmoid")
+    gated(x)
+    assert gated.kernel_used == "reference" and "hard_sigmoid" in gated.kernel_reason
+    unrolled = rk.GRU(3, unroll=True)
+    unrolled(x)
+    assert unrolled.kernel_reason.startswith("unroll=True")
+    model = rk.Sequential([RNN(DoubledTanhCell(3), return_sequences=True), rk.SimpleRNN(2, activation=torch.sin)])
+    model(x)
+    text = explain(model)
+    assert "reference (custom cell DoubledTanhCell has no fused kernel)" in text
+    assert "SimpleRNNCell activation <built-in method sin" in text
+
+
+def test_missing_extension_is_reported(monkeypatch):
+    monkeypatch.setattr(native, "IMPORT_ERROR", "native extension not built: no compiler")
+    layer = rk.LSTM(3)
+    out = layer(torch.randn(2, 3, 4))
+    assert out.shape == (2, 3)
+    assert layer.kernel_used == "reference"
+    assert layer.kernel_reason == "native extension not built: no compiler"
+    assert "native extension not built" in explain(layer)
+
+
+@needs_native
+def test_explain_and_debug_log(caplog):
+    assert "not run yet; would use a fused kernel on CPU (LSTMCell(tanh, sigmoid))" in explain(rk.LSTM(4))
+    assert "would use reference (unroll=True" in explain(rk.LSTM(4, unroll=True))
+    assert explain(rk.Dense(3)) == "Dense: no recurrent layers"
+    model = rk.Sequential([rk.LSTM(4, return_sequences=True, input_shape=(20, 3)), rk.GRU(2), rk.Dense(1)])
+    with caplog.at_level(logging.DEBUG, logger="rnnkit.kernels"):
+        model(torch.randn(2, 20, 3))
+    text = explain(model)
+    assert "native:GRUCell (fused native kernel: GRUCell(tanh, sigmoid, reset_after=True), torch.float32)" in text
+    if native.onednn_lstm_available():
+        assert "torch-onednn:LSTMCell (torch's oneDNN LSTM" in text
+    assert any("native:GRUCell" in r.getMessage() for r in caplog.records)
+    model(torch.randn(2, 20, 3), mask=torch.ones(2, 20, dtype=torch.bool))  # a mask: the native LSTM kernel
+    assert "native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32)" in explain(model)
+
+
+def test_select_reports_non_cpu_devices():
+    layer = rk.LSTM(3)
+    layer(torch.randn(1, 2, 2))
+    x = torch.empty(1, 2, 2, device="meta")
+    kernel, reason = select(layer, x, None, None, DropoutMasks())
+    if BUILT:
+        assert kernel is None and reason.startswith("META: reference loop")
+
+
+def test_native_extension_is_built_when_required():
+    if os.environ.get("RNNKIT_REQUIRE_NATIVE") != "1":
+        pytest.skip("set RNNKIT_REQUIRE_NATIVE=1 to require the native extension (CI does)")
+    assert BUILT, WHY_NOT
