@@ -392,34 +392,24 @@ def demo(args, print_fn=print) -> int:
 # --------------------------------------------------------------- argparse
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _arg_type(convert, ok, expected: str):
+    """An argparse ``type=``: convert the text, check it, or say what was expected."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _rate(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
-    return v
+_positive_int = _arg_type(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _arg_type(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+_rate = _arg_type(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
 
 
 class _Parser(argparse.ArgumentParser):
