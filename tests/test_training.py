@@ -80,7 +80,7 @@ def test_fit_lowers_loss_and_history_has_every_metric():
     assert all(len(v) == 8 for v in h.history.values())
     assert h.history["loss"][-1] < 0.7 * h.history["loss"][0]
     # The last validation numbers are evaluate() on the held-out last quarter.
-    ev = m.evaluate(x[30:], y[30:])
+    ev = m.evaluate(x[30:], y[30:], return_dict=True)
     assert np.isclose(ev["loss"], h.history["val_loss"][-1], rtol=1e-5)
     assert np.isclose(ev["accuracy"], h.history["val_accuracy"][-1])
 
@@ -92,11 +92,15 @@ def test_evaluate_and_predict_match_a_direct_forward_pass():
     with torch.no_grad():
         probs = m(torch.from_numpy(x))
     np.testing.assert_allclose(m.predict(x, batch_size=5), probs.numpy(), rtol=1e-6, atol=1e-7)
-    ev = m.evaluate(x, y, batch_size=4)
+    ev = m.evaluate(x, y, batch_size=4, return_dict=True)
     ref = F.nll_loss(torch.log(probs.clamp(1e-7, 1 - 1e-7)), torch.from_numpy(y))
     assert np.isclose(ev["loss"], float(ref), rtol=1e-5)
     assert np.isclose(ev["accuracy"], float((probs.argmax(-1).numpy() == y).mean()))
-    assert m.evaluate(x, y, batch_size=100, return_dict=False)[0] == pytest.approx(ev["loss"], rel=1e-5)
+    # Keras's default return: [loss, *metrics], or the loss alone without metrics
+    loss, acc = m.evaluate(x, y, batch_size=100)
+    assert loss == pytest.approx(ev["loss"], rel=1e-5) and acc == pytest.approx(ev["accuracy"])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    assert m.evaluate(x, y) == pytest.approx(ev["loss"], rel=1e-5)
 
 
 def test_one_sgd_step_with_clipnorm_matches_a_manual_step():

@@ -256,7 +256,7 @@ def report(task, model, run_dir: Path | None, print_fn=print, plots: bool = True
     """Score ``model`` on the task's test set next to its baseline; draw the task's plots into ``run_dir``."""
     import numpy as np
 
-    test = model.evaluate(task.x_test, task.y_test, batch_size=256)
+    test = model.evaluate(task.x_test, task.y_test, batch_size=256, return_dict=True)
     out = {"task": task.name, "test": test}
     if task.name == "hello":
         from .data.hello import decode

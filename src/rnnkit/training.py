@@ -3,7 +3,7 @@
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x_train, y_train, epochs=10, batch_size=64, validation_split=0.1)
     history.history["val_accuracy"]          # one number per epoch
-    model.evaluate(x_test, y_test)           # {"loss": ..., "accuracy": ...}
+    loss, accuracy = model.evaluate(x_test, y_test)
     probs = model.predict(x_test)            # numpy array
 
 Inputs are numpy arrays, tensors, or a ``torch.utils.data.Dataset`` whose
@@ -554,16 +554,21 @@ class TrainingMixin:
         return {k: v / max(seen, 1) for k, v in totals.items()}
 
     # ------------------------------------------------------ evaluate/predict
-    def evaluate(self, x=None, y=None, batch_size: int = 32, verbose=0, return_dict: bool = True):
-        """Loss and metrics over all samples in eval mode (no dropout): ``{"loss": ..., "accuracy": ...}``.
+    def evaluate(self, x=None, y=None, batch_size: int = 32, verbose=0, return_dict: bool = False):
+        """Loss and metrics over all samples in eval mode (no dropout), as Keras returns them.
 
-        With ``return_dict=False`` returns ``[loss, *metrics]`` as Keras does.
+        The loss alone when the model has no metrics, else ``[loss, *metrics]``
+        (``loss, acc = model.evaluate(x, y)``); ``return_dict=True`` gives
+        ``{"loss": ..., "accuracy": ...}``.
         """
         self._require_compiled("evaluate")
         scores = self._run_epoch_eval(_as_data(x, y), _check_int(batch_size, "batch_size", 1))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
-        return scores if return_dict else list(scores.values())
+        if return_dict:
+            return scores
+        values = list(scores.values())
+        return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size: int = 32) -> np.ndarray:
         """The model's outputs for ``x`` in eval mode, as a numpy array (batched, no gradients)."""
