@@ -99,3 +99,19 @@ def test_summary_with_variable_time_axis_shows_none():
     rows = [r.split() for r in lines[0].splitlines() if r.startswith(("lstm", "gru", "dense"))]
     assert [" ".join(r[2:-1]) for r in rows] == ["(None, None, 4)", "(None, 2)", "(None, 1)"]
     assert [int(r[-1]) for r in rows] == [4 * 4 * (3 + 4 + 1), 3 * 2 * (4 + 2 + 2), 2 + 1]
+
+
+def test_keras3_input_sets_the_shape_and_is_not_a_layer():
+    model = rk.Sequential([
+        rk.Input(shape=(5, 4)),
+        rk.SimpleRNN(2, return_sequences=True),
+        rk.SimpleRNN(2, return_sequences=True),
+        rk.SimpleRNN(2, return_sequences=True),
+    ])
+    lines = []
+    model.summary(print_fn=lines.append)  # built before any data, as in Keras
+    assert len(model.layers) == 3 and "Total params: 34" in lines[0]
+    with pytest.raises(ValueError, match="Input\\(shape\\) must come first"):
+        model.add(rk.Input(shape=(5, 4)))
+    with pytest.raises(ValueError, match="shape: expected a tuple of positive ints"):
+        rk.Input(shape=(0, 4))

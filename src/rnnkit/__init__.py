@@ -22,7 +22,19 @@ from .callbacks import (
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .io import load_model, save_model
 from .kernels import Stepper, explain
-from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from .layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Input,
+    InputLayer,
+    Masking,
+    SimpleRNN,
+    TimeDistributed,
+)
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
@@ -62,6 +74,8 @@ __all__ = [
     "Masking",
     "Dropout",
     "Embedding",
+    "Input",
+    "InputLayer",
     "Sequential",
     "Constant",
     # training (Keras's compile/fit/evaluate/predict on Sequential)

@@ -211,6 +211,33 @@ class Bidirectional(Layer):
 # --------------------------------------------------------------- companions
 
 
+class InputLayer(Layer):
+    """The input's shape without the batch axis; in a ``Sequential`` it only sets ``input_shape``.
+
+    Keras 3 starts models with ``Input(shape=(time, features))``; rnnkit
+    takes it the same way, so a summary can be printed before any data.
+    """
+
+    def __init__(self, shape, name: str | None = None):
+        if isinstance(shape, int):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape
+        ):
+            raise ValueError(f"shape: expected a tuple of positive ints or None (no batch axis), got {shape!r}")
+        super().__init__(name=name, input_shape=tuple(shape))
+        self.built = True
+
+    def forward(self, inputs):
+        return inputs
+
+
+def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 - Keras's name
+    """``Input(shape=(time, features))``: the first entry of a ``Sequential`` (Keras 3 style)."""
+    return InputLayer(shape, name=name)
+
+
+
 class Dense(Layer):
     """``y = activation(x W + b)`` on the last axis; W is (in, units) as in Keras.
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .base import Layer
-from .layers import Embedding, deserialize, serialize
+from .layers import Embedding, InputLayer, deserialize, serialize
 from .ops import as_tensor
 from .rnn import RNN
 from .training import TrainingMixin
@@ -47,6 +47,11 @@ class Sequential(TrainingMixin, Layer):
     def add(self, layer) -> None:
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer: expected an rnnkit layer or a torch.nn.Module, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):  # Keras 3's Input(shape): it sets the shape, it is not a layer
+            if len(self.layers):
+                raise ValueError("layer: Input(shape) must come first in a Sequential")
+            self.input_shape = layer.input_shape
+            return
         if getattr(layer, "return_state", False):
             raise ValueError(
                 f"layer: {getattr(layer, 'name', type(layer).__name__)} has return_state=True and returns a list; "
