@@ -17,6 +17,10 @@ from setuptools import setup
 
 SOURCE = os.path.join("csrc", "rnnkit_native.cpp")
 FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp-simd", "-fno-math-errno", "-std=c++17"]
+if sys.platform.startswith("linux"):
+    # at::parallel_for is a header template: without -fopenmp it runs serially in
+    # the extension. The OpenMP runtime is torch's own (libtorch_cpu loads libgomp).
+    FLAGS.append("-fopenmp")
 
 
 def native_extensions():

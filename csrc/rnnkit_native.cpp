@@ -529,6 +529,34 @@ void bwd_par(const Back<T>& s, T* gh, int64_t cell, int64_t a, int phase) {
   });
 }
 
+// The recurrence is independent across batch rows, forward and backward.
+// With enough rows, each thread takes one contiguous block and runs the whole
+// time loop for it (single-threaded GEMMs on its rows, its own pointwise
+// pass): no synchronization per step, where splitting each step costs two
+// parallel regions (and their barriers) per step. Below kMinBlockRows rows
+// per thread (or with one thread) the sequence runs as one block with the
+// per-step split instead.
+constexpr int64_t kMinBlockRows = 32;
+
+// torch turns MKL's dynamic threading off, so an MKL GEMM called inside a
+// parallel region may start nested threads of its own (more threads than
+// cores). A block's GEMMs belong to its thread alone: this sets MKL's
+// thread-local count to 1 for the block. Weak, so a torch built without MKL
+// still loads the extension.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));  // mkl_service.h's C name
+
+struct OneBlasThread {
+  int previous = 0;
+  OneBlasThread() { if (MKL_Set_Num_Threads_Local) previous = MKL_Set_Num_Threads_Local(1); }
+  ~OneBlasThread() { if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous); }
+};
+
+int64_t row_blocks(int64_t B) {
+  const int64_t threads = at::get_num_threads();
+  if (threads < 2 || at::in_parallel_region()) return 1;
+  return std::max<int64_t>(1, std::min(threads, B / kMinBlockRows));
+}
+
 // ---------------------------------------------------------- buffer cache
 // The sequence buffers (states, gates, input gradients) are megabytes each
 // and every call needs them afresh. glibc hands such blocks back to the OS
@@ -627,44 +655,64 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
   at::Tensor seen_any = mask.defined() ? at::zeros({B}, mask.options()) : at::Tensor();
 
-  for (int64_t t = 0; t < T_; ++t) {
-    const int64_t ts = save ? t : 0;
-    at::Tensor hprev = Hs[t];
-    at::Tensor hin_t = rd.defined() ? hin : hprev;
-    // SimpleRNN and LSTM fold the projected input into the matmul (beta = 1);
-    // the GRUs need x and h parts apart (the reset gate multiplies one).
-    if (cell == SIMPLE || cell == LSTM) at::addmm_out(mm, xw[t], hin_t, U);
-    else at::mm_out(mm, hin_t, U_zr);
-    Step<T> s{};
-    s.B = B, s.U = units, s.b0 = 0, s.b1 = B;
-    s.xw = xw.data_ptr<T>() + t * B * G;
-    s.mm = mm.data_ptr<T>();
-    s.brec = ptr<T>(brec);
-    s.hprev = hprev.data_ptr<T>();
-    if (lstm) {
-      s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[save ? t - 1 : (t - 1) % 2].data_ptr<T>();
-      s.c = Cs[save ? t : t % 2].data_ptr<T>();
+  // The time loop for rows [b0, b1). `split`: the old way, each step's GEMM
+  // and pointwise pass use all threads (two parallel regions per step); else
+  // the caller is one thread that owns these rows for the whole sequence.
+  auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
+    const int64_t nb = b1 - b0;
+    at::Tensor mm_r = mm.narrow(0, b0, nb), mm2_r = before ? mm2.narrow(0, b0, nb) : at::Tensor();
+    at::Tensor hin_l = hin, hin_n = hin_next;  // swapped per step, per thread
+    for (int64_t t = 0; t < T_; ++t) {
+      const int64_t ts = save ? t : 0;
+      at::Tensor hprev = Hs[t];
+      at::Tensor hin_t = (rd.defined() ? hin_l : hprev).narrow(0, b0, nb);
+      // SimpleRNN and LSTM fold the projected input into the matmul (beta = 1);
+      // the GRUs need x and h parts apart (the reset gate multiplies one).
+      if (cell == SIMPLE || cell == LSTM) at::addmm_out(mm_r, xw[t].narrow(0, b0, nb), hin_t, U);
+      else at::mm_out(mm_r, hin_t, U_zr);
+      Step<T> s{};
+      s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
+      s.xw = xw.data_ptr<T>() + t * B * G;
+      s.mm = mm.data_ptr<T>();
+      s.brec = ptr<T>(brec);
+      s.hprev = hprev.data_ptr<T>();
+      if (lstm) {
+        s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[save ? t - 1 : (t - 1) % 2].data_ptr<T>();
+        s.c = Cs[save ? t : t % 2].data_ptr<T>();
+      }
+      s.h = Hs[t + 1].data_ptr<T>();
+      s.y = Y[t].data_ptr<T>();
+      s.gates = K ? Gates[ts].data_ptr<T>() : nullptr;
+      s.rh = before ? RH[ts].data_ptr<T>() : nullptr;
+      s.hin = rd.defined() ? hin_n.data_ptr<T>() : nullptr;
+      s.rd = ptr<T>(rd);
+      s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
+      // seen[t] counts step t itself; a masked row's "before t" equals it.
+      s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
+      s.zero_out = zero_out;
+      if (before) {
+        // phase 1 reads h_in of this step from s.hin when dropout is on
+        Step<T> s1 = s;
+        s1.hin = rd.defined() ? hin_l.data_ptr<T>() : nullptr;
+        if (split) fwd_par(s1, cell, a, 1);
+        else fwd_step(s1, cell, a, 1);
+        at::mm_out(mm2_r, RH[ts].narrow(0, b0, nb), U_h);
+        s.mm2 = mm2.data_ptr<T>();
+      }
+      if (split) fwd_par(s, cell, a, 2);
+      else fwd_step(s, cell, a, 2);
+      if (rd.defined()) std::swap(hin_l, hin_n);
     }
-    s.h = Hs[t + 1].data_ptr<T>();
-    s.y = Y[t].data_ptr<T>();
-    s.gates = K ? Gates[ts].data_ptr<T>() : nullptr;
-    s.rh = before ? RH[ts].data_ptr<T>() : nullptr;
-    s.hin = rd.defined() ? hin_next.data_ptr<T>() : nullptr;
-    s.rd = ptr<T>(rd);
-    s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
-    // seen[t] counts step t itself; a masked row's "before t" equals it.
-    s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
-    s.zero_out = zero_out;
-    if (before) {
-      // phase 1 reads h_in of this step from s.hin when dropout is on
-      Step<T> s1 = s;
-      s1.hin = rd.defined() ? hin.data_ptr<T>() : nullptr;
-      fwd_par(s1, cell, a, 1);
-      at::mm_out(mm2, RH[ts], U_h);
-      s.mm2 = mm2.data_ptr<T>();
-    }
-    fwd_par(s, cell, a, 2);
-    if (rd.defined()) std::swap(hin, hin_next);
+  };
+  const int64_t blocks = row_blocks(B);
+  if (blocks == 1) {
+    run_rows(0, B, true);
+  } else {
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      at::NoGradGuard no_grad;  // worker threads start with grad mode on; the out= GEMMs refuse it
+      OneBlasThread one_blas;
+      for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
+    });
   }
   at::Tensor hT = Hs[T_];
   at::Tensor cT = lstm ? Cs[save ? T_ - 1 : (T_ - 1) % 2] : at::Tensor();
@@ -714,34 +762,53 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   at::Tensor U_h_t = before ? U.narrow(1, 2 * units, units).t() : at::Tensor();
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  for (int64_t t = T_ - 1; t >= 0; --t) {
-    Back<T> s{};
-    s.B = B, s.U = units, s.b0 = 0, s.b1 = B;
-    s.dy = dY.defined() ? dY.data_ptr<T>() + t * dY.stride(0) : nullptr;
-    s.dy_rs = dY.defined() ? dY.stride(1) : 0;
-    s.mm = mm.data_ptr<T>();
-    s.keep = keep.data_ptr<T>();
-    s.dc = lstm ? dc.data_ptr<T>() : nullptr;
-    s.rd = ptr<T>(rd);
-    s.gates = Gates.defined() ? Gates[t].data_ptr<T>() : nullptr;
-    s.h = Hs[t + 1].data_ptr<T>();
-    s.hprev = Hprev[t].data_ptr<T>();
-    if (lstm) s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[t - 1].data_ptr<T>();
-    s.hin = Hin[t].data_ptr<T>();
-    s.dxw = dXW[t].data_ptr<T>();
-    s.dhu = dHU[t].data_ptr<T>();
-    s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
-    s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
-    s.zero_out = zero_out;
-    bwd_par(s, gh.data_ptr<T>(), cell, a, 1);
-    if (before) {
-      at::mm_out(mm2, dXW[t].narrow(1, 2 * units, units), U_h_t);
-      s.mm2 = mm2.data_ptr<T>();
-      bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
-      at::mm_out(mm, dXW[t].narrow(1, 0, 2 * units), U_zr_t);
-    } else {
-      at::mm_out(mm, dHU[t], Ut);
+  // Backprop through time for rows [b0, b1); `split` as in forward.
+  auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
+    const int64_t nb = b1 - b0;
+    at::Tensor mm_r = mm.narrow(0, b0, nb), mm2_r = before ? mm2.narrow(0, b0, nb) : at::Tensor();
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      Back<T> s{};
+      s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
+      s.dy = dY.defined() ? dY.data_ptr<T>() + t * dY.stride(0) : nullptr;
+      s.dy_rs = dY.defined() ? dY.stride(1) : 0;
+      s.mm = mm.data_ptr<T>();
+      s.keep = keep.data_ptr<T>();
+      s.dc = lstm ? dc.data_ptr<T>() : nullptr;
+      s.rd = ptr<T>(rd);
+      s.gates = Gates.defined() ? Gates[t].data_ptr<T>() : nullptr;
+      s.h = Hs[t + 1].data_ptr<T>();
+      s.hprev = Hprev[t].data_ptr<T>();
+      if (lstm) s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[t - 1].data_ptr<T>();
+      s.hin = Hin[t].data_ptr<T>();
+      s.dxw = dXW[t].data_ptr<T>();
+      s.dhu = dHU[t].data_ptr<T>();
+      s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
+      s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
+      s.zero_out = zero_out;
+      T* gh_r = gh.data_ptr<T>() + b0 * units;  // one row of scratch per thread
+      if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 1);
+      else bwd_step(s, gh_r, cell, a, 1);
+      at::Tensor dxw_r = dXW[t].narrow(0, b0, nb);
+      if (before) {
+        at::mm_out(mm2_r, dxw_r.narrow(1, 2 * units, units), U_h_t);
+        s.mm2 = mm2.data_ptr<T>();
+        if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
+        else bwd_step(s, gh_r, cell, a, 2);
+        at::mm_out(mm_r, dxw_r.narrow(1, 0, 2 * units), U_zr_t);
+      } else {
+        at::mm_out(mm_r, dHU[t].narrow(0, b0, nb), Ut);
+      }
     }
+  };
+  const int64_t blocks = row_blocks(B);
+  if (blocks == 1) {
+    run_rows(0, B, true);
+  } else {
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+      at::NoGradGuard no_grad;
+      OneBlasThread one_blas;
+      for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
+    });
   }
   at::Tensor dh0 = rd.defined() ? mm * rd + keep : mm + keep;
   // Recurrent weights: one matmul over all steps.

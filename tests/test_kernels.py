@@ -138,6 +138,31 @@ def test_stack_with_dropout_and_mask(dtype):
 
 
 @needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked+dropout"])
+def test_row_blocks_per_thread(dtype, masked):
+    """Batches of 32+ rows per thread run the time loop per row block, one block per thread."""
+    rng = np.random.default_rng(11)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # 75 rows: blocks of 25 < 32 rows, so 2 blocks (37 and 38 rows)
+    try:
+        drop = dict(dropout=0.2, recurrent_dropout=0.3) if masked else {}
+        cells = [
+            rk.GRUCell(6, bias_initializer="random_uniform", **drop),
+            rk.LSTMCell(5, **drop),
+            rk.GRUCell(4, reset_after=False, bias_initializer="random_uniform", **drop),
+            rk.SimpleRNNCell(7, **drop),
+        ]
+        layer = RNN(cells, return_sequences=True, return_state=True, input_shape=(6, 3)).to(dtype)
+        x = torch.randn(75, 6, 3, dtype=dtype)
+        init = [torch.randn(s.shape, dtype=dtype) for s in tree_flatten(layer.cell.get_initial_state(75))]
+        mask = hard_mask(75, 6, rng) if masked else None
+        assert_same(run_both(layer, x, training=masked, mask=mask, initial_state=init), dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_native
 @pytest.mark.parametrize("merge_mode", ["concat", "ave"])
 def test_bidirectional(merge_mode):
     rng = np.random.default_rng(3)
