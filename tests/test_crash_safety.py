@@ -143,9 +143,11 @@ def test_sigkill_at_random_times_in_a_loop_of_saves(tmp_path):
         model, epoch, history, _ = io.load_checkpoint(run)
         assert epoch >= 1 and history["loss"] == [float(e) for e in range(epoch)]
         assert all(torch.all(p == epoch) for p in model.parameters()), rep
-        assert all(torch.all(p == epoch) for p in weights(run).values())
+        # A kill after the commit point leaves .commit.json: the loader follows it to the new files,
+        # while the raw model.safetensors may still be the old one until the renames are finished.
         io.clean_leftovers(run)
         assert not [p for p in os.listdir(run) if p.startswith(".")]
+        assert all(torch.all(p == epoch) for p in weights(run).values()), rep
         assert io.load_checkpoint(run)[1] == epoch
 
 
