@@ -5,8 +5,10 @@
     outputs, states = rnn(x_data)          # x_data: (batch, time, features)
 
 The tree reads in dependency order: ops (activations, initializers) ->
-base (Layer) -> cells (one time step) -> rnn (the time loop) -> layers ->
-model (Sequential).
+base (Layer) -> cells (one time step) -> kernels (fused paths) -> rnn (the
+time loop) -> layers -> training, callbacks -> model (Sequential) -> io (run
+directories); then wrappers and v1 (TF1), tbptt, interop, distributed, data
+(the seeds' tasks), plots and cli.
 """
 
 from . import distributed, interop, v1
