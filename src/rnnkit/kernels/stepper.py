@@ -48,21 +48,24 @@ class Stepper:
     def __call__(self, x_t: torch.Tensor, state):
         """``(y, new_state)`` for one step; ``x_t`` (batch, features) of the cell's dtype."""
         cell, code = self.cell, self._code
-        if code is None or x_t.device.type != "cpu" or x_t.dtype not in (torch.float32, torch.float64):
+        if code is None or not x_t.is_cpu or x_t.dtype not in (torch.float32, torch.float64):
             with torch.no_grad():
                 return cell(x_t, state)
+        # The weights straight from the parameter dict: nn.Module's attribute lookup costs
+        # ~0.6 us per name, a third of a 256-unit step at batch 1 (measured).
+        params = cell._parameters
+        kernel, rec_kernel, bias = params["kernel"], params["recurrent_kernel"], params.get("bias")
         if x_t.dim() != 2 or x_t.shape[1] != cell.input_size:
             raise ValueError(f"x_t: expected shape (batch, {cell.input_size}), got {tuple(x_t.shape)}")
-        if x_t.dtype != cell.kernel.dtype:
-            raise TypeError(f"x_t: dtype {x_t.dtype} does not match the cell's weights ({cell.kernel.dtype})")
+        if x_t.dtype != kernel.dtype:
+            raise TypeError(f"x_t: dtype {x_t.dtype} does not match the cell's weights ({kernel.dtype})")
         # The native step runs without autograd (it writes its outputs directly).
-        b_rec = cell.bias[1] if code == native.GRU_AFTER and cell.bias is not None else None
+        # Bias as cell.input_bias(): GRU reset_after keeps (input, recurrent) rows.
+        b_in, b_rec = bias, None
+        if code == native.GRU_AFTER and bias is not None:
+            b_in, b_rec = bias[0], bias[1]
         if code == native.LSTM:
-            h, c = native._native.step(
-                code, self._act, x_t, cell.kernel, cell.input_bias(), cell.recurrent_kernel, None, state[0], state[1]
-            )
+            h, c = native._native.step(code, self._act, x_t, kernel, b_in, rec_kernel, None, state[0], state[1])
             return h, LSTMState(h, c)
-        h, _ = native._native.step(
-            code, self._act, x_t, cell.kernel, cell.input_bias(), cell.recurrent_kernel, b_rec, state, None
-        )
+        h, _ = native._native.step(code, self._act, x_t, kernel, b_in, rec_kernel, b_rec, state, None)
         return h, h
