@@ -9,13 +9,17 @@ when the window covers everything seen so far, which the tests check.
     stepper = Stepper(model)
     y = stepper.warm_up(x)          # x: (batch, time, features) -> last step's output
     y = stepper.step(next_input)    # (batch, features) -> (batch, outputs)
+
+Each recurrent cell steps through ``rnnkit.kernels.Stepper`` (one native call
+per step where the cell is covered, its own ``forward`` otherwise).
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..cells import initial_state_of
+from ..cells import StackedRNNCells, initial_state_of
+from ..kernels import Stepper as CellStepper
 from ..layers import Dense, Dropout, Embedding, TimeDistributed
 from ..ops import as_tensor
 from ..rnn import RNN, reference_loop
@@ -36,6 +40,7 @@ class Stepper:
                 )
         self.model = model
         self.states: list = []
+        self._cells: dict[int, list[CellStepper]] = {}  # per recurrent layer, built at warm-up (cells built)
 
     def _per_step(self, layer, h):
         return layer.layer(h) if isinstance(layer, TimeDistributed) else layer(h)
@@ -50,6 +55,8 @@ class Stepper:
             if isinstance(layer, RNN):
                 h, state = reference_loop(layer.cell, h, initial_state_of(layer.cell, h.shape[0], h))
                 self.states.append(state)
+                cells = layer.cell.cells if isinstance(layer.cell, StackedRNNCells) else [layer.cell]
+                self._cells[id(layer)] = [CellStepper(c) for c in cells]
             else:
                 h = layer(h)
         return h[:, -1]
@@ -62,7 +69,15 @@ class Stepper:
         h, i = x_t, 0
         for layer in self.model.layers:
             if isinstance(layer, RNN):
-                h, self.states[i] = layer.cell(h, self.states[i])
+                steppers = self._cells[id(layer)]
+                if isinstance(layer.cell, StackedRNNCells):
+                    new_states = []
+                    for cell_step, s in zip(steppers, self.states[i]):
+                        h, s = cell_step(h, s)
+                        new_states.append(s)
+                    self.states[i] = tuple(new_states)
+                else:
+                    h, self.states[i] = steppers[0](h, self.states[i])
                 i += 1
             else:
                 h = self._per_step(layer, h)
