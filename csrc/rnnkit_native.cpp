@@ -1,15 +1,15 @@
 // rnnkit's fused sequence engine: the whole time loop of a built-in cell, in C++.
 //
-// The Python side (src/rnnkit/kernels/native.py) computes the input projection
-// of every step as one matmul, xw = x W + b, in time-major layout (T, B, G),
-// and calls `forward` once per sequence. Per step this file does
+// The Python side (src/rnnkit/kernels/native.py) calls `forward` once per
+// sequence and cell with the time-major input x (T, B, F). It computes the
+// input projection of every step as one GEMM, xw = x W, then per step
 //
-//     mm = h_in @ U  (+ xw_t for SimpleRNN/LSTM)   one GEMM into a reused buffer
-//     state = pointwise(xw_t, mm, ...)             one fused pass over the batch rows
+//     mm = h_in @ U                          one GEMM into a reused buffer
+//     state = pointwise(xw_t + b, mm, ...)   one fused pass over the batch rows
 //
 // and `backward` runs backprop through time the same way (per step one GEMM
-// with U^T and one fused pass), then the recurrent-weight gradient as one big
-// GEMM. The input-side gradients (x, W, b) follow from dXW by autograd.
+// with U^T and one fused pass), then each weight gradient (W, U, biases) as
+// one product or reduction over all steps, and the input gradient as one GEMM.
 // `step` is a separate single-step path for generation at small batch.
 //
 // Numbers: float64 uses std::exp/std::tanh (matches torch to ~1e-15);
@@ -31,13 +31,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
 // One copy of each pointwise step per instruction set; the loader picks the
-// best one for the CPU at run time (GCC function multiversioning).
+// best one for the CPU at run time (GCC function multiversioning). The
+// x86-64 levels, not bare "avx2": that one alone leaves out FMA.
+#define RNNKIT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define RNNKIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define RNNKIT_CLONES
@@ -105,10 +109,11 @@ template <typename T>
 struct Step {
   int64_t B, U;
   int64_t b0, b1;     // the rows this call handles (threads split the batch)
-  const T* xw;        // (B, G) projected input, bias included
+  const T* xw;        // (B, G) projected input x_t W, without the bias
+  const T* bin;       // (G,) input bias (zeros when the cell has none)
   const T* mm;        // (B, G) or (B, 2U) for GRU_BEFORE: h_in @ U (phase 1)
   const T* mm2;       // (B, U) GRU_BEFORE phase 2: (r * h_in) @ U_h
-  const T* brec;      // (G,) GRU_AFTER recurrent bias, or null
+  const T* brec;      // (G,) GRU_AFTER recurrent bias (zeros when none)
   const T* hprev;     // (B, U) state before the step
   const T* cprev;     // (B, U) LSTM memory before the step
   T* h;               // (B, U) state after the step
@@ -155,28 +160,31 @@ RNNKIT_INLINE void finish_row(const Step<T>& s, int64_t b) {
   }
 }
 
-// SimpleRNN: h = act(mm), where the step's matmul already added xw
-// (addmm_out: mm = xw_t + h_in U). Saves nothing beyond h.
+// SimpleRNN: h = act(x W + b + h_in U). Saves nothing beyond h.
 template <int A, typename T>
 RNNKIT_INLINE void simple_fwd(const Step<T>& s) {
   const int64_t U = s.U;
   for (int64_t b = s.b0; b < s.b1; ++b) {
     if (s.m && !s.m[b]) { keep_row(s, b, 0); continue; }
+    const T* __restrict xw = s.xw + b * U;
+    const T* __restrict bi = s.bin;
     const T* __restrict mm = s.mm + b * U;
     T* __restrict h = s.h + b * U;
 #pragma omp simd
-    for (int64_t j = 0; j < U; ++j) h[j] = act<A>(mm[j]);
+    for (int64_t j = 0; j < U; ++j) h[j] = act<A>(xw[j] + bi[j] + mm[j]);
     finish_row(s, b);
   }
 }
 
-// LSTM, gates i, f, c, o; mm = xw_t + h_in U (one addmm, as for SimpleRNN).
+// LSTM, gates i, f, c, o, from x W + b + h_in U.
 // Saves the activated gates (i, f, g, o), tanh(c) and c.
 template <typename T>
 RNNKIT_INLINE void lstm_fwd(const Step<T>& s) {
   const int64_t U = s.U, G = 4 * U;
   for (int64_t b = s.b0; b < s.b1; ++b) {
     if (s.m && !s.m[b]) { keep_row(s, b, 5 * U); continue; }
+    const T* __restrict xw = s.xw + b * G;
+    const T* __restrict bi = s.bin;
     const T* __restrict mm = s.mm + b * G;
     const T* __restrict cp = s.cprev + b * U;
     T* __restrict gt = s.gates + b * 5 * U;
@@ -184,10 +192,10 @@ RNNKIT_INLINE void lstm_fwd(const Step<T>& s) {
     T* __restrict h = s.h + b * U;
 #pragma omp simd
     for (int64_t j = 0; j < U; ++j) {
-      const T i = sigmoid_of(mm[j]);
-      const T f = sigmoid_of(mm[U + j]);
-      const T g = tanh_of(mm[2 * U + j]);
-      const T o = sigmoid_of(mm[3 * U + j]);
+      const T i = sigmoid_of(xw[j] + bi[j] + mm[j]);
+      const T f = sigmoid_of(xw[U + j] + bi[U + j] + mm[U + j]);
+      const T g = tanh_of(xw[2 * U + j] + bi[2 * U + j] + mm[2 * U + j]);
+      const T o = sigmoid_of(xw[3 * U + j] + bi[3 * U + j] + mm[3 * U + j]);
       const T cn = f * cp[j] + i * g;
       gt[j] = i, gt[U + j] = f, gt[2 * U + j] = g, gt[3 * U + j] = o;
       const T tc = tanh_of(cn);
@@ -207,31 +215,20 @@ RNNKIT_INLINE void gru_after_fwd(const Step<T>& s) {
   for (int64_t b = s.b0; b < s.b1; ++b) {
     if (s.m && !s.m[b]) { keep_row(s, b, 4 * U); continue; }
     const T* __restrict xw = s.xw + b * G;
+    const T* __restrict bi = s.bin;
+    const T* __restrict br = s.brec;
     const T* __restrict mm = s.mm + b * G;
     const T* __restrict hp = s.hprev + b * U;
     T* __restrict gt = s.gates + b * 4 * U;
     T* __restrict h = s.h + b * U;
-    if (s.brec) {
-      const T* __restrict br = s.brec;
 #pragma omp simd
-      for (int64_t j = 0; j < U; ++j) {
-        const T z = sigmoid_of(xw[j] + mm[j] + br[j]);
-        const T r = sigmoid_of(xw[U + j] + mm[U + j] + br[U + j]);
-        const T hn = mm[2 * U + j] + br[2 * U + j];
-        const T hh = tanh_of(xw[2 * U + j] + r * hn);
-        gt[j] = z, gt[U + j] = r, gt[2 * U + j] = hh, gt[3 * U + j] = hn;
-        h[j] = z * hp[j] + (T(1) - z) * hh;
-      }
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < U; ++j) {
-        const T z = sigmoid_of(xw[j] + mm[j]);
-        const T r = sigmoid_of(xw[U + j] + mm[U + j]);
-        const T hn = mm[2 * U + j];
-        const T hh = tanh_of(xw[2 * U + j] + r * hn);
-        gt[j] = z, gt[U + j] = r, gt[2 * U + j] = hh, gt[3 * U + j] = hn;
-        h[j] = z * hp[j] + (T(1) - z) * hh;
-      }
+    for (int64_t j = 0; j < U; ++j) {
+      const T z = sigmoid_of(xw[j] + bi[j] + mm[j] + br[j]);
+      const T r = sigmoid_of(xw[U + j] + bi[U + j] + mm[U + j] + br[U + j]);
+      const T hn = mm[2 * U + j] + br[2 * U + j];
+      const T hh = tanh_of(xw[2 * U + j] + bi[2 * U + j] + r * hn);
+      gt[j] = z, gt[U + j] = r, gt[2 * U + j] = hh, gt[3 * U + j] = hn;
+      h[j] = z * hp[j] + (T(1) - z) * hh;
     }
     finish_row(s, b);
   }
@@ -245,14 +242,15 @@ RNNKIT_INLINE void gru_before_fwd1(const Step<T>& s) {
   for (int64_t b = s.b0; b < s.b1; ++b) {
     if (s.m && !s.m[b]) continue;  // phase 2 keeps the row
     const T* __restrict xw = s.xw + b * G;
+    const T* __restrict bi = s.bin;
     const T* __restrict mm = s.mm + b * 2 * U;
     const T* __restrict hi = (s.rd ? s.hin : s.hprev) + b * U;  // h_in of this step
     T* __restrict gt = s.gates + b * G;
     T* __restrict rh = s.rh + b * U;
 #pragma omp simd
     for (int64_t j = 0; j < U; ++j) {
-      const T z = sigmoid_of(xw[j] + mm[j]);
-      const T r = sigmoid_of(xw[U + j] + mm[U + j]);
+      const T z = sigmoid_of(xw[j] + bi[j] + mm[j]);
+      const T r = sigmoid_of(xw[U + j] + bi[U + j] + mm[U + j]);
       gt[j] = z, gt[U + j] = r;
       rh[j] = r * hi[j];
     }
@@ -265,6 +263,7 @@ RNNKIT_INLINE void gru_before_fwd2(const Step<T>& s) {
   for (int64_t b = s.b0; b < s.b1; ++b) {
     if (s.m && !s.m[b]) { keep_row(s, b, G); continue; }
     const T* __restrict xw = s.xw + b * G;
+    const T* __restrict bi = s.bin;
     const T* __restrict mm2 = s.mm2 + b * U;
     const T* __restrict hp = s.hprev + b * U;
     T* __restrict gt = s.gates + b * G;
@@ -272,7 +271,7 @@ RNNKIT_INLINE void gru_before_fwd2(const Step<T>& s) {
 #pragma omp simd
     for (int64_t j = 0; j < U; ++j) {
       const T z = gt[j];
-      const T hh = tanh_of(xw[2 * U + j] + mm2[j]);
+      const T hh = tanh_of(xw[2 * U + j] + bi[2 * U + j] + mm2[j]);
       gt[2 * U + j] = hh;
       h[j] = z * hp[j] + (T(1) - z) * hh;
     }
@@ -499,10 +498,6 @@ RNNKIT_DEFINE(double)
 // ----------------------------------------------------------- helpers
 template <typename T>
 T* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
-template <typename T>
-const T* cptr(const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->data_ptr<T>() : nullptr; }
-
-at::Tensor opt(const c10::optional<at::Tensor>& t) { return t ? *t : at::Tensor(); }
 
 int64_t gate_width(int64_t cell) { return cell == LSTM ? 4 : (cell == SIMPLE ? 1 : 3); }
 int64_t saved_width(int64_t cell) { return cell == LSTM ? 5 : cell == GRU_AFTER ? 4 : (cell == SIMPLE ? 0 : 3); }
@@ -567,7 +562,7 @@ int64_t row_blocks(int64_t B) {
 // any other (its memory returns to the cache when the last user drops it).
 constexpr size_t kCacheMin = size_t(1) << 18;     // smaller blocks: plain at::empty
 constexpr size_t kCacheBytes = size_t(256) << 20;
-constexpr size_t kCacheBlocks = 16;
+constexpr size_t kCacheBlocks = 32;
 
 class BufferCache {
  public:
@@ -627,81 +622,134 @@ BufferCache& cache() {
   return *c;
 }
 
-// --------------------------------------------------------------- forward
+// ------------------------------------------------------------------ GEMM
+// C (m, n) = A (m, k) @ op(B), row-major with row strides lda/ldb/ldc; op(B)
+// is B (k, n), or with trans_b the transpose of a B stored as (n, k).
+// The per-step products are small (64-128 rows): at::mm_out's dispatch and
+// the tensor views around it cost ~2 us per call, ~10% of the product itself
+// (measured), so this calls BLAS directly when torch exports it (its MKL
+// does), and falls back to at::mm_out on views of the same memory.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+            const int*, const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
 template <typename T>
-std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& xw, const at::Tensor& U,
-                                     const at::Tensor& brec, const at::Tensor& h0, const at::Tensor& c0,
-                                     const at::Tensor& mask, const at::Tensor& rd, bool zero_out, bool save) {
-  const int64_t T_ = xw.size(0), B = xw.size(1), units = h0.size(1);
+void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+          int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  constexpr bool f32 = std::is_same_v<T, float>;
+  if ((f32 ? (void*)sgemm_ : (void*)dgemm_) != nullptr) {
+    // Row-major C = A op(B) is column-major C^T = op(B)^T A^T: BLAS sees each
+    // row-major matrix as its transpose, so the operands swap places.
+    const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
+    const int la = static_cast<int>(ldb), lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
+    const T one = 1, zero = 0;
+    const char* ta = trans_b ? "T" : "N";
+    if constexpr (f32) sgemm_(ta, "N", &M, &N, &K, &one, B, &la, A, &lb, &zero, C, &lc);
+    else dgemm_(ta, "N", &M, &N, &K, &one, B, &la, A, &lb, &zero, C, &lc);
+    return;
+  }
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor a = at::from_blob(const_cast<T*>(A), {m, k}, {lda, 1}, opts);
+  at::Tensor b = trans_b ? at::from_blob(const_cast<T*>(B), {n, k}, {ldb, 1}, opts).t()
+                         : at::from_blob(const_cast<T*>(B), {k, n}, {ldb, 1}, opts);
+  at::Tensor c = at::from_blob(C, {m, n}, {ldc, 1}, opts);
+  at::mm_out(c, a, b);
+}
+
+// --------------------------------------------------------------- forward
+// x (T, B, F) time-major; W (F, G); U (units, G). Computes the input
+// projection xw = x W of every step as one GEMM into a reused buffer (the
+// biases join in the pointwise pass), then the time loop.
+template <typename T>
+std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& x, const at::Tensor& W,
+                                     const at::Tensor& bin, const at::Tensor& U, const at::Tensor& brec,
+                                     const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& mask,
+                                     const at::Tensor& rd, bool zero_out, bool save, bool need_y) {
+  const int64_t T_ = x.size(0), B = x.size(1), F = x.size(2), units = h0.size(1);
   const int64_t G = gate_width(cell) * units, K = saved_width(cell);
-  const auto opts = xw.options();
+  const auto opts = x.options();
   const bool lstm = cell == LSTM, before = cell == GRU_BEFORE;
+  need_y = need_y || mask.defined();  // a masked last output is not always h_T
+
+  // The layer passes a transposed view: one copy into a reused buffer
+  // (a fresh one page-faults in on every call, measured 0.5 ms at this size).
+  at::Tensor X = x.is_contiguous() ? x : cache().empty({T_, B, F}, opts).copy_(x);
+  at::Tensor XW = cache().empty({T_, B, G}, opts);
+  gemm<T>(false, T_ * B, G, F, X.data_ptr<T>(), F, W.data_ptr<T>(), G, XW.data_ptr<T>(), G);
+  at::Tensor bz = bin.defined() ? bin : at::zeros({G}, opts);
+  at::Tensor brz = cell == GRU_AFTER ? (brec.defined() ? brec : at::zeros({G}, opts)) : at::Tensor();
 
   // Hs[0] = h0, Hs[t + 1] = the state after step t: backward reads h_{t-1}
   // as Hs[t] without a copy. Without a mask the outputs are Hs[1:].
   at::Tensor Hs = cache().empty({T_ + 1, B, units}, opts);
   Hs[0].copy_(h0);
   at::Tensor Y = mask.defined() ? cache().empty({T_, B, units}, opts) : Hs.narrow(0, 1, T_);
-  const int64_t TS = save ? T_ : 1;                                  // saved steps (1 = scratch)
+  const int64_t TS = save ? T_ : 1;  // saved steps (1 = scratch)
   at::Tensor Cs = lstm ? cache().empty({save ? T_ : 2, B, units}, opts) : at::Tensor();
   at::Tensor Gates = K ? cache().empty({TS, B, K * units}, opts) : at::Tensor();
   at::Tensor RH = before ? cache().empty({TS, B, units}, opts) : at::Tensor();
-  at::Tensor mm = at::empty({B, before ? 2 * units : G}, opts);
+  const int64_t mw = before ? 2 * units : G;  // width of the step's first product
+  at::Tensor mm = cache().empty({B, mw}, opts);
   at::Tensor mm2 = before ? at::empty({B, units}, opts) : at::Tensor();
   at::Tensor hin = rd.defined() ? h0 * rd : at::Tensor();
   at::Tensor hin_next = rd.defined() ? at::empty({B, units}, opts) : at::Tensor();
-  at::Tensor U_zr = before ? U.narrow(1, 0, 2 * units) : U;
-  at::Tensor U_h = before ? U.narrow(1, 2 * units, units) : at::Tensor();
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
-  at::Tensor seen_any = mask.defined() ? at::zeros({B}, mask.options()) : at::Tensor();
 
-  // The time loop for rows [b0, b1). `split`: the old way, each step's GEMM
-  // and pointwise pass use all threads (two parallel regions per step); else
-  // the caller is one thread that owns these rows for the whole sequence.
+  const T *xwp = XW.data_ptr<T>(), *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
+  T *Hp = Hs.data_ptr<T>(), *Yp = Y.data_ptr<T>(), *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *RHp = ptr<T>(RH);
+  T *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
+  const bool* maskp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  const bool* seenp = mask.defined() ? seen.data_ptr<bool>() : nullptr;
+  const int64_t BU = B * units;
+
+  // The time loop for rows [b0, b1). `split`: each step's GEMM and pointwise
+  // pass use all threads (two parallel regions per step); else the caller is
+  // one thread that owns these rows for the whole sequence.
   auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
     const int64_t nb = b1 - b0;
-    at::Tensor mm_r = mm.narrow(0, b0, nb), mm2_r = before ? mm2.narrow(0, b0, nb) : at::Tensor();
-    at::Tensor hin_l = hin, hin_n = hin_next;  // swapped per step, per thread
+    T* hin_l = ptr<T>(hin);  // this step's h * dropout mask; swapped per step, per thread
+    T* hin_n = ptr<T>(hin_next);
     for (int64_t t = 0; t < T_; ++t) {
       const int64_t ts = save ? t : 0;
-      at::Tensor hprev = Hs[t];
-      at::Tensor hin_t = (rd.defined() ? hin_l : hprev).narrow(0, b0, nb);
-      // SimpleRNN and LSTM fold the projected input into the matmul (beta = 1);
-      // the GRUs need x and h parts apart (the reset gate multiplies one).
-      if (cell == SIMPLE || cell == LSTM) at::addmm_out(mm_r, xw[t].narrow(0, b0, nb), hin_t, U);
-      else at::mm_out(mm_r, hin_t, U_zr);
+      const T* hprev = Hp + t * BU;
+      const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
+      gemm<T>(false, nb, mw, units, hin_t, units, Up, G, mmp + b0 * mw, mw);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
-      s.xw = xw.data_ptr<T>() + t * B * G;
-      s.mm = mm.data_ptr<T>();
-      s.brec = ptr<T>(brec);
-      s.hprev = hprev.data_ptr<T>();
+      s.xw = xwp + t * B * G;
+      s.bin = bz.data_ptr<T>();
+      s.mm = mmp;
+      s.brec = ptr<T>(brz);
+      s.hprev = hprev;
       if (lstm) {
-        s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[save ? t - 1 : (t - 1) % 2].data_ptr<T>();
-        s.c = Cs[save ? t : t % 2].data_ptr<T>();
+        s.cprev = t == 0 ? c0p : Cp + (save ? t - 1 : (t - 1) % 2) * BU;
+        s.c = Cp + (save ? t : t % 2) * BU;
       }
-      s.h = Hs[t + 1].data_ptr<T>();
-      s.y = Y[t].data_ptr<T>();
-      s.gates = K ? Gates[ts].data_ptr<T>() : nullptr;
-      s.rh = before ? RH[ts].data_ptr<T>() : nullptr;
-      s.hin = rd.defined() ? hin_n.data_ptr<T>() : nullptr;
-      s.rd = ptr<T>(rd);
-      s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
+      s.h = Hp + (t + 1) * BU;
+      s.y = Yp + t * BU;
+      s.gates = K ? Gp + ts * B * K * units : nullptr;
+      s.rh = before ? RHp + ts * BU : nullptr;
+      s.hin = hin_n;
+      s.rd = rdp;
+      s.m = maskp ? maskp + t * B : nullptr;
       // seen[t] counts step t itself; a masked row's "before t" equals it.
-      s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
+      s.seen = seenp ? seenp + t * B : nullptr;
       s.zero_out = zero_out;
       if (before) {
-        // phase 1 reads h_in of this step from s.hin when dropout is on
-        Step<T> s1 = s;
-        s1.hin = rd.defined() ? hin_l.data_ptr<T>() : nullptr;
+        Step<T> s1 = s;  // phase 1 reads h_in of this step from s.hin when dropout is on
+        s1.hin = hin_l;
         if (split) fwd_par(s1, cell, a, 1);
         else fwd_step(s1, cell, a, 1);
-        at::mm_out(mm2_r, RH[ts].narrow(0, b0, nb), U_h);
-        s.mm2 = mm2.data_ptr<T>();
+        gemm<T>(false, nb, units, units, s.rh + b0 * units, units, Up + 2 * units, G, mm2p + b0 * units, units);
+        s.mm2 = mm2p;
       }
       if (split) fwd_par(s, cell, a, 2);
       else fwd_step(s, cell, a, 2);
-      if (rd.defined()) std::swap(hin_l, hin_n);
+      std::swap(hin_l, hin_n);
     }
   };
   const int64_t blocks = row_blocks(B);
@@ -709,41 +757,46 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
     run_rows(0, B, true);
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-      at::NoGradGuard no_grad;  // worker threads start with grad mode on; the out= GEMMs refuse it
+      at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
       OneBlasThread one_blas;
       for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
     });
   }
-  at::Tensor hT = Hs[T_];
-  at::Tensor cT = lstm ? Cs[save ? T_ - 1 : (T_ - 1) % 2] : at::Tensor();
-  if (!save) return {Y, hT.clone(), lstm ? cT.clone() : cT};
-  return {Y, hT.clone(), lstm ? cT.clone() : cT, Hs, Cs, Gates, RH};
+  at::Tensor hT = Hs[T_].clone();
+  at::Tensor cT = lstm ? Cs[save ? T_ - 1 : (T_ - 1) % 2].clone() : at::Tensor();
+  if (!need_y) Y = at::Tensor();
+  if (!save) return {Y, hT, cT};
+  return {Y, hT, cT, X, Hs, Cs, Gates, RH};
 }
 
-std::vector<at::Tensor> forward(int64_t cell, int64_t a, const at::Tensor& xw, const at::Tensor& U,
+std::vector<at::Tensor> forward(int64_t cell, int64_t a, const at::Tensor& x, const at::Tensor& W,
+                                const c10::optional<at::Tensor>& bin, const at::Tensor& U,
                                 const c10::optional<at::Tensor>& brec, const at::Tensor& h0,
                                 const c10::optional<at::Tensor>& c0, const c10::optional<at::Tensor>& mask,
-                                const c10::optional<at::Tensor>& rd, bool zero_out, bool save) {
-  TORCH_CHECK(xw.dim() == 3 && xw.is_contiguous(), "xw: expected a contiguous (T, B, G) tensor");
-  TORCH_CHECK(xw.device().is_cpu(), "xw: the native kernels run on CPU tensors");
-  if (xw.scalar_type() == at::kDouble)
-    return forward_impl<double>(cell, a, xw, U, opt(brec), h0.contiguous(), opt(c0).defined() ? c0->contiguous() : at::Tensor(),
-                                opt(mask), opt(rd), zero_out, save);
-  TORCH_CHECK(xw.scalar_type() == at::kFloat, "xw: expected float32 or float64");
-  return forward_impl<float>(cell, a, xw, U, opt(brec), h0.contiguous(), opt(c0).defined() ? c0->contiguous() : at::Tensor(),
-                             opt(mask), opt(rd), zero_out, save);
+                                const c10::optional<at::Tensor>& rd, bool zero_out, bool save, bool need_y) {
+  TORCH_CHECK(x.dim() == 3, "x: expected a (T, B, F) tensor");
+  TORCH_CHECK(x.device().is_cpu(), "x: the native kernels run on CPU tensors");
+  auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
+  if (x.scalar_type() == at::kDouble)
+    return forward_impl<double>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
+                                c(mask), c(rd), zero_out, save, need_y);
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "x: expected float32 or float64");
+  return forward_impl<float>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
+                             c(mask), c(rd), zero_out, save, need_y);
 }
 
 // -------------------------------------------------------------- backward
-// Returns dXW (T, B, G), dU, db_rec (or undefined), dh0, dc0 (or undefined).
+// Returns dX (or undefined unless need_dx), dW, db_in (or undefined), dU,
+// db_rec (or undefined), dh0, dc0 (or undefined). X is forward's contiguous x.
 template <typename T>
 std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor& dY, const at::Tensor& dhT,
-                                      const at::Tensor& dcT, const at::Tensor& U, bool has_brec, const at::Tensor& h0,
-                                      const at::Tensor& c0, const at::Tensor& mask, const at::Tensor& rd, bool zero_out,
-                                      const at::Tensor& Hs, const at::Tensor& Cs, const at::Tensor& Gates,
-                                      const at::Tensor& RH) {
-  const int64_t T_ = Hs.size(0) - 1, B = Hs.size(1), units = Hs.size(2);
-  const int64_t G = gate_width(cell) * units;
+                                      const at::Tensor& dcT, const at::Tensor& X, const at::Tensor& W,
+                                      const at::Tensor& U, bool has_bin, bool has_brec, bool need_dx,
+                                      const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& mask,
+                                      const at::Tensor& rd, bool zero_out, const at::Tensor& Hs, const at::Tensor& Cs,
+                                      const at::Tensor& Gates, const at::Tensor& RH) {
+  const int64_t T_ = Hs.size(0) - 1, B = Hs.size(1), units = Hs.size(2), F = X.size(2);
+  const int64_t G = gate_width(cell) * units, BU = B * units;
   const auto opts = Hs.options();
   const bool lstm = cell == LSTM, before = cell == GRU_BEFORE, after = cell == GRU_AFTER;
 
@@ -754,49 +807,57 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   at::Tensor keep = dhT.defined() ? dhT.clone() : at::zeros({B, units}, opts);
   at::Tensor dc = lstm ? (dcT.defined() ? dcT.clone() : at::zeros({B, units}, opts)) : at::Tensor();
   at::Tensor gh = at::empty({B, units}, opts);  // scratch: the gradient reaching h_t, per row
-  // h_in of every step (the recurrent matmul's left operand)
+  // h_in of every step (the recurrent product's left operand)
   at::Tensor Hprev = Hs.narrow(0, 0, T_);  // h_{t-1} for every step
-  at::Tensor Hin = rd.defined() ? Hprev * rd : Hprev;
-  at::Tensor Ut = U.t();
-  at::Tensor U_zr_t = before ? U.narrow(1, 0, 2 * units).t() : at::Tensor();
-  at::Tensor U_h_t = before ? U.narrow(1, 2 * units, units).t() : at::Tensor();
+  at::Tensor Hin = Hprev;
+  if (rd.defined()) {
+    Hin = cache().empty({T_, B, units}, opts);
+    at::mul_out(Hin, Hprev, rd);
+  }
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
+
+  const T *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0), *Hp = Hs.data_ptr<T>();
+  const T *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *Hinp = Hin.data_ptr<T>();
+  const T* dyp = dY.defined() ? dY.data_ptr<T>() : nullptr;
+  T *dxwp = dXW.data_ptr<T>(), *dhup = dHU.data_ptr<T>(), *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
+  const bool* maskp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  const bool* seenp = mask.defined() ? seen.data_ptr<bool>() : nullptr;
+  const int64_t K = saved_width(cell);
 
   // Backprop through time for rows [b0, b1); `split` as in forward.
   auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
     const int64_t nb = b1 - b0;
-    at::Tensor mm_r = mm.narrow(0, b0, nb), mm2_r = before ? mm2.narrow(0, b0, nb) : at::Tensor();
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Back<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
-      s.dy = dY.defined() ? dY.data_ptr<T>() + t * dY.stride(0) : nullptr;
-      s.dy_rs = dY.defined() ? dY.stride(1) : 0;
-      s.mm = mm.data_ptr<T>();
+      s.dy = dyp ? dyp + t * dY.stride(0) : nullptr;
+      s.dy_rs = dyp ? dY.stride(1) : 0;
+      s.mm = mmp;
       s.keep = keep.data_ptr<T>();
       s.dc = lstm ? dc.data_ptr<T>() : nullptr;
-      s.rd = ptr<T>(rd);
-      s.gates = Gates.defined() ? Gates[t].data_ptr<T>() : nullptr;
-      s.h = Hs[t + 1].data_ptr<T>();
-      s.hprev = Hprev[t].data_ptr<T>();
-      if (lstm) s.cprev = t == 0 ? c0.data_ptr<T>() : Cs[t - 1].data_ptr<T>();
-      s.hin = Hin[t].data_ptr<T>();
-      s.dxw = dXW[t].data_ptr<T>();
-      s.dhu = dHU[t].data_ptr<T>();
-      s.m = mask.defined() ? mask[t].data_ptr<bool>() : nullptr;
-      s.seen = mask.defined() ? seen[t].data_ptr<bool>() : nullptr;
+      s.rd = rdp;
+      s.gates = K ? Gp + t * B * K * units : nullptr;
+      s.h = Hp + (t + 1) * BU;
+      s.hprev = Hp + t * BU;
+      if (lstm) s.cprev = t == 0 ? c0p : Cp + (t - 1) * BU;
+      s.hin = Hinp + t * BU;
+      s.dxw = dxwp + t * B * G;
+      s.dhu = dhup + t * B * G;
+      s.m = maskp ? maskp + t * B : nullptr;
+      s.seen = seenp ? seenp + t * B : nullptr;
       s.zero_out = zero_out;
       T* gh_r = gh.data_ptr<T>() + b0 * units;  // one row of scratch per thread
       if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 1);
       else bwd_step(s, gh_r, cell, a, 1);
-      at::Tensor dxw_r = dXW[t].narrow(0, b0, nb);
+      T* dxw_r = s.dxw + b0 * G;
       if (before) {
-        at::mm_out(mm2_r, dxw_r.narrow(1, 2 * units, units), U_h_t);
-        s.mm2 = mm2.data_ptr<T>();
+        gemm<T>(true, nb, units, units, dxw_r + 2 * units, G, Up + 2 * units, G, mm2p + b0 * units, units);
+        s.mm2 = mm2p;
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
-        at::mm_out(mm_r, dxw_r.narrow(1, 0, 2 * units), U_zr_t);
+        gemm<T>(true, nb, units, 2 * units, dxw_r, G, Up, G, mmp + b0 * units, units);
       } else {
-        at::mm_out(mm_r, dHU[t].narrow(0, b0, nb), Ut);
+        gemm<T>(true, nb, units, G, s.dhu + b0 * G, G, Up, G, mmp + b0 * units, units);
       }
     }
   };
@@ -805,138 +866,153 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
     run_rows(0, B, true);
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
-      at::NoGradGuard no_grad;
+      at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
       OneBlasThread one_blas;
       for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
     });
   }
   at::Tensor dh0 = rd.defined() ? mm * rd + keep : mm + keep;
-  // Recurrent weights: one matmul over all steps.
-  at::Tensor Hin2 = Hin.reshape({T_ * B, units});
+  // The weights' gradients: one product over all steps each.
+  const int64_t N = T_ * B;
+  at::Tensor d2 = dXW.view({N, G});
+  at::Tensor dW = at::mm(X.view({N, F}).t(), d2);
+  at::Tensor db_in = has_bin ? d2.sum(0) : at::Tensor();
+  at::Tensor dX;
+  if (need_dx) {
+    dX = cache().empty({T_, B, F}, opts);
+    at::Tensor dX2 = dX.view({N, F});
+    at::mm_out(dX2, d2, W.t());
+  }
+  at::Tensor Hin2 = Hin.reshape({N, units});
   at::Tensor dU;
   if (before) {
-    at::Tensor d = dXW.reshape({T_ * B, G});
-    dU = at::cat({at::mm(Hin2.t(), d.narrow(1, 0, 2 * units)),
-                  at::mm(RH.reshape({T_ * B, units}).t(), d.narrow(1, 2 * units, units))}, 1);
+    dU = at::cat({at::mm(Hin2.t(), d2.narrow(1, 0, 2 * units)),
+                  at::mm(RH.view({N, units}).t(), d2.narrow(1, 2 * units, units))}, 1);
   } else {
-    dU = at::mm(Hin2.t(), dHU.reshape({T_ * B, G}));
+    dU = at::mm(Hin2.t(), dHU.view({N, G}));
   }
-  at::Tensor db = has_brec ? dHU.reshape({T_ * B, G}).sum(0) : at::Tensor();
-  return {dXW, dU, db, dh0, dc};
+  at::Tensor db_rec = has_brec ? dHU.view({N, G}).sum(0) : at::Tensor();
+  return {dX, dW, db_in, dU, db_rec, dh0, dc};
 }
 
 std::vector<at::Tensor> backward(int64_t cell, int64_t a, const c10::optional<at::Tensor>& dY,
                                  const c10::optional<at::Tensor>& dhT, const c10::optional<at::Tensor>& dcT,
-                                 const at::Tensor& U, bool has_brec, const at::Tensor& h0,
+                                 const at::Tensor& X, const at::Tensor& W, const at::Tensor& U, bool has_bin,
+                                 bool has_brec, bool need_dx, const at::Tensor& h0,
                                  const c10::optional<at::Tensor>& c0, const c10::optional<at::Tensor>& mask,
                                  const c10::optional<at::Tensor>& rd, bool zero_out, const at::Tensor& Hs,
                                  const c10::optional<at::Tensor>& Cs, const c10::optional<at::Tensor>& Gates,
                                  const c10::optional<at::Tensor>& RH) {
-  auto contig = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
+  auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
   // dY arrives as the transpose of the (B, T, U) output gradient: read it in
   // place when its rows are contiguous, instead of copying it.
-  auto rows = [&](const c10::optional<at::Tensor>& t) {
-    return t && t->defined() && t->stride(2) == 1 ? *t : contig(t);
-  };
+  at::Tensor dy = dY && dY->defined() && dY->stride(2) == 1 ? *dY : c(dY);
   if (Hs.scalar_type() == at::kDouble)
-    return backward_impl<double>(cell, a, rows(dY), contig(dhT), contig(dcT), U, has_brec, h0.contiguous(), contig(c0),
-                                 opt(mask), opt(rd), zero_out, Hs, opt(Cs), opt(Gates), opt(RH));
-  return backward_impl<float>(cell, a, rows(dY), contig(dhT), contig(dcT), U, has_brec, h0.contiguous(), contig(c0),
-                              opt(mask), opt(rd), zero_out, Hs, opt(Cs), opt(Gates), opt(RH));
+    return backward_impl<double>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
+                                 need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));
+  return backward_impl<float>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
+                              need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));
 }
 
 // ------------------------------------------------- small-batch single step
 // Generation runs batch 1 (or a few rows) one step at a time: there the step
 // is bound by reading the weights, and at::mm's setup costs as much as the
-// arithmetic. This path fuses the whole step: each thread owns a block of
-// units, accumulates every gate's column block of [x h] @ [W; U] itself
-// (so its slice of the weights stays in its own cache from step to step),
-// then applies the cell's pointwise math to those units.
-constexpr int64_t kSmallBlock = 128;  // units per block: 4 gates * 128 accumulators stay in L1
+// arithmetic. This path fuses the whole step: the units are cut into tiles of
+// kTile; for a tile, every gate's columns of [x h] @ [W; U] accumulate in
+// registers (4 gates * 32 floats = 8 AVX-512 registers) while the weight rows
+// stream past once, then the cell's pointwise math finishes those units.
+// Threads take contiguous runs of tiles, so each keeps its slice of the
+// weights in its own cache from step to step.
+template <typename T>
+constexpr int64_t kTile = 256 / sizeof(T);  // 64 floats or 32 doubles: 4 gates' accumulators in 16 AVX-512 registers
 
 template <typename T>
 struct Small {
-  int64_t B, F, U, cell, act;
+  int64_t B, F, U, act;
   const T *x, *W, *bin, *Uw, *brec, *h, *c;
   T *hn, *cn;
 };
 
-// NB: the block's length when known at compile time (full blocks: the inner
-// loops unroll completely), 0 for the last, shorter block.
-template <int A, int64_t NB, typename T>
-RNNKIT_INLINE void small_block(const Small<T>& s, int64_t j0, int64_t j1) {
-  const int64_t U = s.U, gates = gate_width(s.cell), G = gates * U, n = NB ? NB : j1 - j0;
-  T acc[4 * kSmallBlock];
-  T accr[kSmallBlock];  // GRU_AFTER: the recurrent part of the candidate, kept apart
-  for (int64_t b = 0; b < s.B; ++b) {
-    for (int64_t g = 0; g < gates; ++g)
-      for (int64_t j = 0; j < n; ++j) acc[g * kSmallBlock + j] = s.bin ? s.bin[g * U + j0 + j] : T(0);
-    for (int64_t k = 0; k < s.F; ++k) {
-      const T xk = s.x[b * s.F + k];
-      for (int64_t g = 0; g < gates; ++g) {
-        const T* __restrict w = s.W + k * G + g * U + j0;
-        T* __restrict a = acc + g * kSmallBlock;
+// Units [j0, j0 + n) of row b, n <= kTile; N = kTile when known at compile
+// time (the loops unroll and the accumulators stay in registers), 0 for a
+// shorter last tile.
+template <int CELL, int A, int64_t N, typename T>
+RNNKIT_INLINE void small_tile(const Small<T>& s, int64_t b, int64_t j0, int64_t n_) {
+  constexpr int NG = CELL == LSTM ? 4 : (CELL == SIMPLE ? 1 : 3);
+  constexpr int HG = CELL == GRU_AFTER ? 2 : NG;  // gates whose h-part joins acc; GRU_AFTER keeps hn apart
+  const int64_t n = N ? N : n_, U = s.U, G = NG * U;
+  T acc[NG][kTile<T>];
+  T accr[kTile<T>];  // GRU_AFTER: h_in U_h + b_rec_h, which the reset gate multiplies
+  for (int g = 0; g < NG; ++g)
+    for (int64_t j = 0; j < n; ++j) acc[g][j] = s.bin ? s.bin[g * U + j0 + j] : T(0);
+  for (int64_t j = 0; j < n; ++j) accr[j] = s.brec ? s.brec[2 * U + j0 + j] : T(0);
+  for (int64_t k = 0; k < s.F; ++k) {
+    const T xk = s.x[b * s.F + k];
+    const T* __restrict w = s.W + k * G + j0;
+    for (int g = 0; g < NG; ++g) {
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) a[j] += xk * w[j];
-      }
+      for (int64_t j = 0; j < n; ++j) acc[g][j] += xk * w[g * U + j];
     }
-    const int64_t hg = s.cell == GRU_AFTER ? 2 : gates;  // gates whose h-part joins acc
-    for (int64_t j = 0; j < n; ++j) accr[j] = s.brec ? s.brec[2 * U + j0 + j] : T(0);
-    for (int64_t k = 0; k < U; ++k) {
-      const T hk = s.h[b * U + k];
-      for (int64_t g = 0; g < hg; ++g) {
-        const T* __restrict u = s.Uw + k * G + g * U + j0;
-        T* __restrict a = acc + g * kSmallBlock;
+  }
+  for (int64_t k = 0; k < U; ++k) {
+    const T hk = s.h[b * U + k];
+    const T* __restrict u = s.Uw + k * G + j0;
+    for (int g = 0; g < HG; ++g) {
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) a[j] += hk * u[j];
-      }
-      if (s.cell == GRU_AFTER) {
-        const T* __restrict u = s.Uw + k * G + 2 * U + j0;
-#pragma omp simd
-        for (int64_t j = 0; j < n; ++j) accr[j] += hk * u[j];
-      }
+      for (int64_t j = 0; j < n; ++j) acc[g][j] += hk * u[g * U + j];
     }
-    const T* __restrict hp = s.h + b * U + j0;
-    T* __restrict hn = s.hn + b * U + j0;
-    if (s.cell == SIMPLE) {
+    if constexpr (CELL == GRU_AFTER) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) hn[j] = act<A>(acc[j]);
-    } else if (s.cell == LSTM) {
-      const T* __restrict cp = s.c + b * U + j0;
-      T* __restrict cn = s.cn + b * U + j0;
+      for (int64_t j = 0; j < n; ++j) accr[j] += hk * u[2 * U + j];
+    }
+  }
+  const T* __restrict hp = s.h + b * U + j0;
+  T* __restrict hn = s.hn + b * U + j0;
+  if constexpr (CELL == SIMPLE) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        const T i = sigmoid_of(acc[j]), f = sigmoid_of(acc[kSmallBlock + j]);
-        const T g = tanh_of(acc[2 * kSmallBlock + j]), o = sigmoid_of(acc[3 * kSmallBlock + j]);
-        const T c = f * cp[j] + i * g;
-        cn[j] = c;
-        hn[j] = o * tanh_of(c);
-      }
-    } else {  // GRU_AFTER
-      const T* __restrict br = s.brec;
+    for (int64_t j = 0; j < n; ++j) hn[j] = act<A>(acc[0][j]);
+  } else if constexpr (CELL == LSTM) {
+    const T* __restrict cp = s.c + b * U + j0;
+    T* __restrict cn = s.cn + b * U + j0;
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        const T z = sigmoid_of(acc[j] + (br ? br[j0 + j] : T(0)));
-        const T r = sigmoid_of(acc[kSmallBlock + j] + (br ? br[U + j0 + j] : T(0)));
-        const T hh = tanh_of(acc[2 * kSmallBlock + j] + r * accr[j]);
-        hn[j] = z * hp[j] + (T(1) - z) * hh;
-      }
+    for (int64_t j = 0; j < n; ++j) {
+      const T i = sigmoid_of(acc[0][j]), f = sigmoid_of(acc[1][j]);
+      const T g = tanh_of(acc[2][j]), o = sigmoid_of(acc[3][j]);
+      const T c = f * cp[j] + i * g;
+      cn[j] = c;
+      hn[j] = o * tanh_of(c);
+    }
+  } else {  // GRU_AFTER
+    const T* __restrict br = s.brec;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const T z = sigmoid_of(acc[0][j] + (br ? br[j0 + j] : T(0)));
+      const T r = sigmoid_of(acc[1][j] + (br ? br[U + j0 + j] : T(0)));
+      const T hh = tanh_of(acc[2][j] + r * accr[j]);
+      hn[j] = z * hp[j] + (T(1) - z) * hh;
     }
   }
 }
 
-template <int A, typename T>
-RNNKIT_INLINE void small_any(const Small<T>& s, int64_t j0, int64_t j1) {
-  if (j1 - j0 == kSmallBlock) small_block<A, kSmallBlock>(s, j0, j1);
-  else small_block<A, 0>(s, j0, j1);
+template <int CELL, int A, typename T>
+RNNKIT_INLINE void small_tiles(const Small<T>& s, int64_t t0, int64_t t1) {
+  for (int64_t b = 0; b < s.B; ++b) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t j0 = t * kTile<T>, n = std::min(kTile<T>, s.U - j0);
+      if (n == kTile<T>) small_tile<CELL, A, kTile<T>>(s, b, j0, n);
+      else small_tile<CELL, A, 0>(s, b, j0, n);
+    }
+  }
 }
 
-#define RNNKIT_DEFINE_SMALL(T)                                                   \
-  RNNKIT_CLONES void small_step(const Small<T>& s, int64_t j0, int64_t j1) {     \
-    if (s.cell != SIMPLE || s.act == TANH) small_any<TANH>(s, j0, j1);           \
-    else if (s.act == SIGMOID) small_any<SIGMOID>(s, j0, j1);                    \
-    else if (s.act == RELU) small_any<RELU>(s, j0, j1);                          \
-    else small_any<LINEAR>(s, j0, j1);                                           \
+#define RNNKIT_DEFINE_SMALL(T)                                                             \
+  RNNKIT_CLONES void small_step(const Small<T>& s, int64_t cell, int64_t t0, int64_t t1) { \
+    if (cell == LSTM) small_tiles<LSTM, TANH>(s, t0, t1);                                  \
+    else if (cell == GRU_AFTER) small_tiles<GRU_AFTER, TANH>(s, t0, t1);                   \
+    else if (s.act == TANH) small_tiles<SIMPLE, TANH>(s, t0, t1);                          \
+    else if (s.act == SIGMOID) small_tiles<SIMPLE, SIGMOID>(s, t0, t1);                    \
+    else if (s.act == RELU) small_tiles<SIMPLE, RELU>(s, t0, t1);                          \
+    else small_tiles<SIMPLE, LINEAR>(s, t0, t1);                                           \
   }
 RNNKIT_DEFINE_SMALL(float)
 RNNKIT_DEFINE_SMALL(double)
@@ -947,15 +1023,13 @@ std::vector<at::Tensor> step_small(int64_t cell, int64_t a, const at::Tensor& x,
                                    const at::Tensor& h, const at::Tensor& c) {
   at::Tensor hn = at::empty_like(h);
   at::Tensor cn = cell == LSTM ? at::empty_like(c) : at::Tensor();
-  Small<T> s{x.size(0), x.size(1), h.size(1), cell, a,
+  Small<T> s{x.size(0), x.size(1), h.size(1), a,
              x.data_ptr<T>(), W.data_ptr<T>(), ptr<T>(bin), Uw.data_ptr<T>(), ptr<T>(brec), h.data_ptr<T>(),
              ptr<T>(c), hn.data_ptr<T>(), ptr<T>(cn)};
-  const int64_t blocks = (s.U + kSmallBlock - 1) / kSmallBlock;
+  const int64_t tiles = (s.U + kTile<T> - 1) / kTile<T>;
   // Two or more threads only when the weights are big enough to be worth splitting.
-  const int64_t grain = Uw.numel() >= (1 << 17) ? 1 : blocks;
-  at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) small_step(s, k * kSmallBlock, std::min(s.U, (k + 1) * kSmallBlock));
-  });
+  const int64_t grain = Uw.numel() >= (1 << 17) ? 1 : tiles;
+  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) { small_step(s, cell, t0, t1); });
   return {hn, cn};
 }
 
@@ -973,8 +1047,7 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
     if (x.scalar_type() == at::kDouble) return step_small<double>(cell, a, x, W, def(b_in), U, def(brec), h, def(c));
     return step_small<float>(cell, a, x, W, def(b_in), U, def(brec), h, def(c));
   }
-  at::Tensor xw = b_in && b_in->defined() ? at::addmm(*b_in, x, W) : at::mm(x, W);
-  auto out = forward(cell, a, xw.unsqueeze(0), U, brec, h, c, c10::nullopt, c10::nullopt, false, false);
+  auto out = forward(cell, a, x.unsqueeze(0), W, b_in, U, brec, h, c, c10::nullopt, c10::nullopt, false, false, false);
   return {out[1], out[2]};
 }
 

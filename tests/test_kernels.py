@@ -107,6 +107,23 @@ def test_cell_matches_reference(name, dtype):
 
 
 @needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ["simple_tanh", "gru_after", "gru_before", "lstm"])
+def test_last_output_only(name, dtype):
+    """return_sequences=False: unmasked, the last cell skips its output sequence (h_T is the output)."""
+    rng = np.random.default_rng(7)
+    for masked in (False, True):
+        for stacked in (False, True):
+            for return_state in (False, True):
+                torch.manual_seed(int(rng.integers(1000)))
+                cell = [CELLS[name](3), CELLS[name](4)] if stacked else CELLS[name](4)
+                layer = RNN(cell, return_state=return_state, input_shape=(6, 3)).to(dtype)
+                x = torch.randn(5, 6, 3, dtype=dtype)
+                mask = hard_mask(5, 6, rng) if masked else None
+                assert_same(run_both(layer, x, mask=mask), dtype)
+
+
+@needs_native
 def test_unmasked_float32_lstm_routes(monkeypatch):
     """torch's oneDNN LSTM where it applies, else the native kernel: both match the loop."""
     for onednn in (True, False):
@@ -189,31 +206,50 @@ def test_lengths_and_stateful_layers():
 
 def _function_inputs(code, mask_on, dropout_on):
     g = torch.Generator().manual_seed(code)
-    T, B, U = 4, 3, 3
+    T, B, F, U = 4, 3, 2, 3
     gates = {native.SIMPLE: 1, native.GRU_AFTER: 3, native.GRU_BEFORE: 3, native.LSTM: 4}[code]
 
     def rnd(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).requires_grad_(True)
 
-    xw, Ur, h0 = rnd(T, B, gates * U), rnd(U, gates * U, scale=0.5), rnd(B, U)
+    # x batch-major, as the layer holds it; the Function sees its time-major view.
+    x, W, b_in = rnd(B, T, F), rnd(F, gates * U), rnd(gates * U)
+    Ur, h0 = rnd(U, gates * U, scale=0.5), rnd(B, U)
     b_rec = rnd(gates * U) if code == native.GRU_AFTER else None
     c0 = rnd(B, U) if code == native.LSTM else None
     mask = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 0], [1, 0, 1]], dtype=torch.bool) if mask_on else None
     rd = (torch.rand(B, U, generator=g, dtype=torch.float64) > 0.3).double() / 0.7 if dropout_on else None
-    return xw, Ur, b_rec, h0, c0, mask, rd
+    return (x, W, b_in, Ur, b_rec, h0, c0), mask, rd
 
 
 @needs_native
 @pytest.mark.parametrize("code", [native.SIMPLE, native.GRU_AFTER, native.GRU_BEFORE, native.LSTM])
-@pytest.mark.parametrize("mask_on,dropout_on,zero_out", [(False, False, False), (True, True, False), (True, False, True)])
-def test_gradcheck_sequence_function(code, mask_on, dropout_on, zero_out):
-    xw, Ur, b_rec, h0, c0, mask, rd = _function_inputs(code, mask_on, dropout_on)
+@pytest.mark.parametrize(
+    "mask_on,dropout_on,zero_out,need_y",
+    [(False, False, False, True), (False, False, False, False), (True, True, False, True), (True, False, True, True)],
+)
+def test_gradcheck_sequence_function(code, mask_on, dropout_on, zero_out, need_y):
+    inputs, mask, rd = _function_inputs(code, mask_on, dropout_on)
     act = 0  # tanh
 
-    def f(xw, Ur, b_rec, h0, c0):
-        return native.SequenceFunction.apply(code, act, zero_out, xw, Ur, b_rec, h0, c0, mask, rd)
+    def f(x, W, b_in, Ur, b_rec, h0, c0):
+        return native.SequenceFunction.apply(
+            code, act, zero_out, need_y, x.transpose(0, 1), W, b_in, Ur, b_rec, h0, c0, mask, rd
+        )
 
-    assert torch.autograd.gradcheck(f, (xw, Ur, b_rec, h0, c0), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
+
+
+@needs_native
+def test_sequence_function_without_bias_and_unused_outputs():
+    """No input bias, and only h_T used (the others get None in backward, not zeros)."""
+    (x, W, _, Ur, _, h0, _), _, _ = _function_inputs(native.SIMPLE, False, False)
+
+    def f(x, W, Ur, h0):
+        Y, hT = native.SequenceFunction.apply(0, 0, False, True, x.transpose(0, 1), W, None, Ur, None, h0, None, None, None)
+        return hT
+
+    assert torch.autograd.gradcheck(f, (x, W, Ur, h0), eps=1e-6, atol=1e-7)
 
 
 @needs_native
@@ -263,22 +299,26 @@ def test_saved_memory_is_linear_in_steps(monkeypatch):
 @needs_native
 @pytest.mark.parametrize("name", ["lstm", "lstm_nobias", "gru_after", "gru_nobias", "gru_before", "simple_relu"])
 def test_stepper_matches_cell(name):
-    torch.manual_seed(0)
-    cell = CELLS[name](6)
-    cell.build((4,))
-    cell.double()
-    step = Stepper(rk.RNN(cell))
-    assert step.kernel_used == "native"
-    s_fast = s_ref = step.initial_state(2)
-    s_fast = s_ref = tree_flatten(s_fast)[0] if not name.startswith("lstm") else s_fast
-    for _ in range(5):
-        x = torch.randn(2, 4, dtype=torch.float64)
-        y_fast, s_fast = step(x, s_fast)
-        with torch.no_grad():
-            y_ref, s_ref = cell(x, s_ref)
-        torch.testing.assert_close(y_fast, y_ref, **TOL[torch.float64])
-        for a, b in zip(tree_flatten(s_fast), tree_flatten(s_ref)):
-            torch.testing.assert_close(a, b, **TOL[torch.float64])
+    # units: a partial register tile; full tiles and a tail; weights large enough to split over threads.
+    # batch 9 takes the sequence kernel instead of the small-batch step.
+    for dtype in (torch.float64, torch.float32):
+        for units, batch in ((6, 2), (70, 1), (200, 3), (7, 9)):
+            torch.manual_seed(units)
+            cell = CELLS[name](units)
+            cell.build((4,))
+            cell.to(dtype)
+            step = Stepper(rk.RNN(cell))
+            assert step.kernel_used == "native"
+            s_fast = s_ref = step.initial_state(batch)
+            s_fast = s_ref = tree_flatten(s_fast)[0] if not name.startswith("lstm") else s_fast
+            for _ in range(3):
+                x = torch.randn(batch, 4, dtype=dtype)
+                y_fast, s_fast = step(x, s_fast)
+                with torch.no_grad():
+                    y_ref, s_ref = cell(x, s_ref)
+                torch.testing.assert_close(y_fast, y_ref, **TOL[dtype])
+                for a, b in zip(tree_flatten(s_fast), tree_flatten(s_ref)):
+                    torch.testing.assert_close(a, b, **TOL[dtype])
 
 
 def test_stepper_falls_back_for_custom_activation():

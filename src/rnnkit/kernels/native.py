@@ -3,15 +3,15 @@
 ``rnnkit._native`` (csrc/rnnkit_native.cpp) runs a built-in cell's whole time
 loop and its backprop through time. This module wraps it:
 
-* the input projection of every step is one matmul done here, in time-major
-  layout, ``xw = x W + b`` of shape (time, batch, gates * units), so autograd
-  gives the input, kernel and bias gradients as one matmul/reduction each;
-* ``SequenceFunction`` runs the recurrence (``forward``) and backprop through
-  time (``backward``), returning gradients for xw, the recurrent kernel, the
-  GRU's recurrent bias and the initial state;
-* ``run_layer`` applies it cell by cell for ``StackedRNNCells`` (a masked
+* ``SequenceFunction`` is one autograd node per cell and sequence: the native
+  forward computes the input projection of every step as one GEMM, then the
+  recurrence; the native backward runs backprop through time and returns the
+  gradients of the input, both kernels, the biases and the initial state,
+  each weight gradient as one product over all steps;
+* ``NativeKernel`` applies it cell by cell for ``StackedRNNCells`` (a masked
   step's intermediate output is discarded by the next cell, so running each
-  cell over the whole sequence equals the per-step stack).
+  cell over the whole sequence equals the per-step stack); when the layer
+  returns only its last output (no mask) the last cell skips the sequence.
 """
 
 from __future__ import annotations
@@ -64,35 +64,46 @@ def _name(fn):
 
 
 class SequenceFunction(torch.autograd.Function):
-    """The recurrence of one cell over a time-major sequence.
+    """One cell over a whole time-major sequence: input projection and recurrence.
 
-    Inputs: ``xw`` (T, B, G) projected inputs with the input bias,
-    ``U`` (units, G), ``b_rec`` (G,) or None (GRU reset_after), ``h0``, ``c0``
-    (B, units; c0 only for the LSTM), ``mask`` (T, B) bool or None, ``rd``
-    (B, units) recurrent-dropout mask or None. Outputs: ``Y`` (T, B, units),
-    ``h_T`` and, for the LSTM, ``c_T``.
+    Inputs: ``x`` (T, B, F) (a transposed view is fine), ``W`` (F, G),
+    ``b_in`` (G,) or None, ``U`` (units, G), ``b_rec`` (G,) or None (GRU
+    reset_after), ``h0``, ``c0`` (B, units; c0 only for the LSTM), ``mask``
+    (T, B) bool or None, ``rd`` (B, units) recurrent-dropout mask or None.
+    Outputs: ``Y`` (T, B, units) when ``need_y``, then ``h_T`` and, for the
+    LSTM, ``c_T``. Without ``need_y`` the sequence of outputs is never
+    materialized for autograd, so backward gets no (T, B, units) zeros for it.
     """
 
     @staticmethod
-    def forward(ctx, code, act, zero_out, xw, U, b_rec, h0, c0, mask, rd):
-        Y, hT, cT, Hs, Cs, gates, rh = _native.forward(code, act, xw, U, b_rec, h0, c0, mask, rd, zero_out, True)
-        ctx.meta = (code, act, zero_out, b_rec is not None)
-        ctx.save_for_backward(U, h0, c0, mask, rd, Hs, Cs, gates, rh)
-        return (Y, hT, cT) if code == LSTM else (Y, hT)
+    def forward(ctx, code, act, zero_out, need_y, x, W, b_in, U, b_rec, h0, c0, mask, rd):
+        Y, hT, cT, X, Hs, Cs, gates, rh = _native.forward(
+            code, act, x, W, b_in, U, b_rec, h0, c0, mask, rd, zero_out, True, need_y
+        )
+        ctx.meta = (code, act, zero_out, b_in is not None, b_rec is not None, need_y)
+        ctx.save_for_backward(X, W, U, h0, c0, mask, rd, Hs, Cs, gates, rh)
+        # Unused outputs get None in backward instead of a zero tensor (the native code skips them).
+        ctx.set_materialize_grads(False)
+        outs = (hT, cT) if code == LSTM else (hT,)
+        return (Y, *outs) if need_y else outs
 
     @staticmethod
-    def backward(ctx, dY, dhT, dcT=None):
+    def backward(ctx, *grads):
         if torch.is_grad_enabled():  # create_graph=True: the native backward has no gradient of its own
             raise RuntimeError(
                 "rnnkit's native kernel gives first derivatives only; for higher-order gradients run the "
                 "layer with unroll=True (the reference loop)"
             )
-        code, act, zero_out, has_brec = ctx.meta
-        U, h0, c0, mask, rd, Hs, Cs, gates, rh = ctx.saved_tensors
-        dxw, dU, db, dh0, dc0 = _native.backward(
-            code, act, dY, dhT, dcT, U, has_brec, h0, c0, mask, rd, zero_out, Hs, Cs, gates, rh
+        code, act, zero_out, has_bin, has_brec, need_y = ctx.meta
+        dY, *grads = grads if need_y else (None, *grads)
+        dhT, dcT = grads if code == LSTM else (grads[0], None)
+        X, W, U, h0, c0, mask, rd, Hs, Cs, gates, rh = ctx.saved_tensors
+        need_dx = ctx.needs_input_grad[4]
+        dx, dW, db_in, dU, db_rec, dh0, dc0 = _native.backward(
+            code, act, dY, dhT, dcT, X, W, U, has_bin, has_brec, need_dx, h0, c0, mask, rd, zero_out, Hs, Cs,
+            gates, rh,
         )
-        return None, None, None, dxw, dU, db, dh0, dc0, None, None
+        return None, None, None, None, dx, dW, db_in, dU, db_rec, dh0, dc0, None, None
 
 
 def onednn_lstm_available() -> bool:
@@ -117,35 +128,38 @@ def run_lstm_onednn(cell, x_tm, state):
     return y, LSTMState(h[0], c[0])
 
 
-def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out):
-    """One built-in cell over time-major ``x_tm`` (T, B, in); returns ``(Y (T, B, units), state)``."""
-    T, B, F = x_tm.shape
+def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=True):
+    """One built-in cell over time-major ``x_tm`` (T, B, in).
+
+    Returns ``(Y (T, B, units), state)``; ``Y`` is None when ``need_y`` is
+    false (no mask: the caller wants only the last output, which is ``h_T``).
+    """
     if dropout is not None and dropout.input is not None:
         x_tm = x_tm * dropout.input
-    W = cell.kernel
+    W, U = cell.kernel, cell.recurrent_kernel
     b_in = cell.input_bias()
-    x2 = x_tm.reshape(T * B, F)
-    xw = (x2 @ W if b_in is None else torch.addmm(b_in, x2, W)).view(T, B, -1)
     # The native code reads these as dense row-major arrays.
     b_rec = cell.bias[1].contiguous() if code == GRU_AFTER and cell.bias is not None else None
     rd = None if dropout is None or dropout.recurrent is None else dropout.recurrent.contiguous()
-    if code == LSTM:
-        h0, c0 = state
-    else:
-        h0, c0 = state, None
-    U = cell.recurrent_kernel
-    tensors = (xw, U, b_rec, h0, c0)
+    h0, c0 = state if code == LSTM else (state, None)
+    tensors = (x_tm, W, b_in, U, b_rec, h0, c0)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        out = SequenceFunction.apply(code, act, zero_out, xw, U, b_rec, h0, c0, mask_tm, rd)
+        out = SequenceFunction.apply(code, act, zero_out, need_y, x_tm, W, b_in, U, b_rec, h0, c0, mask_tm, rd)
+        if not need_y:
+            out = (None, *out)
     else:
-        out = _native.forward(code, act, xw, U, b_rec, h0, c0, mask_tm, rd, zero_out, False)
+        out = _native.forward(code, act, x_tm, W, b_in, U, b_rec, h0, c0, mask_tm, rd, zero_out, False, need_y)
     if code == LSTM:
         return out[0], LSTMState(out[1], out[2])
     return out[0], out[1]
 
 
 class NativeKernel:
-    """``kernel(layer, x, state, mask, dropout) -> (outputs, state)`` for ``RNN._run``."""
+    """``kernel(layer, x, state, mask, dropout) -> (outputs, state)`` for ``RNN._run``.
+
+    ``outputs`` is (batch, time, units), or (batch, 1, units) holding the last
+    step when the layer returns only that and no mask is given.
+    """
 
     def __init__(self, name: str, plan):
         self.name = name
@@ -159,12 +173,18 @@ class NativeKernel:
         drops = dropout if stacked else (dropout,)
         if drops is None:
             drops = (None,) * len(self.plan)
+        # Only the last output wanted and no mask: that output is the last cell's h_T, so the
+        # last cell skips the output sequence (and its backward the zeros autograd would send).
+        last_only = not layer.return_sequences and mask is None
         new_states = []
-        for (cell, code, act, route), s, d in zip(self.plan, states, drops):
+        for k, ((cell, code, act, route), s, d) in enumerate(zip(self.plan, states, drops)):
             if route == "onednn":
                 x_tm, s = run_lstm_onednn(cell, x_tm, s)
             else:
-                x_tm, s = run_cell(cell, code, act, x_tm, s, mask_tm, d, layer.zero_output_for_mask)
+                need_y = not (last_only and k == len(self.plan) - 1)
+                x_tm, s = run_cell(cell, code, act, x_tm, s, mask_tm, d, layer.zero_output_for_mask, need_y)
+                if x_tm is None:
+                    x_tm = (s.h if code == LSTM else s)[None]  # (1, B, units): the last step
             new_states.append(s)
         final = tuple(new_states) if stacked else new_states[0]
         return x_tm.transpose(0, 1), final
