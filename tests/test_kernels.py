@@ -201,6 +201,25 @@ def test_lengths_and_stateful_layers():
         torch.testing.assert_close(layer(x, lengths=lengths), ref(x, lengths=lengths), **TOL[torch.float64])
 
 
+@needs_native
+@pytest.mark.parametrize("activation,bound", [("tanh", 5e-7), ("sigmoid", 3e-7)])
+def test_float32_activations_against_float64(activation, bound):
+    """The native float32 tanh (rational) and sigmoid (exp-based): relative error against float64."""
+    mags = torch.logspace(-8, 1.5, 100_000, dtype=torch.float64)
+    xs = torch.cat([mags, -mags, torch.linspace(-30, 30, 100_001, dtype=torch.float64)]).float()
+    n = xs.numel()
+    # One SimpleRNN step with W = 1, U = 0, no bias: h = act(x), one row per value.
+    code, act = native.SIMPLE, native.SIMPLE_ACTIVATIONS[activation]
+    _, h, _ = native._native.forward(
+        code, act, xs.reshape(1, n, 1), torch.ones(1, 1), None, torch.zeros(1, 1), None, torch.zeros(n, 1),
+        None, None, None, False, False, False,
+    )
+    ref = getattr(torch, activation)(xs.double())
+    rel = (h[:, 0].double() - ref).abs() / ref.abs().clamp_min(1e-30)
+    assert rel.max().item() < bound
+    assert torch.equal(h[:, 0].abs() <= 1, torch.ones(n, dtype=torch.bool))  # never outside the range
+
+
 # ------------------------------------------------------------ the Function
 
 
