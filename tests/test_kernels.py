@@ -17,8 +17,9 @@ import pytest
 import torch
 
 import rnnkit as rk
+from rnnkit import kernels
 from rnnkit.cells import DropoutMasks
-from rnnkit.kernels import Stepper, explain, native, native_available, select
+from rnnkit.kernels import Stepper, explain, native, native_available, select, torch_route
 from rnnkit.rnn import RNN, tree_flatten
 
 BUILT, WHY_NOT = native_available()
@@ -406,6 +407,40 @@ def test_explain_and_debug_log(caplog):
     assert any("native:GRUCell" in r.getMessage() for r in caplog.records)
     model(torch.randn(2, 20, 3), mask=torch.ones(2, 20, dtype=torch.bool))  # a mask: the native LSTM kernel
     assert "native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32)" in explain(model)
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_nobias", "gru_after", "gru_nobias", "simple_tanh", "simple_relu"])
+def test_torch_route_matches_reference(name, monkeypatch):
+    """CUDA's route (torch's fused RNN op, cuDNN there), checked on the CPU, where the same op runs:
+    the weight and gate-order conversion gives the reference loop's outputs and every gradient."""
+    monkeypatch.setattr(kernels, "select", lambda layer, x, state, mask, dropout: torch_route(layer, x, mask, dropout))
+    for stacked in (False, True):
+        torch.manual_seed(int(stacked))
+        cell = [CELLS[name](3), CELLS[name](4)] if stacked else CELLS[name](4)
+        layer = RNN(cell, return_sequences=True, return_state=True, go_backwards=stacked, input_shape=(5, 3)).double()
+        x = torch.randn(4, 5, 3, dtype=torch.float64)
+        init = [torch.randn(s.shape, dtype=torch.float64) for s in tree_flatten(layer.cell.get_initial_state(4))]
+        assert_same(run_both(layer, x, initial_state=init), torch.float64)
+        assert layer.kernel_used.startswith("torch-cudnn:"), layer.kernel_used
+
+
+def test_torch_route_says_what_it_cannot_cover():
+    x = torch.randn(2, 3, 2)
+    for cell, expected in (
+        (rk.GRUCell(3, reset_after=False), "reset_after=False) has no cuDNN form"),
+        (rk.SimpleRNNCell(3, activation="sigmoid"), "SimpleRNNCell(sigmoid) has no cuDNN form"),
+        (rk.LSTMCell(3, recurrent_activation="hard_sigmoid"), "the fused kernel covers tanh/sigmoid"),
+    ):
+        layer = RNN(cell, input_shape=(3, 2))
+        kernel, reason = torch_route(layer, x, None, None)
+        assert kernel is None and expected in reason, reason
+    layer = rk.LSTM(3, input_shape=(3, 2))
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert "no mask" in torch_route(layer, x, mask, None)[1]
+    drop = DropoutMasks(input=torch.ones(2, 2), recurrent=None)
+    assert "dropout" in torch_route(layer, x, None, drop)[1]
+    kernel, reason = torch_route(layer, x, None, DropoutMasks())
+    assert kernel is not None and kernel.name == "torch-cudnn:LSTMCell", reason
 
 
 def test_select_reports_non_cpu_devices():

@@ -12,7 +12,10 @@ The native kernels (``rnnkit._native``, built at install) cover
 ``reset_after``) and ``LSTMCell`` with tanh/sigmoid, stacks of them, masks,
 dropout masks, float32 and float64 on the CPU. An unmasked float32 LSTM
 without dropout goes to torch's own oneDNN LSTM instead (weights converted
-on the fly; faster here). Anything else runs the reference loop and says why.
+on the fly; faster here). On CUDA, ``torch_route`` sends unmasked LSTM, GRU
+(``reset_after=True``) and tanh/relu SimpleRNN layers without dropout to
+torch's fused RNN op (cuDNN), weights converted the same way. Anything else
+runs the reference loop and says why.
 
 >>> import rnnkit as rk
 >>> layer = rk.LSTM(8)
@@ -27,11 +30,11 @@ import logging
 
 import torch
 
-from ..cells import StackedRNNCells
+from ..cells import DropoutMasks, StackedRNNCells
 from . import native
 from .stepper import Stepper
 
-__all__ = ["select", "explain", "Stepper", "native_available"]
+__all__ = ["select", "torch_route", "explain", "Stepper", "native_available"]
 
 log = logging.getLogger("rnnkit.kernels")
 
@@ -58,11 +61,16 @@ def plan_for(cell):
 
 
 def select(layer, x, state, mask, dropout):  # noqa: ARG001 - the state is checked by RNN
+    if x.device.type == "cuda":
+        kernel, reason = torch_route(layer, x, mask, dropout)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s (%s)", layer.name, kernel.name if kernel else "reference", reason)
+        return kernel, reason
     plan, what = plan_for(layer.cell)
     if plan is None:
         kernel, reason = None, what
     elif x.device.type != "cpu":
-        kernel, reason = None, f"{x.device.type.upper()}: reference loop (cuDNN routing not implemented in this build)"
+        kernel, reason = None, f"{x.device.type.upper()}: reference loop (the fused kernels cover CPU and CUDA)"
     elif x.dtype not in (torch.float32, torch.float64):
         kernel, reason = None, f"dtype {x.dtype}: the native kernels cover float32 and float64"
     elif x.shape[0] == 0:
@@ -81,6 +89,41 @@ def select(layer, x, state, mask, dropout):  # noqa: ARG001 - the state is check
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s: %s (%s)", layer.name, kernel.name if kernel else "reference", reason)
     return kernel, reason
+
+
+def _no_dropout(dropout) -> bool:
+    if dropout is None:
+        return True
+    if isinstance(dropout, DropoutMasks):
+        return dropout.input is None and dropout.recurrent is None
+    return all(_no_dropout(d) for d in dropout)  # a stack: one per cell
+
+
+def torch_route(layer, x, mask, dropout):
+    """``(kernel, reason)`` through torch's own fused RNN op (cuDNN on CUDA), or ``(None, reason)``.
+
+    Covers unmasked sequences without dropout of ``LSTMCell``, ``GRUCell(reset_after=True)`` and
+    ``SimpleRNNCell`` with tanh or relu (and stacks of them): the forms cuDNN computes. The rest runs
+    the reference loop and says why.
+    """
+    where = x.device.type.upper()
+    cells = list(layer.cell.cells) if isinstance(layer.cell, StackedRNNCells) else [layer.cell]
+    plan, names = [], []
+    for c in cells:
+        code, act, what = native.cell_support(c)
+        if code is None or code == native.GRU_BEFORE or (code == native.SIMPLE and act not in (0, 2)):
+            why = what if code is None else f"{what} has no cuDNN form"
+            return None, f"{where}: reference loop ({why})"
+        plan.append((c, code, act, "cudnn"))
+        names.append(what)
+    if mask is not None:
+        return None, f"{where}: reference loop (cuDNN takes no mask; masked batches run the readable loop)"
+    if not _no_dropout(dropout):
+        return None, f"{where}: reference loop (dropout masks: cuDNN's dropout is not Keras's)"
+    if x.shape[0] == 0:
+        return None, "empty batch: nothing to fuse"
+    name = "+".join(f"torch-cudnn:{type(c).__name__}" for c, *_ in plan)
+    return native.NativeKernel(name, plan), f"torch's fused RNN (cuDNN), weights converted on the fly: {' + '.join(names)}"
 
 
 # oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the

@@ -111,21 +111,40 @@ def onednn_lstm_available() -> bool:
     return torch.backends.mkldnn.is_available()
 
 
-def run_lstm_onednn(cell, x_tm, state):
-    """An unmasked float32 LSTM through ``torch._VF.lstm`` (oneDNN), weights converted on the fly.
+def _torch_gate_order(w):
+    """Keras GRU gates z, r, h along the last axis -> torch's r, z, n."""
+    z, r, h = w.chunk(3, -1)
+    return torch.cat([r, z, h], -1)
 
-    torch's gate order (i, f, g, o) is Keras's (i, f, c, o); torch's weights are
-    the transposed kernels and its second bias is zero. Measured faster than
-    the native kernel here (benchmarks/bench_rnn.py): oneDNN packs the weights
-    once per sequence for its GEMMs.
+
+def run_torch_rnn(cell, code, act, x_tm, state):
+    """A built-in cell through torch's own fused RNN op, weights converted on the fly.
+
+    That op is oneDNN for the CPU LSTM and cuDNN on CUDA. torch's weights are
+    the transposed kernels. Gates: the LSTM's (i, f, c, o) is torch's
+    (i, f, g, o); the GRU's (z, r, h) becomes (r, z, n), and only
+    ``reset_after=True`` has torch's form (its (input, recurrent) bias rows are
+    ``b_ih``, ``b_hh``). Elsewhere Keras's one bias is ``b_ih`` and ``b_hh = 0``.
+    Returns ``(Y (T, B, units), state)`` like ``run_cell``.
     """
-    h0, c0 = state
-    params = [cell.kernel.t(), cell.recurrent_kernel.t()]
-    if cell.bias is not None:
-        params += [cell.bias, torch.zeros_like(cell.bias)]
     train = torch.is_grad_enabled()
-    y, h, c = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, cell.bias is not None, 1, 0.0, train, False, False)
-    return y, LSTMState(h[0], c[0])
+    has_bias = cell.bias is not None
+    if code == GRU_AFTER:
+        params = [_torch_gate_order(cell.kernel).t(), _torch_gate_order(cell.recurrent_kernel).t()]
+        if has_bias:
+            params += [_torch_gate_order(cell.bias[0]), _torch_gate_order(cell.bias[1])]
+        y, h = torch._VF.gru(x_tm, state[None], params, has_bias, 1, 0.0, train, False, False)
+        return y, h[0]
+    params = [cell.kernel.t(), cell.recurrent_kernel.t()]
+    if has_bias:
+        params += [cell.bias, torch.zeros_like(cell.bias)]
+    if code == LSTM:
+        h0, c0 = state
+        y, h, c = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, has_bias, 1, 0.0, train, False, False)
+        return y, LSTMState(h[0], c[0])
+    op = torch._VF.rnn_tanh if act == SIMPLE_ACTIVATIONS["tanh"] else torch._VF.rnn_relu
+    y, h = op(x_tm, state[None], params, has_bias, 1, 0.0, train, False, False)
+    return y, h[0]
 
 
 def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=True):
@@ -163,7 +182,7 @@ class NativeKernel:
 
     def __init__(self, name: str, plan):
         self.name = name
-        self.plan = plan  # [(cell, code, act, route)] in stack order; route "native" or "onednn"
+        self.plan = plan  # [(cell, code, act, route)] in stack order; route "native", "onednn" or "cudnn"
 
     def __call__(self, layer, x, state, mask, dropout):
         stacked = isinstance(layer.cell, StackedRNNCells)
@@ -178,8 +197,8 @@ class NativeKernel:
         last_only = not layer.return_sequences and mask is None
         new_states = []
         for k, ((cell, code, act, route), s, d) in enumerate(zip(self.plan, states, drops)):
-            if route == "onednn":
-                x_tm, s = run_lstm_onednn(cell, x_tm, s)
+            if route in ("onednn", "cudnn"):
+                x_tm, s = run_torch_rnn(cell, code, act, x_tm, s)
             else:
                 need_y = not (last_only and k == len(self.plan) - 1)
                 x_tm, s = run_cell(cell, code, act, x_tm, s, mask_tm, d, layer.zero_output_for_mask, need_y)
