@@ -34,7 +34,7 @@ from ..cells import DropoutMasks, StackedRNNCells
 from . import native
 from .stepper import Stepper
 
-__all__ = ["select", "torch_route", "explain", "Stepper", "native_available"]
+__all__ = ["select", "native_route", "torch_route", "explain", "Stepper", "native_available"]
 
 log = logging.getLogger("rnnkit.kernels")
 
@@ -61,34 +61,43 @@ def plan_for(cell):
 
 
 def select(layer, x, state, mask, dropout):  # noqa: ARG001 - the state is checked by RNN
-    if x.device.type == "cuda":
-        kernel, reason = torch_route(layer, x, mask, dropout)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: %s (%s)", layer.name, kernel.name if kernel else "reference", reason)
-        return kernel, reason
-    plan, what = plan_for(layer.cell)
-    if plan is None:
-        kernel, reason = None, what
-    elif x.device.type != "cpu":
-        kernel, reason = None, f"{x.device.type.upper()}: reference loop (the fused kernels cover CPU and CUDA)"
-    elif x.dtype not in (torch.float32, torch.float64):
-        kernel, reason = None, f"dtype {x.dtype}: the native kernels cover float32 and float64"
-    elif x.shape[0] == 0:
-        kernel, reason = None, "empty batch: nothing to fuse"
-    else:
-        routed = route(plan, x, mask, dropout, isinstance(layer.cell, StackedRNNCells))
-        name = "+".join(f"{'torch-onednn' if r == 'onednn' else 'native'}:{type(c).__name__}" for c, _, _, r in routed)
-        if all(r == "onednn" for *_, r in routed):
-            reason = (
-                f"torch's oneDNN LSTM (no mask, no dropout, float32, >= {ONEDNN_MIN_STEPS} steps; faster than "
-                f"the native kernel): {what}"
-            )
-        else:
-            reason = f"fused native kernel: {what}, {x.dtype}"
-        kernel = native.NativeKernel(name, routed)
+    pick = torch_route if x.device.type == "cuda" else native_route
+    kernel, reason = pick(layer, x, mask, dropout)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s: %s (%s)", layer.name, kernel.name if kernel else "reference", reason)
     return kernel, reason
+
+
+def native_route(layer, x, mask, dropout):
+    """``(kernel, reason)`` through the native kernels (or oneDNN's LSTM) on the CPU, or ``(None, reason)``."""
+    plan, what = plan_for(layer.cell)
+    if plan is None:
+        return None, what
+    if x.device.type != "cpu":
+        return None, f"{x.device.type.upper()}: reference loop (the fused kernels cover CPU and CUDA)"
+    if x.dtype not in (torch.float32, torch.float64):
+        return None, f"dtype {x.dtype}: the native kernels cover float32 and float64"
+    if x.shape[0] == 0:
+        return None, "empty batch: nothing to fuse"
+    routed = route(plan, x, mask, dropout, isinstance(layer.cell, StackedRNNCells))
+    name = "+".join(f"{'torch-onednn' if r == 'onednn' else 'native'}:{type(c).__name__}" for c, _, _, r in routed)
+    if all(r == "onednn" for *_, r in routed):
+        reason = (
+            f"torch's oneDNN LSTM (no mask, no dropout, float32, >= {ONEDNN_MIN_STEPS} steps; faster than "
+            f"the native kernel): {what}"
+        )
+    else:
+        reason = f"fused native kernel: {what}, {x.dtype}"
+    return native.NativeKernel(name, routed), reason
+
+
+# oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the
+# native kernel for 1 step, faster from 32 steps at batch 1 to 128 (docs/performance.md).
+ONEDNN_MIN_STEPS = 16
+
+
+# SimpleRNN activations cuDNN has (torch's rnn_tanh / rnn_relu)
+CUDNN_SIMPLE = (native.SIMPLE_ACTIVATIONS["tanh"], native.SIMPLE_ACTIVATIONS["relu"])
 
 
 def _no_dropout(dropout) -> bool:
@@ -111,7 +120,7 @@ def torch_route(layer, x, mask, dropout):
     plan, names = [], []
     for c in cells:
         code, act, what = native.cell_support(c)
-        if code is None or code == native.GRU_BEFORE or (code == native.SIMPLE and act not in (0, 2)):
+        if code is None or code == native.GRU_BEFORE or (code == native.SIMPLE and act not in CUDNN_SIMPLE):
             why = what if code is None else f"{what} has no cuDNN form"
             return None, f"{where}: reference loop ({why})"
         plan.append((c, code, act, "cudnn"))
@@ -124,11 +133,6 @@ def torch_route(layer, x, mask, dropout):
         return None, "empty batch: nothing to fuse"
     name = "+".join(f"torch-cudnn:{type(c).__name__}" for c, *_ in plan)
     return native.NativeKernel(name, plan), f"torch's fused RNN (cuDNN), weights converted on the fly: {' + '.join(names)}"
-
-
-# oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the
-# native kernel for 1 step, faster from 32 steps at batch 1 to 128 (docs/performance.md).
-ONEDNN_MIN_STEPS = 16
 
 
 def route(plan, x, mask, dropout, stacked):
