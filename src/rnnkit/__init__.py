@@ -17,12 +17,11 @@ from .callbacks import (
     Callback,
     EarlyStopping,
     LearningRateScheduler,
-    ModelCheckpoint,
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
-from .io import load_model, save_model
+from .checkpoint import ModelCheckpoint
 from .kernels import Stepper, explain
 from .layers import (
     GRU,
@@ -37,17 +36,13 @@ from .layers import (
     SimpleRNN,
     TimeDistributed,
 )
+from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
+from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
-from .training import (
-    CategoricalCrossentropy,
-    History,
-    MeanAbsoluteError,
-    MeanSquaredError,
-    SparseCategoricalCrossentropy,
-)
+from .training import History
 from .v1 import dynamic_rnn, static_rnn
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 

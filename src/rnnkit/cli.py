@@ -111,7 +111,7 @@ def _cosine(lr: float, epochs: int):
 def _make_callbacks(run_dir: Path, task_cfg: dict, history: dict, settings: dict, start_epoch: int):
     from . import distributed
     from .callbacks import Callback, LearningRateScheduler, TerminateOnNaN, finite_state
-    from .io import Checkpoint
+    from .checkpoint import Checkpoint
 
     class RunCheckpoint(Callback):
         """Snapshot weights, optimizer, RNGs and history after every epoch (in memory, cheap);
@@ -170,8 +170,10 @@ def _train(task_name: str, args, quick: bool, print_fn, ctx) -> dict:
     import torch
 
     from . import distributed
+    from .checkpoint import load_checkpoint, save_checkpoint
     from .data import build_model, load_task
-    from .io import clean_leftovers, load_checkpoint, read_config, save_checkpoint
+    from .files import clean_leftovers
+    from .serialization import read_config
     from .training import resolve_device
 
     device = ctx.device if ctx is not None else resolve_device(args.device)
@@ -241,7 +243,7 @@ def _train(task_name: str, args, quick: bool, print_fn, ctx) -> dict:
                     "settings": settings})
     if ctx is not None:
         metrics["distributed"] = {"processes": ctx.world_size, "backend": ctx.backend}
-    from .io import write_json
+    from .files import write_json
     from .plots import plot_history
 
     write_json(run_dir / "metrics.json", metrics)
@@ -315,7 +317,7 @@ def report(task, model, run_dir: Path | None, print_fn=print, plots: bool = True
 def _load_run(run_dir, device="cpu"):
     """The model and task of a run directory written by ``rnnkit train``."""
     from .data import load_task
-    from .io import load_model, read_config
+    from .serialization import load_model, read_config
 
     task_cfg = read_config(run_dir).get("task")
     if not isinstance(task_cfg, dict) or task_cfg.get("name") not in QUICK:

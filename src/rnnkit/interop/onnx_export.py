@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..cells import GRUCell, LSTMCell, SimpleRNNCell
-from ..io import atomic_write
+from ..files import atomic_write
 from ..layers import Bidirectional, Dense, Dropout, Embedding, Masking, TimeDistributed
 from ..model import Sequential
 from ..ops import activation_name
