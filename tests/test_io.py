@@ -49,7 +49,7 @@ def test_save_load_gives_identical_predictions(tmp_path, build):
 
 def test_compile_settings_travel_with_the_model(tmp_path):
     m = gru_model()
-    m.compile("rmsprop", rk.training.SparseCategoricalCrossentropy(from_logits=False), ["accuracy"],
+    m.compile("rmsprop", rk.losses.SparseCategoricalCrossentropy(from_logits=False), ["accuracy"],
               clipnorm=1.0, learning_rate=0.01)
     serialization.save_model(m, tmp_path / "run")
     loaded = serialization.load_model(tmp_path / "run")
