@@ -49,7 +49,10 @@ def _monitor_mode(monitor: str, mode: str) -> str:
 
 
 class Monitor(Callback):
-    """Shared by callbacks that watch one logged value for improvement (``best``, ``_improved``)."""
+    """Watches one logged value for improvement (``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``).
+
+    ``best`` is the best value so far; ``current(logs)`` reads the value, ``improved(value)`` compares it.
+    """
 
     def __init__(self, monitor: str, mode: str, min_delta: float):
         if not isinstance(monitor, str):
@@ -59,7 +62,7 @@ class Monitor(Callback):
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def _current(self, logs) -> float:
+    def current(self, logs) -> float:
         logs = logs or {}
         if self.monitor not in logs:
             raise ValueError(
@@ -68,7 +71,7 @@ class Monitor(Callback):
             )
         return float(logs[self.monitor])
 
-    def _improved(self, value: float) -> bool:
+    def improved(self, value: float) -> bool:
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
@@ -97,8 +100,8 @@ class EarlyStopping(Monitor):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        value = self._current(logs)
-        if self._improved(value):
+        value = self.current(logs)
+        if self.improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -182,12 +185,12 @@ class ReduceLROnPlateau(Monitor):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        value = self._current(logs)
+        value = self.current(logs)
         logs["lr"] = self.model.optimizer.param_groups[0]["lr"]
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(value):
+        if self.improved(value):
             self.best, self.wait = value, 0
             return
         if self.cooldown_counter > 0:

@@ -315,8 +315,8 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only:
-            value = self._watch._current(logs)
-            if not self._watch._improved(value):
+            value = self._watch.current(logs)
+            if not self._watch.improved(value):
                 return
             self._watch.best = value
         if not finite_state(self.model, logs):  # keep the last good file rather than NaN weights
