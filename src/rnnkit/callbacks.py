@@ -6,6 +6,9 @@ by setting ``model.stop_training = True``.
 
     model.fit(x, y, epochs=50, validation_split=0.1,
               callbacks=[EarlyStopping("val_loss", patience=3, restore_best_weights=True)])
+
+``ModelCheckpoint``, which writes run directories, lives in ``rnnkit.checkpoint``
+(``rk.ModelCheckpoint``), so this module stands on nothing else of rnnkit.
 """
 
 from __future__ import annotations

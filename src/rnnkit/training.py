@@ -167,8 +167,8 @@ class _Run:
     shuffle: bool
     mode: str  # progress: "silent", "line" or "bar"
     callbacks: list[Callback]
+    generator: torch.Generator  # the model's shuffle generator
     net: torch.nn.Module  # what computes the outputs: the model, or its DistributedDataParallel wrapper
-    generator: torch.Generator | None = None  # the model's shuffle generator
     ctx: distributed.Context | None = None
     sampler: torch.utils.data.DistributedSampler | None = None
 
@@ -335,9 +335,9 @@ class TrainingMixin:
         history = History()
         cbs = _attach(self, [history, *(callbacks or [])])
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(data)}
-        run = _Run(data, val, batch_size, epochs, shuffle, _progress_mode(verbose), cbs, net=self)
+        run = _Run(data, val, batch_size, epochs, shuffle, _progress_mode(verbose), cbs,
+                   generator=self._get_shuffle_generator(), net=self)
         self.stop_training = False
-        run.generator = self._get_shuffle_generator()
         ctx = distributed.active()
         if ctx is not None:
             run.distribute(self, ctx)
