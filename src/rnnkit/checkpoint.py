@@ -36,11 +36,11 @@ from .model import Sequential
 from .serialization import (
     FORMAT,
     FORMAT_VERSION,
-    compile_config,
     file_meta,
     load_model,
     load_tensors,
     read_config,
+    run_config,
     save_model,
     tensor_bytes,
 )
@@ -216,8 +216,7 @@ class Checkpoint:
             raise ValueError("model: compile() the model before saving a training checkpoint")
         self.epoch = int(epoch)
         self.model = model
-        self.config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
-                       "compile": compile_config(model), "task": task}
+        self.config = run_config(model, task)
         self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         opt_tensors, self.optimizer_doc = _optimizer_files(model.optimizer)
         self.optimizer_tensors = {k: v.detach().cpu().clone() for k, v in opt_tensors.items()}

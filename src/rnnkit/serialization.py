@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import safetensors
 import safetensors.torch
 import torch
 
@@ -89,7 +88,7 @@ def _check_tensors(found: dict[str, torch.Tensor], expected: dict[str, torch.Ten
 # ------------------------------------------------------------------- model
 
 
-def compile_config(model) -> dict | None:
+def _compile_config(model) -> dict | None:
     """Compile settings as JSON, or None when they are not all names (a user's optimizer or loss function)."""
     loss = getattr(model, "loss", None)
     if getattr(model, "optimizer_name", None) not in OPTIMIZERS or type(loss) not in LOSSES.values():
@@ -104,15 +103,19 @@ def compile_config(model) -> dict | None:
     }
 
 
+def run_config(model: Sequential, task: dict | None = None) -> dict:
+    """What ``config.json`` holds: format, version, the model's layers, its compile settings, ``task``."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
+            "compile": _compile_config(model), "task": task}
+
+
 def save_model(model: Sequential, path, task: dict | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created if needed), as one change."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected an rnnkit Sequential, got {type(model).__name__}")
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
-              "compile": compile_config(model), "task": task}
     with deferred_interrupt():
         return write_files(path, {"model.safetensors": tensor_bytes(model.state_dict(), file_meta()),
-                                  "config.json": json_bytes(config)})
+                                  "config.json": json_bytes(run_config(model, task))})
 
 
 def read_config(path) -> dict:
