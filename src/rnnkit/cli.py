@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clipnorm", type=_positive_float, help="clip gradients to this global norm")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for torch (default 1)")
+    p.add_argument("--quick", action="store_true", help="the task's tiny settings (seconds), for tests and a first "
+                                                        "look; flags still override them (not with --resume)")
     p.add_argument("--out", help="run directory (default runs/TASK)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run with its saved settings, to the same final weights as an "
@@ -142,10 +144,12 @@ def _run(args) -> int:
         if (args.task is None) == (args.resume is None):
             raise ValueError("train: give a TASK, or --resume RUN_DIR (not both)")
         if args.resume:
+            if args.quick:
+                raise ValueError("train: --quick sets up a new run; --resume continues with the run's saved settings")
             runs.resume(args.resume, epochs=args.epochs, device=args.device, threads=args.threads)
         else:
-            runs.train(args.task, args.out, overrides=_overrides(args), data=args.data, seed=args.seed,
-                       device=args.device, threads=args.threads)
+            runs.train(args.task, args.out, overrides=_overrides(args), quick=args.quick, data=args.data,
+                       seed=args.seed, device=args.device, threads=args.threads)
     elif args.command == "evaluate":
         runs.evaluate(args.run_dir, args.device)
     elif args.command == "sample":
