@@ -2,7 +2,8 @@
 
     rnnkit demo                       # hello, digits, series with presets; results next to baselines; plots
     rnnkit train digits --cell lstm --units 128 --epochs 20 --out runs/digits
-    rnnkit train digits --resume runs/digits        # continue an interrupted run, same numbers
+    rnnkit train --resume runs/digits               # continue an interrupted run, same numbers
+    rnnkit train hello --quick                      # a task's tiny settings: seconds
     rnnkit evaluate runs/digits
     rnnkit train text --data book.txt --out runs/book && rnnkit sample runs/book --prime "The " --temperature 0.7
     rnnkit summary series --cell gru --units 64
@@ -14,6 +15,10 @@ with DistributedDataParallel (``--batch-size`` is the global batch); process
 Errors are one line on stderr and a non-zero exit (``--debug`` shows the
 traceback). Ctrl-C during training leaves the run directory at its last
 complete epoch, ready for ``--resume``.
+
+This module only parses and dispatches: run directories are ``rnnkit.runs``,
+and each task (its presets, report and sampling) is its module in
+``rnnkit.data``.
 """
 
 from __future__ import annotations

@@ -19,15 +19,16 @@ import numpy as np
 from ..plots import plot_confusion
 from .task import Task, TaskSpec
 
+# Bidirectional GRU(64) + dropout: test accuracy 0.978-0.982 over seeds 0-3 (a single GRU(64) ~0.97).
+PRESETS = {"cell": "gru", "units": 64, "bidirectional": True, "dropout": 0.2, "epochs": 30, "batch_size": 32, "lr": 3e-3}
+MNIST_PRESETS = {"cell": "lstm", "units": 128, "epochs": 10, "batch_size": 128, "lr": 1e-3}
+
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-# Bidirectional GRU(64) + dropout: test accuracy 0.978-0.982 over seeds 0-3 (a single GRU(64) ~0.97).
-PRESETS = {"cell": "gru", "units": 64, "bidirectional": True, "dropout": 0.2, "epochs": 30, "batch_size": 32, "lr": 3e-3}
-MNIST_PRESETS = {"cell": "lstm", "units": 128, "epochs": 10, "batch_size": 128, "lr": 1e-3}
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
