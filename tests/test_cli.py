@@ -12,7 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from rnnkit import cli
+from rnnkit import cli, runs
 
 
 def rnnkit(*args, cwd=None, check=True):
@@ -81,7 +81,7 @@ def test_sample_series_and_text(tmp_path):
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     """Ctrl-C right after epoch 2 is written, then --resume: the same final weights as one straight run."""
     flags = ["series", "--epochs", "4", "--units", "6", "--dropout", "0.2", "--seed", "3", "--device", "cpu"]
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
     assert cli.main(["train", *flags, "--out", str(tmp_path / "straight")]) == 0
 
     from rnnkit import checkpoint

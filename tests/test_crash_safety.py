@@ -16,7 +16,7 @@ import safetensors.torch
 import torch
 
 import rnnkit as rk
-from rnnkit import checkpoint, cli, files, serialization
+from rnnkit import checkpoint, cli, files, runs, serialization
 from rnnkit.callbacks import LearningRateScheduler, TerminateOnNaN
 from rnnkit.checkpoint import ModelCheckpoint
 
@@ -28,9 +28,9 @@ KILL_EPOCH = 3  # the checkpoint being written when the process dies
 # n-th os.fsync or os.replace of that write ("torn" also cuts the file being fsynced to half its size).
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from rnnkit import checkpoint, cli
+    from rnnkit import checkpoint, cli, runs
     kind, n, epoch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    cli.SAVE_EVERY = 0.0
+    runs.SAVE_EVERY = 0.0
     counts, armed = {"fsync": 0, "replace": 0}, [False]
     real = {"fsync": os.fsync, "replace": os.replace}
 
@@ -75,7 +75,7 @@ def straight(tmp_path_factory, request):
     """An uninterrupted run, and the weights its checkpoint held after each epoch."""
     mp = pytest.MonkeyPatch()
     request.addfinalizer(mp.undo)
-    mp.setattr(cli, "SAVE_EVERY", 0.0)
+    mp.setattr(runs, "SAVE_EVERY", 0.0)
     per_epoch = {}
     real_write = checkpoint.Checkpoint.write
 
@@ -92,7 +92,7 @@ def straight(tmp_path_factory, request):
 @pytest.mark.slow
 def test_sigkill_while_saving_keeps_a_whole_checkpoint_and_resume_matches(tmp_path, straight, monkeypatch):
     out, per_epoch = straight
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
     outcomes = set()
     for kind, n in KILL_POINTS:
         run = tmp_path / f"{kind}-{n}"
@@ -193,8 +193,8 @@ def test_terminate_on_nan_stops_and_the_checkpoint_keeps_the_last_good_epoch(tmp
 def test_cli_stops_on_nan_with_one_line_and_keeps_the_last_good_epoch(tmp_path, monkeypatch, capsys):
     # series: an mse loss, so weights of 1e30 overflow it (a probability loss is clipped and stays finite).
     flags = ["series", "--epochs", "6", "--units", "4", "--batch-size", "256", "--seed", "1", "--device", "cpu"]
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
-    monkeypatch.setattr(cli, "_cosine", lambda lr, epochs: lambda e, _lr: 0.05 if e < 2 else 1e30)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "_cosine", lambda lr, epochs: lambda e, _lr: 0.05 if e < 2 else 1e30)
     assert cli.main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "good")]) == 0
     capsys.readouterr()
     assert cli.main(["train", *flags, "--out", str(tmp_path / "nan")]) == 2
