@@ -22,3 +22,10 @@ MASKING_FLAG = _missing(
 )
 NUMPY_INITIAL_STATE = _missing("initial_state must be torch tensors; numpy arrays raise TypeError")
 IMPLEMENTATION_ARG = _missing("no `implementation` argument (Keras's 1/2 kernel choice; accepted and ignored by Keras 3)")
+CELL_BUILT_FLAG = _missing(
+    "a custom Layer's build() must set self.built itself; Keras marks a layer built once build() returns"
+)
+STATEFUL_BATCH_MESSAGE = _missing(
+    "a stateful layer called with another batch size raises ValueError without the words 'batch size'"
+)
+INPUT_BATCH_SIZE = _missing("Input has no batch_size argument (and there is no functional Model(inputs, outputs))")
