@@ -29,3 +29,10 @@ STATEFUL_BATCH_MESSAGE = _missing(
     "a stateful layer called with another batch size raises ValueError without the words 'batch size'"
 )
 INPUT_BATCH_SIZE = _missing("Input has no batch_size argument (and there is no functional Model(inputs, outputs))")
+NESTED_STACK_STATES = _missing(
+    "RNN over stacked cells returns the states flat ([output, *all leaves]); "
+    "Keras returns one entry per cell, each nested as that cell's state ([output, cell_1_state, cell_2_state])"
+)
+CELL_OUTPUT_SIZE = _missing(
+    "StackedRNNCells needs every cell's output_size; Keras uses the cell's (first) state_size when it has none"
+)
