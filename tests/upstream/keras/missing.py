@@ -17,8 +17,8 @@ CONSTRAINTS = _missing("no kernel_constraint/recurrent_constraint/bias_constrain
 FROM_CONFIG = _missing("layers have get_config but no from_config classmethod")
 OUTPUT_SHAPE = _missing("layers have no compute_output_shape (Keras's symbolic call)")
 MASKING_FLAG = _missing(
-    "RNN layers set supports_masking=True; Keras 3's RNN has supports_masking=False "
-    "(it consumes the mask in call instead of passing it through)"
+    "RNN layers and Bidirectional set supports_masking=True; Keras 3's have supports_masking=False "
+    "(they take the mask in call instead of passing it through)"
 )
 NUMPY_INITIAL_STATE = _missing("initial_state must be torch tensors; numpy arrays raise TypeError")
 IMPLEMENTATION_ARG = _missing("no `implementation` argument (Keras's 1/2 kernel choice; accepted and ignored by Keras 3)")
@@ -36,3 +36,5 @@ NESTED_STACK_STATES = _missing(
 CELL_OUTPUT_SIZE = _missing(
     "StackedRNNCells needs every cell's output_size; Keras uses the cell's (first) state_size when it has none"
 )
+USE_CUDNN = _missing("GRU/LSTM take no `use_cudnn` argument (True/False/'auto'; rnnkit picks its kernel itself)")
+SEEDED_INITIALIZERS = _missing("no initializer objects with a seed (GlorotUniform(seed=...), Orthogonal(seed=...))")
