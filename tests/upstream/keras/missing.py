@@ -38,3 +38,11 @@ CELL_OUTPUT_SIZE = _missing(
 )
 USE_CUDNN = _missing("GRU/LSTM take no `use_cudnn` argument (True/False/'auto'; rnnkit picks its kernel itself)")
 SEEDED_INITIALIZERS = _missing("no initializer objects with a seed (GlorotUniform(seed=...), Orthogonal(seed=...))")
+TIME_DISTRIBUTED_MASK = _missing(
+    "TimeDistributed takes no `mask` argument (Keras passes the mask on to the inner layer, per step, "
+    "and checks its (batch, time) shape)"
+)
+CONV2D = _missing("no Conv2D layer (TimeDistributed over images)")
+EMBEDDING_FLOAT_IDS = _missing(
+    "Embedding rejects float token ids (TypeError); Keras casts them to int (e.g. np.random.uniform(1, 10) ids)"
+)
