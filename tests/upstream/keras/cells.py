@@ -53,3 +53,46 @@ class TwoStatesRNNCell(rk.Layer):
         output_1 = h + prev_1 @ self.recurrent_kernel_1
         output_2 = h + prev_2 @ self.recurrent_kernel_2
         return output_1 + output_2, [output_1, output_2]
+
+
+class RNNCellWithDropout(rk.Layer):
+    """``output = (x * m_in) K + (h * m_rec) R`` with dropout masks in training.
+
+    Keras's version mixes in ``DropoutRNNCell`` and draws the masks itself
+    from a seeded generator; in rnnkit the ``RNN`` layer draws one pair of
+    masks per sequence (from a generator seeded by ``seed``) through the
+    cell's ``dropout_masks`` hook, and passes them to ``forward`` only in
+    training.
+    """
+
+    def __init__(self, units, dropout=0.5, recurrent_dropout=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.units = units
+        self.state_size = units
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+
+    def build(self, input_shape):
+        self.kernel = nn.Parameter(torch.ones(input_shape[-1], self.units))
+        self.recurrent_kernel = nn.Parameter(torch.ones(self.units, self.units))
+
+    def dropout_masks(self, batch, like, generator):
+        def mask(size, rate):
+            keep = 1.0 - rate
+            m = torch.empty(batch, size, dtype=like.dtype).bernoulli_(keep, generator=generator)
+            return (m / keep).to(like.device)
+
+        return rk.DropoutMasks(
+            input=mask(self.kernel.shape[0], self.dropout), recurrent=mask(self.units, self.recurrent_dropout)
+        )
+
+    def forward(self, inputs, states, masks=None):
+        if masks is not None:
+            inputs = inputs * masks.input
+        prev_output = states[0]
+        h = inputs @ self.kernel
+        if masks is not None:
+            prev_output = prev_output * masks.recurrent
+        output = h + prev_output @ self.recurrent_kernel
+        return output, [output]

@@ -46,3 +46,4 @@ CONV2D = _missing("no Conv2D layer (TimeDistributed over images)")
 EMBEDDING_FLOAT_IDS = _missing(
     "Embedding rejects float token ids (TypeError); Keras casts them to int (e.g. np.random.uniform(1, 10) ids)"
 )
+MIXED_PRECISION = _missing("no dtype policies (dtype='mixed_float16': float16 compute, float32 weights)")
