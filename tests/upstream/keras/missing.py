@@ -47,3 +47,7 @@ EMBEDDING_FLOAT_IDS = _missing(
     "Embedding rejects float token ids (TypeError); Keras casts them to int (e.g. np.random.uniform(1, 10) ids)"
 )
 MIXED_PRECISION = _missing("no dtype policies (dtype='mixed_float16': float16 compute, float32 weights)")
+TIME_DISTRIBUTED_MASKING_FLAG = _missing(
+    "TimeDistributed sets supports_masking=True; Keras 3's has supports_masking=False "
+    "(it takes the mask in call and hands it to the inner layer)"
+)

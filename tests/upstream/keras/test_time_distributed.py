@@ -52,11 +52,7 @@ def test_basics_symbolic_shape():
     check_output_shape(rk.TimeDistributed, _basics_kwargs(), (3, 2, 4), (3, 2, 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rnnkit: TimeDistributed (and Dense) set supports_masking=True; Keras 3's TimeDistributed has "
-    "supports_masking=False (it takes the mask in call instead of passing it through)",
-)
+@missing.TIME_DISTRIBUTED_MASKING_FLAG
 def test_basics_supports_masking():
     """Upstream ``TimeDistributedTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.TimeDistributed, _basics_kwargs(), False)
