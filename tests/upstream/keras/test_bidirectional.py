@@ -21,7 +21,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest"
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 # The two run_layer_test calls of test_basics: (init kwargs, output shape).
@@ -41,7 +40,7 @@ INPUT_SHAPE = (3, 2, 4)
 
 @pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_call(case):
-    """Upstream ``SimpleRNNTest::test_basics`` (bidirectional): build, weight counts, call shapes, a training step."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: build, weight counts, call shapes, a training step."""
     make_kwargs, expected_shape = BASICS[case]
     check_call(
         rk.Bidirectional,
@@ -55,20 +54,20 @@ def test_basics_call(case):
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``SimpleRNNTest::test_basics`` (bidirectional): the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.Bidirectional, BASICS[case][0]())
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``SimpleRNNTest::test_basics`` (bidirectional): the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape = BASICS[case]
     check_output_shape(rk.Bidirectional, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``SimpleRNNTest::test_basics`` (bidirectional): ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.Bidirectional, BASICS[case][0](), False)
 
 
@@ -83,7 +82,7 @@ def _constants(layer_cls, units, kernel=0.01, recurrent=0.02, bias=0.03, **kwarg
 
 
 def test_correctness():
-    """Upstream ``SimpleRNNTest::test_correctness`` (bidirectional)."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_correctness``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     forward_layer = _constants(rk.SimpleRNN, 2)
 
@@ -114,7 +113,7 @@ def test_correctness():
 
 
 def test_statefulness():
-    """Upstream ``SimpleRNNTest::test_statefulness`` (bidirectional)."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_statefulness``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = rk.Bidirectional(layer=_constants(rk.LSTM, 2, stateful=True))
     expected = np.array([[0.26234663, 0.26234663, 0.16959146, 0.16959146], [0.6137073, 0.6137073, 0.5381646, 0.5381646]])
@@ -127,7 +126,7 @@ def test_statefulness():
 
 @missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
-    """Upstream ``SimpleRNNTest::test_pass_initial_state`` (bidirectional): forward h, c then backward h, c."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_pass_initial_state``: forward h, c then backward h, c."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32") * k for k in (1, 2, 3, 4)]
     layer = rk.Bidirectional(layer=_constants(rk.LSTM, 2))
@@ -137,7 +136,7 @@ def test_pass_initial_state():
 
 
 def test_masking():
-    """Upstream ``SimpleRNNTest::test_masking`` (bidirectional)."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_masking``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = rk.Bidirectional(layer=_constants(rk.GRU, 2))
     mask = np.array([[True, True, False, True], [True, False, False, True]])
@@ -148,7 +147,7 @@ def test_masking():
 
 
 def test_return_state():
-    """Upstream ``SimpleRNNTest::test_return_state`` (bidirectional)."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_return_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = rk.Bidirectional(layer=_constants(rk.LSTM, 2, return_state=True))
     output, h1, c1, h2, c2 = layer(sequence)
@@ -164,7 +163,7 @@ def test_return_state():
 
 @missing.OUTPUT_SHAPE
 def test_output_shape():
-    """Upstream ``SimpleRNNTest::test_output_shape`` (bidirectional): compute_output_shape matches the call."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_output_shape``: compute_output_shape matches the call."""
     x = np.array([[[101, 202], [303, 404]]])
     for merge_mode in ["ave", "concat", "mul", "sum", None]:
         layer = rk.Bidirectional(rk.LSTM(2, return_state=True), merge_mode=merge_mode)
@@ -184,7 +183,7 @@ def test_output_shape():
 
 @missing.USE_CUDNN
 def test_keeps_use_cudnn():
-    """Upstream ``SimpleRNNTest::test_keeps_use_cudnn`` (bidirectional)."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_keeps_use_cudnn``."""
     for rnn_class in [rk.GRU, rk.LSTM]:
         for use_cudnn in [True, False, "auto"]:
             bidi = rk.Bidirectional(rnn_class(1, use_cudnn=use_cudnn))
@@ -200,7 +199,7 @@ def test_keeps_use_cudnn():
 @missing.SEEDED_INITIALIZERS
 @pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU], ids=["lstm", "gru"])
 def test_fused_matches_unfused(layer_cls):
-    """Upstream ``SimpleRNNTest::test_fused_lstm_matches_unfused`` and ``::test_fused_gru_matches_unfused``."""
+    """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_fused_lstm_matches_unfused`` and ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_fused_gru_matches_unfused``."""
     x = np.random.default_rng(0).standard_normal((3, 6, 4)).astype("float32")
 
     def build(use_cudnn):

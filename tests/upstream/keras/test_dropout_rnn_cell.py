@@ -15,12 +15,10 @@ from . import missing
 from .cells import RNNCellWithDropout
 from .layer_checks import check_call, check_config_round_trip, check_output_shape, check_supports_masking
 
-UPSTREAM = "keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest"
-
 
 @missing.CELL_BUILT_FLAG
 def test_basics_call():
-    """Upstream ``DropoutRNNCellTest::test_basics``: build, weight counts, call shapes in training, a training step."""
+    """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: build, weight counts, call shapes in training, a training step."""
     check_call(
         rk.RNN,
         {"cell": RNNCellWithDropout(5, seed=1337)},
@@ -34,19 +32,19 @@ def test_basics_call():
 
 @missing.FROM_CONFIG
 def test_basics_config():
-    """Upstream ``DropoutRNNCellTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)})
 
 
 @missing.OUTPUT_SHAPE
 def test_basics_symbolic_shape():
-    """Upstream ``DropoutRNNCellTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: the symbolic call's output shape."""
     check_output_shape(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)}, (3, 2, 4), (3, 5))
 
 
 @missing.MASKING_FLAG
 def test_basics_supports_masking():
-    """Upstream ``DropoutRNNCellTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)}, False)
 
 
@@ -54,7 +52,7 @@ def test_basics_supports_masking():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="upstream runs the mixed precision check on CUDA only")
 @missing.MIXED_PRECISION
 def test_basics_mixed_precision():
-    """Upstream ``DropoutRNNCellTest::test_basics``: the same checks under ``dtype="mixed_float16"``."""
+    """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: the same checks under ``dtype="mixed_float16"``."""
     check_call(
         rk.RNN,
         {"cell": RNNCellWithDropout(5, seed=1337, dtype="mixed_float16"), "dtype": "mixed_float16"},

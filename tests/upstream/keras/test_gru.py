@@ -19,8 +19,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/gru_test.py::GRUTest"
-
 # The three run_layer_test calls of test_basics.
 BASICS = {
     "dropout": dict(
@@ -57,26 +55,26 @@ BASICS = {
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
 def test_basics_call(case):
-    """Upstream ``GRUTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.GRU, **BASICS[case])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``GRUTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.GRU, BASICS[case]["init_kwargs"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``GRUTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.GRU, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``GRUTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.GRU, BASICS[case]["init_kwargs"], False)
 
 
@@ -93,7 +91,7 @@ def _gru(units, **kwargs):
 # Upstream parametrizes over `implementation` but never passes it to the layer.
 @pytest.mark.parametrize("implementation", [1, 2])
 def test_correctness(implementation):
-    """Upstream ``GRUTest::test_correctness``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_correctness``."""
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     forward = np.array([[0.5217289] * 3, [0.6371659] * 3, [0.39384964, 0.39384964, 0.3938496]])
     tol = dict(atol=1e-5, rtol=1e-5)
@@ -108,7 +106,7 @@ def test_correctness(implementation):
 
 
 def test_statefulness():
-    """Upstream ``GRUTest::test_statefulness``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_statefulness``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     expected = np.array([[0.29542392] * 4, [0.5885018] * 4])
     layer = _gru(4, stateful=True)
@@ -121,7 +119,7 @@ def test_statefulness():
 
 @missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
-    """Upstream ``GRUTest::test_pass_initial_state``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(4).reshape((2, 2)).astype("float32")
     output = _gru(2)(sequence, initial_state=initial_state)
@@ -132,7 +130,7 @@ def test_pass_initial_state():
 
 @missing.NUMPY_INITIAL_STATE
 def test_pass_return_state():
-    """Upstream ``GRUTest::test_pass_return_state``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_pass_return_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(4).reshape((2, 2)).astype("float32")
 
@@ -146,7 +144,7 @@ def test_pass_return_state():
 
 
 def test_masking():
-    """Upstream ``GRUTest::test_masking``."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_masking``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
 
@@ -168,7 +166,7 @@ def test_masking():
 @missing.FROM_CONFIG
 @missing.IMPLEMENTATION_ARG
 def test_legacy_implementation_argument():
-    """Upstream ``GRUTest::test_legacy_implementation_argument``: a config with ``implementation=0`` still loads."""
+    """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_legacy_implementation_argument``: a config with ``implementation=0`` still loads."""
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     config = _gru(3).get_config()
     config["implementation"] = 0

@@ -19,8 +19,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/lstm_test.py::LSTMTest"
-
 # The three run_layer_test calls of test_basics.
 BASICS = {
     "dropout": dict(
@@ -57,26 +55,26 @@ BASICS = {
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
 def test_basics_call(case):
-    """Upstream ``LSTMTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.LSTM, **BASICS[case])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``LSTMTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.LSTM, BASICS[case]["init_kwargs"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``LSTMTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.LSTM, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``LSTMTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.LSTM, BASICS[case]["init_kwargs"], False)
 
 
@@ -96,7 +94,7 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 @missing.IMPLEMENTATION_ARG
 @pytest.mark.parametrize("implementation", [1, 2])
 def test_correctness(implementation):
-    """Upstream ``LSTMTest::test_correctness``."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_correctness``."""
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     forward = np.array([[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3])
     assert_all_close(_lstm(3, implementation=implementation)(sequence), forward, **TOL)
@@ -110,7 +108,7 @@ def test_correctness(implementation):
 
 
 def test_statefulness():
-    """Upstream ``LSTMTest::test_statefulness``."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_statefulness``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     expected = np.array([[0.3124785] * 4, [0.6863672] * 4])
     layer = _lstm(4, stateful=True)
@@ -123,7 +121,7 @@ def test_statefulness():
 
 @missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
-    """Upstream ``LSTMTest::test_pass_initial_state``."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32"), np.arange(4).reshape((2, 2)).astype("float32")]
     output = _lstm(2)(sequence, initial_state=initial_state)
@@ -133,7 +131,7 @@ def test_pass_initial_state():
 
 
 def test_masking():
-    """Upstream ``LSTMTest::test_masking``."""
+    """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_masking``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, True, False], [True, True, False, False]])
 

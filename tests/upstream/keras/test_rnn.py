@@ -21,8 +21,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/rnn_test.py::RNNTest"
-
 # The eight run_layer_test calls of test_basics; each call makes one cell and
 # every layer the checks build shares it, as upstream's init_kwargs do.
 BASICS = {
@@ -47,7 +45,7 @@ ALL_CASES = case_params(BASICS, also=[missing.CELL_BUILT_FLAG])
 
 @pytest.mark.parametrize("case", ALL_CASES)
 def test_basics_call(case):
-    """Upstream ``RNNTest::test_basics``: build, weight counts, call shapes, a training step."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: build, weight counts, call shapes, a training step."""
     make_kwargs, expected_shape, n_weights = BASICS[case]
     check_call(
         rk.RNN,
@@ -61,26 +59,26 @@ def test_basics_call(case):
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``RNNTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, BASICS[case][0]())
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``RNNTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape, _ = BASICS[case]
     check_output_shape(rk.RNN, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``RNNTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, BASICS[case][0](), False)
 
 
 @missing.OUTPUT_SHAPE
 def test_compute_output_shape_single_state():
-    """Upstream ``RNNTest::test_compute_output_shape_single_state``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_compute_output_shape_single_state``."""
     shape = np.ones((3, 4, 5)).shape
     assert rk.RNN(OneStateRNNCell(8), return_sequences=False).compute_output_shape(shape) == (3, 8)
     assert rk.RNN(OneStateRNNCell(8), return_sequences=True).compute_output_shape(shape) == (3, 4, 8)
@@ -92,7 +90,7 @@ def test_compute_output_shape_single_state():
 
 @missing.OUTPUT_SHAPE
 def test_compute_output_shape_two_states():
-    """Upstream ``RNNTest::test_compute_output_shape_two_states``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_compute_output_shape_two_states``."""
     shape = np.ones((3, 4, 5)).shape
     assert rk.RNN(TwoStatesRNNCell(8), return_sequences=False).compute_output_shape(shape) == (3, 8)
     assert rk.RNN(TwoStatesRNNCell(8), return_sequences=True).compute_output_shape(shape) == (3, 4, 8)
@@ -104,7 +102,7 @@ def test_compute_output_shape_two_states():
 
 @missing.OUTPUT_SHAPE
 def test_dynamic_shapes():
-    """Upstream ``RNNTest::test_dynamic_shapes``: unknown batch and time stay None."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_dynamic_shapes``: unknown batch and time stay None."""
     shape = (None, None, 3)
     for cell_cls, n_states in ((OneStateRNNCell, 1), (TwoStatesRNNCell, 2)):
         assert rk.RNN(cell_cls(8), return_sequences=False).compute_output_shape(shape) == (None, 8)
@@ -118,7 +116,7 @@ def test_dynamic_shapes():
 
 
 def test_forward_pass_single_state():
-    """Upstream ``RNNTest::test_forward_pass_single_state``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_forward_pass_single_state``."""
     sequence = np.ones((1, 2, 3))
     assert_all_close(rk.RNN(OneStateRNNCell(2), return_sequences=False)(sequence), np.array([[9.0, 9.0]]))
     assert_all_close(rk.RNN(OneStateRNNCell(2), return_sequences=True)(sequence), np.array([[[3.0, 3.0], [9.0, 9.0]]]))
@@ -131,7 +129,7 @@ def test_forward_pass_single_state():
 
 
 def test_forward_pass_two_states():
-    """Upstream ``RNNTest::test_forward_pass_two_states``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_forward_pass_two_states``."""
     sequence = np.ones((1, 2, 3))
     assert_all_close(rk.RNN(TwoStatesRNNCell(2), return_sequences=False)(sequence), np.array([[18.0, 18.0]]))
     output = rk.RNN(TwoStatesRNNCell(2), return_sequences=True)(sequence)
@@ -148,7 +146,7 @@ def test_forward_pass_two_states():
 
 @missing.NUMPY_INITIAL_STATE
 def test_passing_initial_state_single_state():
-    """Upstream ``RNNTest::test_passing_initial_state_single_state``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_passing_initial_state_single_state``."""
     sequence = np.ones((2, 3, 2))
     state = np.ones((2, 2))
     output = rk.RNN(OneStateRNNCell(2), return_sequences=False)(sequence, initial_state=state)
@@ -160,7 +158,7 @@ def test_passing_initial_state_single_state():
 
 @missing.NUMPY_INITIAL_STATE
 def test_passing_initial_state_two_states():
-    """Upstream ``RNNTest::test_passing_initial_state_two_states``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_passing_initial_state_two_states``."""
     sequence = np.ones((2, 3, 2))
     state = [np.ones((2, 2)), np.ones((2, 2))]
     output = rk.RNN(TwoStatesRNNCell(2), return_sequences=False)(sequence, initial_state=state)
@@ -173,7 +171,7 @@ def test_passing_initial_state_two_states():
 
 
 def test_statefulness_single_state():
-    """Upstream ``RNNTest::test_statefulness_single_state``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_statefulness_single_state``."""
     sequence = np.ones((1, 2, 3))
     layer = rk.RNN(OneStateRNNCell(2), stateful=True)
     layer(sequence)
@@ -186,7 +184,7 @@ def test_statefulness_single_state():
 
 
 def test_statefulness_two_states():
-    """Upstream ``RNNTest::test_statefulness_two_states``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_statefulness_two_states``."""
     sequence = np.ones((1, 2, 3))
     layer = rk.RNN(TwoStatesRNNCell(2), stateful=True)
     layer(sequence)
@@ -200,7 +198,7 @@ def test_statefulness_two_states():
 
 
 def test_go_backwards():
-    """Upstream ``RNNTest::test_go_backwards``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_go_backwards``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = rk.RNN(OneStateRNNCell(2), go_backwards=True)
     layer(sequence)
@@ -215,7 +213,7 @@ def test_go_backwards():
 @missing.FROM_CONFIG
 @pytest.mark.parametrize("cell_cls", [TwoStatesRNNCell, OneStateRNNCell])
 def test_serialization(cell_cls):
-    """Upstream ``RNNTest::test_serialization``: config round trip of an RNN around a custom cell."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_serialization``: config round trip of an RNN around a custom cell."""
     layer = rk.RNN(cell_cls(2), return_sequences=False)
     config = layer.get_config()
     assert rk.RNN.from_config(config).get_config() == config
@@ -224,7 +222,7 @@ def test_serialization(cell_cls):
 @missing.INPUT_BATCH_SIZE
 @missing.STATEFUL_BATCH_MESSAGE
 def test_stateful_batch_size_mismatch_raises():
-    """Upstream ``RNNTest::test_stateful_batch_size_mismatch_raises``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_stateful_batch_size_mismatch_raises``."""
     batch_size, timesteps, features = 4, 5, 3
     layer = rk.RNN(TwoStatesRNNCell(2), stateful=True)
     model = rk.Sequential([rk.Input(shape=(timesteps, features), batch_size=batch_size), layer])
@@ -234,7 +232,7 @@ def test_stateful_batch_size_mismatch_raises():
 
 
 def test_masking():
-    """Upstream ``RNNTest::test_masking``."""
+    """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_masking``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, True, False], [True, True, False, False]])
     tol = dict(atol=1e-5, rtol=1e-5)

@@ -19,8 +19,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest"
-
 # The two run_layer_test calls of test_basics.
 BASICS = {
     "dropout": dict(
@@ -50,26 +48,26 @@ BASICS = {
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
 def test_basics_call(case):
-    """Upstream ``SimpleRNNTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.SimpleRNN, **BASICS[case])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``SimpleRNNTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.SimpleRNN, BASICS[case]["init_kwargs"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``SimpleRNNTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.SimpleRNN, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``SimpleRNNTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.SimpleRNN, BASICS[case]["init_kwargs"], False)
 
 
@@ -84,7 +82,7 @@ def _simple_rnn(units, **kwargs):
 
 
 def test_correctness():
-    """Upstream ``SimpleRNNTest::test_correctness``."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_correctness``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     forward = np.array([[0.405432] * 4, [0.73605347] * 4])
     backward = np.array([[0.11144729] * 4, [0.5528889] * 4])
@@ -95,7 +93,7 @@ def test_correctness():
 
 
 def test_statefulness():
-    """Upstream ``SimpleRNNTest::test_statefulness``."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_statefulness``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     expected = np.array([[0.40559256] * 4, [0.7361247] * 4])
     layer = _simple_rnn(4, stateful=True)
@@ -108,7 +106,7 @@ def test_statefulness():
 
 @missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
-    """Upstream ``SimpleRNNTest::test_pass_initial_state``."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(8).reshape((2, 4)).astype("float32")
     output = _simple_rnn(4)(sequence, initial_state=initial_state)
@@ -118,7 +116,7 @@ def test_pass_initial_state():
 
 
 def test_masking():
-    """Upstream ``SimpleRNNTest::test_masking``."""
+    """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_masking``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
 

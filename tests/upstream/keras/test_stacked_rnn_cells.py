@@ -21,8 +21,6 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest"
-
 
 def _three(cell_cls, **kwargs):
     return [cell_cls(3, **kwargs), cell_cls(4, **kwargs), cell_cls(5, **kwargs)]
@@ -54,7 +52,7 @@ INPUT_SHAPE = (2, 3, 4)
             "two_states_sequences": [missing.CELL_BUILT_FLAG],
         }))
 def test_basics_call(case):
-    """Upstream ``StackedRNNTest::test_basics``: build, weight counts, call shapes, a training step."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: build, weight counts, call shapes, a training step."""
     make_kwargs, expected_shape, n_weights = BASICS[case]
     check_call(
         rk.RNN,
@@ -68,26 +66,26 @@ def test_basics_call(case):
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
 def test_basics_config(case):
-    """Upstream ``StackedRNNTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, BASICS[case][0]())
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
 def test_basics_symbolic_shape(case):
-    """Upstream ``StackedRNNTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape, _ = BASICS[case]
     check_output_shape(rk.RNN, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
 @pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
 def test_basics_supports_masking(case):
-    """Upstream ``StackedRNNTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, BASICS[case][0](), False)
 
 
 @missing.CELL_OUTPUT_SIZE
 def test_correctness_single_state_stack():
-    """Upstream ``StackedRNNTest::test_correctness_single_state_stack``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_correctness_single_state_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     last = np.array([[786.0, 786.0], [4386.0, 4386.0]])
     every = np.array(
@@ -115,7 +113,7 @@ def test_correctness_single_state_stack():
 
 @missing.NESTED_STACK_STATES
 def test_correctness_two_states_stack():
-    """Upstream ``StackedRNNTest::test_correctness_two_states_stack``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_correctness_two_states_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     last = np.array([[3144.0, 3144.0], [17544.0, 17544.0]])
     assert_all_close(rk.RNN([TwoStatesRNNCell(3), TwoStatesRNNCell(2)])(sequence), last)
@@ -139,7 +137,7 @@ def test_correctness_two_states_stack():
 
 @missing.CELL_OUTPUT_SIZE
 def test_statefullness_single_state_stack():
-    """Upstream ``StackedRNNTest::test_statefullness_single_state_stack``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_statefullness_single_state_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = rk.RNN([OneStateRNNCell(3), OneStateRNNCell(2)], stateful=True)
     layer(sequence)
@@ -147,7 +145,7 @@ def test_statefullness_single_state_stack():
 
 
 def test_statefullness_two_states_stack():
-    """Upstream ``StackedRNNTest::test_statefullness_two_states_stack``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_statefullness_two_states_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = rk.RNN([TwoStatesRNNCell(3), TwoStatesRNNCell(2)], stateful=True)
     layer(sequence)
@@ -157,7 +155,7 @@ def test_statefullness_two_states_stack():
 @missing.NESTED_STACK_STATES
 @missing.OUTPUT_SHAPE
 def test_return_state_stacked_lstm_cell():
-    """Upstream ``StackedRNNTest::test_return_state_stacked_lstm_cell``: states come back nested per cell."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_return_state_stacked_lstm_cell``: states come back nested per cell."""
     layer = rk.RNN([rk.LSTMCell(10), rk.LSTMCell(10)], return_state=True)
     out = layer(np.zeros((2, 3, 5)))
     assert len(out) == 3
@@ -177,7 +175,7 @@ def test_return_state_stacked_lstm_cell():
 
 
 def test_stacked_lstm_cell_mask():
-    """Upstream ``StackedRNNTest::test_stacked_lstm_cell_mask``."""
+    """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_stacked_lstm_cell_mask``."""
     sequence = np.ones((2, 3, 4))
     mask = np.array([[True, True, True], [True, True, False]])
     cells = [rk.LSTMCell(units=1, kernel_initializer="ones", recurrent_initializer="ones") for _ in range(2)]

@@ -21,15 +21,13 @@ from .layer_checks import (
     check_supports_masking,
 )
 
-UPSTREAM = "keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest"
-
 
 def _basics_kwargs():
     return {"layer": rk.Dense(1, use_bias=False)}
 
 
 def test_basics_call():
-    """Upstream ``TimeDistributedTest::test_basics``: build, weight counts, call shapes, a training step."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: build, weight counts, call shapes, a training step."""
     check_call(
         rk.TimeDistributed,
         _basics_kwargs(),
@@ -42,32 +40,32 @@ def test_basics_call():
 
 @missing.FROM_CONFIG
 def test_basics_config():
-    """Upstream ``TimeDistributedTest::test_basics``: the get_config/from_config round trip."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.TimeDistributed, _basics_kwargs())
 
 
 @missing.OUTPUT_SHAPE
 def test_basics_symbolic_shape():
-    """Upstream ``TimeDistributedTest::test_basics``: the symbolic call's output shape."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: the symbolic call's output shape."""
     check_output_shape(rk.TimeDistributed, _basics_kwargs(), (3, 2, 4), (3, 2, 1))
 
 
 @missing.TIME_DISTRIBUTED_MASKING_FLAG
 def test_basics_supports_masking():
-    """Upstream ``TimeDistributedTest::test_basics``: ``supports_masking=False``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.TimeDistributed, _basics_kwargs(), False)
 
 
 @missing.CONV2D
 @missing.OUTPUT_SHAPE
 def test_build():
-    """Upstream ``TimeDistributedTest::test_build`` (channels_last): Conv2D(64, 3x3) on every frame of a video."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_build`` (channels_last): Conv2D(64, 3x3) on every frame of a video."""
     layer = rk.TimeDistributed(rk.Conv2D(64, (3, 3)))
     assert tuple(layer.compute_output_shape((32, 10, 128, 128, 3))) == (32, 10, 126, 126, 64)
 
 
 def test_correctness():
-    """Upstream ``TimeDistributedTest::test_correctness``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_correctness``."""
     sequence = np.arange(24).reshape((3, 2, 4)).astype("float32")
     layer = rk.TimeDistributed(layer=rk.Dense(1, kernel_initializer=rk.Constant(0.01), use_bias=False))
     assert_all_close(layer(sequence), np.array([[[0.06], [0.22]], [[0.38], [0.53999996]], [[0.7], [0.86]]]))
@@ -92,7 +90,7 @@ class MaskedDense(rk.Layer):
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_masking():
-    """Upstream ``TimeDistributedTest::test_masking``: the mask reaches the inner layer, step by step."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_masking``: the mask reaches the inner layer, step by step."""
     sequence = np.arange(24).reshape((3, 2, 4)).astype("float32")
     layer = rk.TimeDistributed(layer=MaskedDense(1))
     mask = np.array([[False, True], [True, False], [True, True]])
@@ -102,7 +100,7 @@ def test_masking():
 
 @missing.EMBEDDING_FLOAT_IDS
 def test_with_mask_zero():
-    """Upstream ``TimeDistributedTest::test_with_mask_zero``: one epoch of fit runs."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_with_mask_zero``: one epoch of fit runs."""
     model = rk.Sequential(
         [
             rk.Input(shape=(20,)),
@@ -122,7 +120,7 @@ def _dense_td():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_mismatched_timesteps():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_mismatched_timesteps``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_mismatched_timesteps``."""
     batch, timesteps, features = 4, 5, 3
     td = _dense_td()
     inputs = np.zeros((batch, timesteps, features))
@@ -134,7 +132,7 @@ def test_mask_validation_with_mismatched_timesteps():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_mismatched_batch_size():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_mismatched_batch_size``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_mismatched_batch_size``."""
     batch, timesteps, features = 4, 5, 3
     td = _dense_td()
     with pytest.raises(ValueError, match="mask"):
@@ -143,7 +141,7 @@ def test_mask_validation_with_mismatched_batch_size():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_correct_shape():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_correct_shape``: a (batch, time, 1) mask."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_correct_shape``: a (batch, time, 1) mask."""
     batch, timesteps, features = 4, 5, 3
     output = _dense_td()(np.zeros((batch, timesteps, features)), mask=np.ones((batch, timesteps, 1), dtype=bool))
     assert tuple(output.shape) == (batch, timesteps, 5)
@@ -151,7 +149,7 @@ def test_mask_validation_with_correct_shape():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_3d_mask():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_3d_mask``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_3d_mask``."""
     batch, timesteps, features = 4, 5, 3
     td = _dense_td()
     inputs = np.zeros((batch, timesteps, features))
@@ -163,7 +161,7 @@ def test_mask_validation_with_3d_mask():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_none_mask():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_none_mask``: ``mask=None`` is accepted."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_none_mask``: ``mask=None`` is accepted."""
     batch, timesteps, features = 4, 5, 3
     output = _dense_td()(np.zeros((batch, timesteps, features)), mask=None)
     assert tuple(output.shape) == (batch, timesteps, 5)
@@ -171,7 +169,7 @@ def test_mask_validation_with_none_mask():
 
 @missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_both_batch_and_timesteps_mismatched():
-    """Upstream ``TimeDistributedTest::test_mask_validation_with_both_batch_and_timesteps_mismatched``."""
+    """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_both_batch_and_timesteps_mismatched``."""
     batch, timesteps, features = 4, 5, 3
     td = _dense_td()
     with pytest.raises(ValueError, match="mask"):
