@@ -1,6 +1,6 @@
 """TensorFlow's TF1 RNN tests, ported: tensorflow/contrib/rnn/python/kernel_tests/core_rnn_cell_test.py.
 
-Only the tests that are not duplicates of tests/upstream/tf1/test_rnn_cell.py
+Only the tests that are not duplicates of tests/upstream/tf1/test_tf1_rnn_cell.py
 (TF's later copy of the same file); the duplicates and the tests with no
 meaning on PyTorch are listed in tests/upstream/tf1/README.md.
 """

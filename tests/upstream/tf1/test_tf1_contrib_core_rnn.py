@@ -1,7 +1,7 @@
 """TensorFlow's TF1 RNN tests, ported: tensorflow/contrib/rnn/python/kernel_tests/core_rnn_test.py.
 
 Most of this file is an older copy of nn_ops/rnn_cell_test.py (ported in
-test_rnn_cell.py). Only the tests whose facts differ are here: a smaller keep
+test_tf1_rnn_cell.py). Only the tests whose facts differ are here: a smaller keep
 probability, and bit-exact equality where the later copy compares with a
 tolerance. The rest are listed as duplicates in tests/upstream/tf1/README.md.
 """
@@ -9,7 +9,7 @@ tolerance. The rest are listed as duplicates in tests/upstream/tf1/README.md.
 import numpy as np
 import pytest
 import torch
-from test_rnn_cell import NO_CONCAT_STATE, SEED, _bidirectional_static, _dynamic_equivalent_to_static, close, np_
+from test_tf1_rnn_cell import NO_CONCAT_STATE, SEED, _bidirectional_static, _dynamic_equivalent_to_static, close, np_
 from tf1_helpers import Plus1RNNCell
 
 from rnnkit import v1
