@@ -700,7 +700,7 @@ def _raw_rnn_against_dynamic(max_time):
             close(np_(b), np_(a))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells")
+@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells; dynamic_rnn over 0 time steps")
 def test_rawrnntest_raw_rnn_zero_length():
     """rnn_cell_test.py RawRNNTest.testRawRNNZeroLength: raw_rnn over 0 steps equals dynamic_rnn."""
     _raw_rnn_against_dynamic(max_time=0)
