@@ -528,7 +528,9 @@ def test_v1_fused_gradients_equal_the_reference_loop(name):
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("make", [lambda: v1.GRUCell(2), lambda: v1.BasicLSTMCell(2, forget_bias=0.6)], ids=["GRU", "LSTM"])
+@pytest.mark.parametrize(
+    "make", [lambda: v1.GRUCell(2), lambda: v1.BasicLSTMCell(2, forget_bias=0.6)], ids=["GRU", "LSTM"]
+)
 def test_gradcheck_through_the_fused_v1_path(make):
     torch.manual_seed(0)
     cell = make()
