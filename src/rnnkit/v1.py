@@ -12,7 +12,11 @@ by cutting TF1's one kernel over ``[x, h]`` into its input and recurrent rows::
 
     cell.set_weights([K[:input_size], K[input_size:], b])     # K: (input_size + h, gates * units)
 
-How each name maps to the Keras-style classes is in docs/tf1.md.
+``static_rnn`` and ``dynamic_rnn`` run one ``RNN`` layer, so the fused
+kernels run every cell that has a core form: ``BasicRNNCell`` (a
+``SimpleRNNCell``), the v1 GRU and LSTM (their ``core_cell()``) and stacks of
+them. How each name maps to the Keras-style classes, and what runs fused, is
+in docs/tf1.md.
 """
 
 from __future__ import annotations
@@ -143,7 +147,8 @@ class GRUCell(Cell):
     ``kernel`` (in, 3u) and ``recurrent_kernel`` (u, 3u); ``bias`` (3u,) is
     ``[b_g, b_c]``, the gate part starting at 1.0 as in TF1. The same numbers as Keras's
     ``GRUCell(reset_after=False)`` with its z, r, h blocks taken from TF1's
-    u, r, c.
+    u, r, c: ``core_cell()``, which ``static_rnn``/``dynamic_rnn`` run (the
+    fused kernels); ``RNN`` and the wrappers run ``step``, TF1's equations.
     """
 
     gates = 3
@@ -197,6 +202,11 @@ class LSTMCell(Cell):
     (4u,), then ``w_f_diag``, ``w_i_diag``, ``w_o_diag`` (u,) with
     peepholes, then ``proj_kernel`` (u, num_proj) with a projection. TF1's
     ``kernel`` (in + h, 4u) is ``[kernel; recurrent_kernel]``.
+
+    Without peepholes, clipping or projection this is Keras's ``LSTMCell``
+    on reordered weights, ``core_cell()``, which ``static_rnn``/
+    ``dynamic_rnn`` run (the fused kernels); otherwise they, like ``RNN``
+    and the wrappers, run ``step``, TF1's equations.
 
     >>> cell = LSTMCell(8, use_peepholes=True, num_proj=4)
     >>> outputs, state = dynamic_rnn(cell, torch.zeros(2, 5, 3))   # outputs (2, 5, 4); state.c (2, 8), state.h (2, 4)
@@ -364,6 +374,10 @@ def _check_cell(cell) -> None:
         raise TypeError(f"cell: expected a cell (with state_size and forward(x, state)), got {type(cell).__name__}")
 
 
+# Exact types, as the kernels match them: a subclass may redefine the step.
+_LSTMS = (LSTMCell, BasicLSTMCell)
+
+
 def _core_form(cell):
     """``(cell to run, why not fused)``: the v1 GRU/LSTM (alone or in a stack) as core cells, else ``cell``.
 
@@ -371,10 +385,10 @@ def _core_form(cell):
     fused kernels take a stack whole). ``why`` names a TF1-only feature that
     keeps ``cell`` on the reference loop, else None.
     """
-    if isinstance(cell, LSTMCell) and cell.tf1_features():
+    if type(cell) in _LSTMS and cell.tf1_features():
         features = ", ".join(cell.tf1_features())
         return cell, f"{cell.name}: TF1's LSTMCell with {features} has no fused kernel; its own step runs"
-    if isinstance(cell, (GRUCell, LSTMCell)):
+    if type(cell) in (GRUCell, *_LSTMS):
         return cell.core_cell(), None
     if isinstance(cell, StackedRNNCells):
         forms = [_core_form(c) for c in cell.cells]
@@ -389,7 +403,7 @@ def _core_form(cell):
 
 def _to_core_state(cell, state):
     """``cell``'s state in its core form's structure: ``LSTMStateTuple(c, h)`` -> ``LSTMState(h, c)``."""
-    if isinstance(cell, LSTMCell):
+    if type(cell) in _LSTMS:
         return LSTMState(state.h, state.c)
     if isinstance(cell, StackedRNNCells):
         return tuple(_to_core_state(c, s) for c, s in zip(cell.cells, state))
@@ -398,7 +412,7 @@ def _to_core_state(cell, state):
 
 def _from_core_state(cell, state):
     """The inverse of ``_to_core_state``."""
-    if isinstance(cell, LSTMCell):
+    if type(cell) in _LSTMS:
         return LSTMStateTuple(state.c, state.h)
     if isinstance(cell, StackedRNNCells):
         return tuple(_from_core_state(c, s) for c, s in zip(cell.cells, state))
