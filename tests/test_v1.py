@@ -627,3 +627,21 @@ def test_weights_round_trip_in_tf1_layout(make):
     for a, b in zip(cell.get_weights(), arrays, strict=True):
         np.testing.assert_array_equal(a, b)
     assert list(cell.state_dict()) == [n for n, _ in cell.named_parameters()][: len(arrays)]
+
+
+def test_a_plain_callable_cell_runs_in_both_functions():
+    class Accumulate:  # not a module: state_size and cell(x, state) are all a cell needs
+        state_size = IN
+
+        def __call__(self, x, state):
+            return x + state, x + state
+
+    x = torch.randn(2, 4, IN, dtype=torch.float64)
+    outs, state = v1.dynamic_rnn(Accumulate(), x, sequence_length=[4, 2])
+    outs_s, state_s = v1.static_rnn(Accumulate(), list(x.unbind(1)), sequence_length=[4, 2])
+    torch.testing.assert_close(
+        outs, x.cumsum(1) * (torch.arange(4)[None, :, None] < torch.tensor([4, 2])[:, None, None])
+    )
+    torch.testing.assert_close(torch.stack(outs_s, 1), outs)
+    torch.testing.assert_close(state, state_s)
+    torch.testing.assert_close(state, torch.stack([x[0].sum(0), x[1, :2].sum(0)]))

@@ -378,6 +378,21 @@ def _check_cell(cell) -> None:
 _LSTMS = (LSTMCell, BasicLSTMCell)
 
 
+class _ModuleCell(nn.Module):
+    """A plain callable cell (``state_size`` and ``cell(x_t, state)``) as the module ``RNN`` holds."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+        self.state_size = cell.state_size
+
+    def get_initial_state(self, batch_size, dtype=None, device=None):
+        return initial_state_of(self.cell, batch_size, torch.empty(0, dtype=dtype, device=device))
+
+    def forward(self, x_t, state):
+        return self.cell(x_t, state)
+
+
 def _core_form(cell):
     """``(cell to run, why not fused)``: the v1 GRU/LSTM (alone or in a stack) as core cells, else ``cell``.
 
@@ -390,6 +405,8 @@ def _core_form(cell):
         return cell, f"{cell.name}: TF1's LSTMCell with {features} has no fused kernel; its own step runs"
     if type(cell) in (GRUCell, *_LSTMS):
         return cell.core_cell(), None
+    if not isinstance(cell, nn.Module):
+        return _ModuleCell(cell), None
     if isinstance(cell, StackedRNNCells):
         forms = [_core_form(c) for c in cell.cells]
         for k, (_, why) in enumerate(forms):
