@@ -23,7 +23,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .io import load_model, save_model
-from .kernels import Stepper, explain
+from .kernels import Stepper
 from .layers import (
     GRU,
     LSTM,
@@ -39,7 +39,7 @@ from .layers import (
 )
 from .model import Sequential
 from .ops import Constant
-from .rnn import RNN, reference_loop
+from .rnn import RNN, explain, reference_loop
 from .tbptt import tbptt_chunks, truncated_bptt
 from .training import (
     CategoricalCrossentropy,
