@@ -320,8 +320,11 @@ def swap_gru_gates(w):
     converts both ways. ``w``: a torch tensor (differentiable) or a numpy
     array, e.g. a kernel (in, 3u), a recurrent kernel (u, 3u) or a bias (3u,).
     """
-    z, r, h = (w.chunk(3, -1) if isinstance(w, torch.Tensor) else np.split(w, 3, -1))
-    return torch.cat([r, z, h], -1) if isinstance(w, torch.Tensor) else np.concatenate([r, z, h], -1)
+    if isinstance(w, torch.Tensor):
+        z, r, h = w.chunk(3, -1)
+        return torch.cat([r, z, h], -1)
+    z, r, h = np.split(w, 3, -1)
+    return np.concatenate([r, z, h], -1)
 
 
 class LSTMCell(Cell):
