@@ -9,7 +9,6 @@ from rnnkit import ops
 from rnnkit.cells import LSTMState, swap_gru_gates
 from rnnkit.rnn import sample_dropout_masks
 
-
 # ------------------------------------------------------------ dropout masks
 
 

@@ -257,8 +257,8 @@ def dropout_mask(shape, keep_prob: float, like: torch.Tensor, generator: torch.G
     ``keep_prob``; callers pass the keep probability they hold, so the scale
     is exactly ``1 / keep_prob``.
 
-    >>> m = dropout_mask((2, 3), 0.5, torch.zeros(0), torch.Generator().manual_seed(0))
-    >>> sorted(set(m.flatten().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+    >>> m = dropout_mask((2, 3), 0.5, torch.zeros(0))
+    >>> bool(((m == 0) | (m == 2)).all())
     True
     """
     if keep_prob == 1.0:
@@ -269,8 +269,8 @@ def dropout_mask(shape, keep_prob: float, like: torch.Tensor, generator: torch.G
 # ------------------------------------------------------------ nested tuples
 
 
-def rebuild_tuple(template: tuple, parts) -> tuple:
-    """A tuple of ``template``'s type holding ``parts``: a named tuple (``LSTMState``) takes them as fields.
+def rebuild_tuple(template, parts):
+    """A tuple (or list) of ``template``'s type holding ``parts``; a named tuple (``LSTMState``) takes them as fields.
 
     >>> from rnnkit.cells import LSTMState
     >>> rebuild_tuple(LSTMState(1, 2), [3, 4]), rebuild_tuple((1, 2), [3, 4])
