@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit as rk
-from rnnkit.kernels import Stepper, explain
+from rnnkit.kernels import Stepper
+from rnnkit.rnn import explain
 
 BATCH, STEPS, FEATURES, UNITS, CLASSES = 128, 28, 28, 128, 10
 KINDS = {"SimpleRNN": (1, nn.RNN, nn.RNNCell), "GRU": (3, nn.GRU, nn.GRUCell), "LSTM": (4, nn.LSTM, nn.LSTMCell)}

@@ -22,7 +22,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .checkpoint import ModelCheckpoint
-from .kernels import Stepper, explain
+from .kernels import Stepper
 from .layers import (
     GRU,
     LSTM,
@@ -39,7 +39,7 @@ from .layers import (
 from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
 from .model import Sequential
 from .ops import Constant
-from .rnn import RNN, reference_loop
+from .rnn import RNN, explain, reference_loop
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
 from .training import History
