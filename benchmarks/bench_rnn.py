@@ -356,6 +356,67 @@ def bench_long(rounds):
             "kernel": explain(layer)}
 
 
+def bench_denormal_sweep(steps=(125, 250, 500, 1000, 2000), units=256, batch=32, features=32, rounds=1):
+    """One training step of SimpleRNN and LSTM over growing lengths (issue 14).
+
+    The early steps' gradients decay into subnormal floats; unflushed, x86
+    CPUs slow down 10-100x on them, so the step's cost jumps above a few
+    hundred steps instead of growing linearly. Contenders: rnnkit (flushing,
+    its default), rnnkit with ``flush_denormals(False)``, and torch.nn's
+    fused layer. Reports wall ms and process CPU ms (steadier on a shared
+    machine: time other processes take is not counted) and CPU ms per step.
+    """
+    from rnnkit.kernels import flush_denormals
+
+    out = {}
+    for kind, torch_layer in (("SimpleRNN", nn.RNN), ("LSTM", nn.LSTM)):
+        for t in steps:
+            torch.manual_seed(0)
+            x = torch.randn(batch, t, features)
+            layer = getattr(rk, kind)(units, input_shape=(t, features))
+            reference = torch_layer(features, units, batch_first=True)
+
+            def rk_step(flush):
+                def step():
+                    previous = flush_denormals(flush)
+                    try:
+                        layer.zero_grad(set_to_none=True)
+                        layer(x).square().mean().backward()
+                    finally:
+                        flush_denormals(previous)
+                return step
+
+            def torch_step():
+                reference.zero_grad(set_to_none=True)
+                reference(x)[0][:, -1].square().mean().backward()
+
+            fns = {"rnnkit": rk_step(True), "rnnkit_no_flush": rk_step(False), "torch_nn_module": torch_step}
+            for fn in fns.values():
+                fn()  # warm up
+            row = {}
+            for name, fn in fns.items():
+                walls, cpus = [], []
+                for _ in range(rounds):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    fn()
+                    walls.append((time.perf_counter() - w0) * 1e3)
+                    cpus.append((time.process_time() - c0) * 1e3)
+                row[name] = {"wall_ms": min(walls), "cpu_ms": min(cpus), "cpu_ms_per_step": min(cpus) / t}
+            out[f"{kind}/{t}"] = {**row, "kernel": layer.kernel_used}
+            print(f"  {kind} {t} steps: " + ", ".join(f"{k} {v['cpu_ms']:.0f} cpu ms" for k, v in row.items()),
+                  file=sys.stderr)
+    return out
+
+
+def print_sweep(sweep):
+    names = ("rnnkit", "rnnkit_no_flush", "torch_nn_module")
+    print(f"\n{'denormal sweep (B32 H256 train)':<34}" + "".join(f"{n + ' cpu ms':>24}" for n in names)
+          + f"{'rnnkit cpu ms/step':>20}")
+    for key, row in sweep.items():
+        print(f"{key:<34}" + "".join(f"{row[n]['cpu_ms']:>24.1f}" for n in names)
+              + f"{row['rnnkit']['cpu_ms_per_step']:>20.3f}")
+
+
 # ------------------------------------------------------------------- report
 
 
@@ -375,6 +436,25 @@ def print_table(results):
           + ", ".join(f"{k}: {v / 2**20:.1f}" for k, v in long["saved_bytes_by_steps"].items()))
 
 
+def cpu_info() -> dict:
+    """The CPU's model and the flags that decide bf16 and subnormal speed (Linux; else what platform knows)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+    return {"model": model, "flags": {f: f in flags for f in wanted},
+            "mkldnn_bf16": bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (fewer rounds)")
@@ -382,16 +462,28 @@ def main(argv=None):
                         help="torch intra-op threads (default: torch's choice, one per core)")
     parser.add_argument("--no-optional", action="store_true",
                         help="leave out JAX and Keras even when installed (their worker threads add noise)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.json"),
-                        help="where to write the JSON results (default: benchmarks/results.json)")
+    parser.add_argument("--denormal-sweep", action="store_true",
+                        help="only the subnormal sweep: SimpleRNN/LSTM training steps, 125 to 2,000 steps (issue 14)")
+    parser.add_argument("--out", default=None,
+                        help="where to write the JSON results (default: benchmarks/results.json, "
+                             "benchmarks/denormal_sweep.json with --denormal-sweep)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rounds, iters = (3, 3) if args.quick else (9, 10)
+    here = os.path.dirname(__file__)
+    machine = {"platform": platform.platform(), "cpu": cpu_info(), "cpus": os.cpu_count(),
+               "torch": torch.__version__, "threads": torch.get_num_threads()}
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if args.denormal_sweep:
+        sweep = bench_denormal_sweep(rounds=1 if args.quick else 3)
+        print_sweep(sweep)
+        write_json({"date": date, "machine": machine, "denormal_sweep": sweep},
+                   args.out or os.path.join(here, "denormal_sweep.json"))
+        return
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "date": date,
+        "machine": machine,
         "shape": {"batch": BATCH, "steps": STEPS, "features": FEATURES, "units": UNITS, "classes": CLASSES},
         "rounds": rounds,
         "iters_per_round": iters,
@@ -403,11 +495,15 @@ def main(argv=None):
     results["generation_us"] = bench_generation(rounds, iters * 20)
     results["long"] = bench_long(max(1, rounds // 3))
     print_table(results)
-    tmp = args.out + ".tmp"
+    write_json(results, args.out or os.path.join(here, "results.json"))
+
+
+def write_json(results, path):
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(results, f, indent=2)
-    os.replace(tmp, args.out)  # never a half-written file
-    print(f"\nwrote {args.out}")
+    os.replace(tmp, path)  # never a half-written file
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

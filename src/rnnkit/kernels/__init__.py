@@ -32,9 +32,11 @@ import torch
 
 from ..cells import DropoutMasks, StackedRNNCells
 from . import native
+from .fpmode import flush_denormals, flushing  # speed(#14): subnormals flushed in the kernels
 from .stepper import Stepper
 
 __all__ = ["select", "native_route", "torch_route", "explain", "Stepper", "native_available"]
+__all__ += ["flush_denormals", "flushing"]  # speed(#14)
 
 log = logging.getLogger("rnnkit.kernels")
 

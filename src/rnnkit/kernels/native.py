@@ -20,6 +20,7 @@ import torch
 
 from ..cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from ..ops import ACTIVATIONS
+from .fpmode import run_flushed  # speed(#14)
 
 try:
     from .. import _native
@@ -197,7 +198,9 @@ class NativeKernel:
         last_only = not layer.return_sequences and mask is None
         new_states = []
         for k, ((cell, code, act, route), s, d) in enumerate(zip(self.plan, states, drops)):
-            if route in ("onednn", "cudnn"):
+            if route == "onednn":  # speed(#14): subnormals flushed on torch's threads, forward and backward
+                x_tm, s = run_flushed(run_torch_rnn, cell, code, act, x_tm, s)
+            elif route == "cudnn":
                 x_tm, s = run_torch_rnn(cell, code, act, x_tm, s)
             else:
                 need_y = not (last_only and k == len(self.plan) - 1)
