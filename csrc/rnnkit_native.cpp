@@ -759,6 +759,69 @@ void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda
   at::mm_out(c, a, b);
 }
 
+// ------------------------------------------------------------- bfloat16
+// Under torch.autocast("cpu", dtype=torch.bfloat16) the layer passes its
+// kernels as bfloat16: every product then rounds its float32 left operand to
+// bfloat16 and multiplies with float32 accumulation and a float32 result
+// (MKL's gemm_bf16bf16f32, AVX512-BF16/AMX where the CPU has them); the
+// state, the gates and the pointwise passes stay float32.
+extern "C" void gemm_bf16bf16f32_(const char*, const char*, const int*, const int*, const int*, const float*,
+                                  const uint16_t*, const int*, const uint16_t*, const int*, const float*, float*,
+                                  const int*) __attribute__((weak));
+
+// float32 -> bfloat16 bits, rounded to nearest even (what at::BFloat16 does)
+RNNKIT_INLINE uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// C (m, n) = bf16(A) (m, k) @ op(B), B bfloat16 bits; A rounded into `scratch` (m * k).
+void gemm_bf16(bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const uint16_t* B,
+               int64_t ldb, float* C, int64_t ldc, uint16_t* scratch) {
+  if (m == 0 || n == 0) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) scratch[i * k + j] = bf16_bits(A[i * lda + j]);
+  if (gemm_bf16bf16f32_ != nullptr) {
+    const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);  // swapped as in gemm
+    const int la = static_cast<int>(ldb), lb = static_cast<int>(k), lc = static_cast<int>(ldc);
+    const float one = 1, zero = 0;
+    gemm_bf16bf16f32_(trans_b ? "T" : "N", "N", &M, &N, &K, &one, B, &la, scratch, &lb, &zero, C, &lc);
+    return;
+  }
+  const auto bf = at::TensorOptions().dtype(at::kBFloat16);
+  at::Tensor a = at::from_blob(scratch, {m, k}, bf);
+  at::Tensor b = trans_b ? at::from_blob(const_cast<uint16_t*>(B), {n, k}, {ldb, 1}, bf).t()
+                         : at::from_blob(const_cast<uint16_t*>(B), {k, n}, {ldb, 1}, bf);
+  at::from_blob(C, {m, n}, {ldc, 1}, at::TensorOptions().dtype(at::kFloat)).copy_(at::mm(a, b));
+}
+
+// A weight matrix of T, or its bfloat16 copy under autocast; `mul` is C = A @ op(this + off).
+template <typename T>
+struct Weights {
+  const T* full = nullptr;
+  const uint16_t* half = nullptr;
+  explicit Weights(const at::Tensor& w) {
+    if (w.scalar_type() == at::kBFloat16) half = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+    else full = w.data_ptr<T>();
+  }
+  void mul(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, int64_t off, int64_t ld, T* C,
+           int64_t ldc, uint16_t* scratch) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (half) return gemm_bf16(trans_b, m, n, k, A, lda, half + off, ld, C, ldc, scratch);
+    }
+    gemm<T>(trans_b, m, n, k, A, lda, full + off, ld, C, ldc);
+  }
+};
+
+// a @ b for the whole-sequence products of backward: bfloat16 operands under autocast.
+at::Tensor mm_as(const at::Tensor& a, const at::Tensor& b, bool half) {
+  if (!half) return at::mm(a, b);
+  return at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)).to(at::kFloat);
+}
+
 // --------------------------------------------------------------- forward
 // x (T, B, F) time-major; W (F, G); U (units, G). Computes the input
 // projection xw = x W of every step as one GEMM into a reused buffer (the
@@ -778,7 +841,12 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   // (a fresh one page-faults in on every call, measured 0.5 ms at this size).
   at::Tensor X = x.is_contiguous() ? x : cache().empty({T_, B, F}, opts).copy_(x);
   at::Tensor XW = cache().empty({T_, B, G}, opts);
-  gemm<T>(false, T_ * B, G, F, X.data_ptr<T>(), F, W.data_ptr<T>(), G, XW.data_ptr<T>(), G);
+  const Weights<T> Wm(W), Um(U);
+  const bool half = Um.half != nullptr;
+  // bfloat16 copies of each product's left operand (autocast): the input, then per block of rows one step's
+  at::Tensor scratch = half ? at::empty({std::max(T_ * B * F, B * G)}, at::kBFloat16) : at::Tensor();
+  uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
+  Wm.mul(false, T_ * B, G, F, X.data_ptr<T>(), F, 0, G, XW.data_ptr<T>(), G, scr);
   at::Tensor bz = bin.defined() ? bin : at::zeros({G}, opts);
   at::Tensor brz = cell == GRU_AFTER ? (brec.defined() ? brec : at::zeros({G}, opts)) : at::Tensor();
 
@@ -798,7 +866,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   at::Tensor hin_next = rd.defined() ? at::empty({B, units}, opts) : at::Tensor();
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  const T *xwp = XW.data_ptr<T>(), *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
+  const T *xwp = XW.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
   T *Hp = Hs.data_ptr<T>(), *Yp = Y.data_ptr<T>(), *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *RHp = ptr<T>(RH);
   T *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
   const bool* maskp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
@@ -816,7 +884,8 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
       const int64_t ts = save ? t : 0;
       const T* hprev = Hp + t * BU;
       const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
-      gemm<T>(false, nb, mw, units, hin_t, units, Up, G, mmp + b0 * mw, mw);
+      uint16_t* scr_r = half ? scr + b0 * G : nullptr;  // this block's rows of the scratch
+      Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
       s.xw = xwp + t * B * G;
@@ -843,7 +912,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
         s1.hin = hin_l;
         if (split) fwd_par(s1, cell, a, 1);
         else fwd_step(s1, cell, a, 1);
-        gemm<T>(false, nb, units, units, s.rh + b0 * units, units, Up + 2 * units, G, mm2p + b0 * units, units);
+        Um.mul(false, nb, units, units, s.rh + b0 * units, units, 2 * units, G, mm2p + b0 * units, units, scr_r);
         s.mm2 = mm2p;
       }
       if (split) fwd_par(s, cell, a, 2);
@@ -878,10 +947,14 @@ std::vector<at::Tensor> forward(int64_t cell, int64_t a, const at::Tensor& x, co
   PoolFlush flush;
   TORCH_CHECK(x.device().is_cpu(), "x: the native kernels run on CPU tensors");
   auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
-  if (x.scalar_type() == at::kDouble)
+  if (x.scalar_type() == at::kDouble) {
+    TORCH_CHECK(W.scalar_type() == at::kDouble && U.scalar_type() == at::kDouble, "W, U: expected float64 with a float64 x");
     return forward_impl<double>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
                                 c(mask), c(rd), zero_out, save, need_y);
+  }
   TORCH_CHECK(x.scalar_type() == at::kFloat, "x: expected float32 or float64");
+  TORCH_CHECK(W.scalar_type() == U.scalar_type() && (W.scalar_type() == at::kFloat || W.scalar_type() == at::kBFloat16),
+              "W, U: expected both float32 or both bfloat16 (autocast) with a float32 x");
   return forward_impl<float>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
                              c(mask), c(rd), zero_out, save, need_y);
 }
@@ -917,7 +990,11 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   }
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  const T *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0), *Hp = Hs.data_ptr<T>();
+  const Weights<T> Um(U);
+  const bool half = Um.half != nullptr;
+  at::Tensor scratch = half ? at::empty({B * G}, at::kBFloat16) : at::Tensor();  // per block of rows, as in forward
+  uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
+  const T *rdp = ptr<T>(rd), *c0p = ptr<T>(c0), *Hp = Hs.data_ptr<T>();
   const T *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *Hinp = Hin.data_ptr<T>();
   const T* dyp = dY.defined() ? dY.data_ptr<T>() : nullptr;
   T *dxwp = dXW.data_ptr<T>(), *dhup = dHU.data_ptr<T>(), *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
@@ -951,14 +1028,15 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
       if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 1);
       else bwd_step(s, gh_r, cell, a, 1);
       T* dxw_r = s.dxw + b0 * G;
+      uint16_t* scr_r = half ? scr + b0 * G : nullptr;
       if (before) {
-        gemm<T>(true, nb, units, units, dxw_r + 2 * units, G, Up + 2 * units, G, mm2p + b0 * units, units);
+        Um.mul(true, nb, units, units, dxw_r + 2 * units, G, 2 * units, G, mm2p + b0 * units, units, scr_r);
         s.mm2 = mm2p;
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
-        gemm<T>(true, nb, units, 2 * units, dxw_r, G, Up, G, mmp + b0 * units, units);
+        Um.mul(true, nb, units, 2 * units, dxw_r, G, 0, G, mmp + b0 * units, units, scr_r);
       } else {
-        gemm<T>(true, nb, units, G, s.dhu + b0 * G, G, Up, G, mmp + b0 * units, units);
+        Um.mul(true, nb, units, G, s.dhu + b0 * G, G, 0, G, mmp + b0 * units, units, scr_r);
       }
     }
   };
@@ -977,21 +1055,22 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   // The weights' gradients: one product over all steps each.
   const int64_t N = T_ * B;
   at::Tensor d2 = dXW.view({N, G});
-  at::Tensor dW = at::mm(X.view({N, F}).t(), d2);
+  at::Tensor dW = mm_as(X.view({N, F}).t(), d2, half);
   at::Tensor db_in = has_bin ? d2.sum(0) : at::Tensor();
   at::Tensor dX;
   if (need_dx) {
     dX = cache().empty({T_, B, F}, opts);
     at::Tensor dX2 = dX.view({N, F});
-    at::mm_out(dX2, d2, W.t());
+    if (half) dX2.copy_(mm_as(d2, W.t(), true));
+    else at::mm_out(dX2, d2, W.t());
   }
   at::Tensor Hin2 = Hin.reshape({N, units});
   at::Tensor dU;
   if (before) {
-    dU = at::cat({at::mm(Hin2.t(), d2.narrow(1, 0, 2 * units)),
-                  at::mm(RH.view({N, units}).t(), d2.narrow(1, 2 * units, units))}, 1);
+    dU = at::cat({mm_as(Hin2.t(), d2.narrow(1, 0, 2 * units), half),
+                  mm_as(RH.view({N, units}).t(), d2.narrow(1, 2 * units, units), half)}, 1);
   } else {
-    dU = at::mm(Hin2.t(), dHU.view({N, G}));
+    dU = mm_as(Hin2.t(), dHU.view({N, G}), half);
   }
   at::Tensor db_rec = has_brec ? dHU.view({N, G}).sum(0) : at::Tensor();
   return {dX, dW, db_in, dU, db_rec, dh0, dc};
@@ -1010,6 +1089,9 @@ std::vector<at::Tensor> backward(int64_t cell, int64_t a, const c10::optional<at
   // dY arrives as the transpose of the (B, T, U) output gradient: read it in
   // place when its rows are contiguous, instead of copying it.
   at::Tensor dy = dY && dY->defined() && dY->stride(2) == 1 ? *dY : c(dY);
+  TORCH_CHECK(W.scalar_type() == U.scalar_type() && (W.scalar_type() == Hs.scalar_type() ||
+              (Hs.scalar_type() == at::kFloat && W.scalar_type() == at::kBFloat16)),
+              "W, U: expected the state's dtype, or bfloat16 (autocast) with float32");
   if (Hs.scalar_type() == at::kDouble)
     return backward_impl<double>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
                                  need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));

@@ -32,6 +32,7 @@ import torch
 
 from ..cells import DropoutMasks, StackedRNNCells
 from . import native
+from .autocast import bf16_autocast, bf16_status  # speed(#14)
 from .fpmode import flush_denormals, flushing  # speed(#14): subnormals flushed in the kernels
 from .stepper import Stepper
 
@@ -90,6 +91,7 @@ def native_route(layer, x, mask, dropout):
         )
     else:
         reason = f"fused native kernel: {what}, {x.dtype}"
+        reason += f"; {bf16_status()}" if bf16_autocast(x) else ""  # speed(#14)
     return native.NativeKernel(name, routed), reason
 
 
@@ -145,6 +147,7 @@ def route(plan, x, mask, dropout, stacked):
         and x.dtype == torch.float32
         and x.shape[1] >= ONEDNN_MIN_STEPS
         and native.onednn_lstm_available()
+        and not bf16_autocast(x)  # speed(#14): the native kernel keeps a float32 state under autocast
     )
     return [
         (c, code, act, "onednn" if onednn and code == native.LSTM and d is None else "native")

@@ -20,6 +20,7 @@ import torch
 
 from ..cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from ..ops import ACTIVATIONS
+from .autocast import autocast_outputs, gemm_weights  # speed(#14)
 from .fpmode import run_flushed  # speed(#14)
 
 try:
@@ -156,7 +157,7 @@ def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=Tr
     """
     if dropout is not None and dropout.input is not None:
         x_tm = x_tm * dropout.input
-    W, U = cell.kernel, cell.recurrent_kernel
+    W, U = gemm_weights(cell, x_tm)  # speed(#14): bfloat16 copies under CPU autocast
     b_in = cell.input_bias()
     # The native code reads these as dense row-major arrays.
     b_rec = cell.bias[1].contiguous() if code == GRU_AFTER and cell.bias is not None else None
@@ -209,4 +210,4 @@ class NativeKernel:
                     x_tm = (s.h if code == LSTM else s)[None]  # (1, B, units): the last step
             new_states.append(s)
         final = tuple(new_states) if stacked else new_states[0]
-        return x_tm.transpose(0, 1), final
+        return autocast_outputs(x, x_tm.transpose(0, 1), final)  # speed(#14): bfloat16 under CPU autocast
