@@ -1,4 +1,4 @@
-"""bfloat16 autocast on the CPU: bfloat16 products, float32 state, bfloat16 results.
+"""bfloat16 autocast on the CPU: bfloat16 products, float32 state, bfloat16 outputs.
 
 Tolerance: bfloat16 keeps 8 significant bits (relative rounding 2^-9); over
 a few steps of unit-scale inputs the fused layer under autocast stays within
@@ -60,8 +60,9 @@ def test_autocast_matches_float32_and_the_reference_loop(name):
     assert layer.kernel_used.startswith("native:"), layer.kernel_used  # not oneDNN: the state stays float32
     assert "bfloat16 autocast" in layer.kernel_reason
     ref_outs, ref_grads = run(layer, x, autocast=True, unroll=True)
-    for (dt_f, f), (dt_b, b), (_, r) in zip(f32_outs, bf_outs, ref_outs):
-        assert dt_f == torch.float32 and dt_b == torch.bfloat16
+    for k, ((dt_f, f), (dt_b, b), (_, r)) in enumerate(zip(f32_outs, bf_outs, ref_outs)):
+        # the output in bfloat16, the returned states float32 (they can be fed back as initial_state)
+        assert dt_f == torch.float32 and dt_b == (torch.bfloat16 if k == 0 else torch.float32)
         torch.testing.assert_close(b, f, **BF16_TOL)
         torch.testing.assert_close(b, r, **BF16_TOL)
     assert all(g.dtype == torch.float32 for g in bf_grads)  # the parameters stay float32
@@ -81,6 +82,17 @@ def test_autocast_really_rounds_the_products():
 
 
 @needs_native
+def test_returned_state_feeds_back_under_autocast():
+    torch.manual_seed(0)
+    layer = rk.LSTM(8, return_state=True)
+    x = torch.randn(2, 20, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, h, c = layer(x)
+        again, _, _ = layer(x, initial_state=[h, c])
+    assert out.dtype == again.dtype == torch.bfloat16 and h.dtype == c.dtype == torch.float32
+    torch.testing.assert_close(again.float(), layer(x, initial_state=[h, c])[0], **BF16_TOL)
+
+
 def test_float64_and_disabled_autocast_are_untouched():
     torch.manual_seed(0)
     layer = rk.GRU(4, return_sequences=True).double()

@@ -10,8 +10,11 @@ do the same where it pays and keep the rest exact:
   ``gemm_bf16bf16f32``; AVX512-BF16 or AMX where the CPU has them);
 * the gates, the pointwise passes and the carried state (``h``, ``c``) stay
   float32, so rounding does not compound over the steps;
-* the layer's outputs and final states come back as bfloat16, as torch's
-  layers return them; the parameters and their gradients stay float32.
+* the layer's outputs come back as bfloat16, as torch's layers return
+  them; its final states stay float32 (torch's come back as bfloat16): the
+  carried state is what ``initial_state`` and stateful layers take back, and
+  rnnkit checks it against the weights' dtype. The parameters and their
+  gradients stay float32.
 
 Against the same layer in float32 the outputs differ by about bfloat16's
 resolution (relative 2^-8 = 0.4%) times the growth through the steps; the
@@ -53,16 +56,11 @@ def gemm_weights(cell, x: torch.Tensor):
 
 
 def autocast_outputs(x: torch.Tensor, outputs: torch.Tensor, state):
-    """The layer's ``(outputs, state)`` in bfloat16 under autocast (``x`` the layer's input), else unchanged."""
-    if not bf16_autocast(x):
-        return outputs, state
+    """``(outputs, state)`` with the outputs in bfloat16 under autocast (``x`` the layer's input).
 
-    def cast(s):
-        if isinstance(s, torch.Tensor):
-            return s.to(torch.bfloat16)
-        return type(s)(*(cast(t) for t in s)) if hasattr(s, "_fields") else type(s)(cast(t) for t in s)
-
-    return outputs.to(torch.bfloat16), cast(state)
+    The state stays float32 (see the module's docstring).
+    """
+    return (outputs.to(torch.bfloat16) if bf16_autocast(x) else outputs), state
 
 
 @functools.lru_cache(maxsize=1)
