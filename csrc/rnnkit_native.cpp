@@ -761,13 +761,16 @@ void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda
 
 // ------------------------------------------------------------- bfloat16
 // Under torch.autocast("cpu", dtype=torch.bfloat16) the layer passes its
-// kernels as bfloat16: every product then rounds its float32 left operand to
-// bfloat16 and multiplies with float32 accumulation and a float32 result
-// (MKL's gemm_bf16bf16f32, AVX512-BF16/AMX where the CPU has them); the
-// state, the gates and the pointwise passes stay float32.
-extern "C" void gemm_bf16bf16f32_(const char*, const char*, const int*, const int*, const int*, const float*,
-                                  const uint16_t*, const int*, const uint16_t*, const int*, const float*, float*,
-                                  const int*) __attribute__((weak));
+// kernels as bfloat16: each product rounds its float32 left operand to
+// bfloat16 and multiplies through at::mm (oneDNN: AVX512-BF16/AMX where the
+// CPU has them, float32 accumulation, a bfloat16 result as every autocast
+// matmul gives), and the result joins the float32 pointwise pass; the state
+// and the gates stay float32. MKL's gemm_bf16bf16f32 (float32 result) was
+// measured 5-30x slower here (it repacks the weights on every call; AMD
+// EPYC), at::mm on bfloat16 2x faster than float32 from 32 rows, slower
+// below: products of fewer than kBf16MinRows rows use the bfloat16-rounded
+// weights in float32 instead.
+constexpr int64_t kBf16MinRows = 16;
 
 // float32 -> bfloat16 bits, rounded to nearest even (what at::BFloat16 does)
 RNNKIT_INLINE uint16_t bf16_bits(float f) {
@@ -784,13 +787,6 @@ void gemm_bf16(bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, in
   if (m == 0 || n == 0) return;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < k; ++j) scratch[i * k + j] = bf16_bits(A[i * lda + j]);
-  if (gemm_bf16bf16f32_ != nullptr) {
-    const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);  // swapped as in gemm
-    const int la = static_cast<int>(ldb), lb = static_cast<int>(k), lc = static_cast<int>(ldc);
-    const float one = 1, zero = 0;
-    gemm_bf16bf16f32_(trans_b ? "T" : "N", "N", &M, &N, &K, &one, B, &la, scratch, &lb, &zero, C, &lc);
-    return;
-  }
   const auto bf = at::TensorOptions().dtype(at::kBFloat16);
   at::Tensor a = at::from_blob(scratch, {m, k}, bf);
   at::Tensor b = trans_b ? at::from_blob(const_cast<uint16_t*>(B), {n, k}, {ldb, 1}, bf).t()
@@ -798,19 +794,27 @@ void gemm_bf16(bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, in
   at::from_blob(C, {m, n}, {ldc, 1}, at::TensorOptions().dtype(at::kFloat)).copy_(at::mm(a, b));
 }
 
-// A weight matrix of T, or its bfloat16 copy under autocast; `mul` is C = A @ op(this + off).
+// A weight matrix of T, or its bfloat16 copy under autocast (then `rounded`
+// is that copy in float32, for products too small to gain from bfloat16).
+// `mul` is C = A @ op(this + off).
 template <typename T>
 struct Weights {
   const T* full = nullptr;
   const uint16_t* half = nullptr;
+  at::Tensor rounded;
   explicit Weights(const at::Tensor& w) {
-    if (w.scalar_type() == at::kBFloat16) half = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-    else full = w.data_ptr<T>();
+    if (w.scalar_type() == at::kBFloat16) {
+      half = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+      rounded = w.to(c10::CppTypeToScalarType<T>::value);
+      full = rounded.data_ptr<T>();
+    } else {
+      full = w.data_ptr<T>();
+    }
   }
   void mul(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, int64_t off, int64_t ld, T* C,
            int64_t ldc, uint16_t* scratch) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (half) return gemm_bf16(trans_b, m, n, k, A, lda, half + off, ld, C, ldc, scratch);
+      if (half && m >= kBf16MinRows) return gemm_bf16(trans_b, m, n, k, A, lda, half + off, ld, C, ldc, scratch);
     }
     gemm<T>(trans_b, m, n, k, A, lda, full + off, ld, C, ldc);
   }

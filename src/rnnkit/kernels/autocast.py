@@ -6,8 +6,11 @@ do the same where it pays and keep the rest exact:
 
 * every product (the input projection ``x W``, each step's ``h U``, and in
   backward the input, kernel and recurrent-kernel gradients) rounds its
-  operands to bfloat16 and accumulates in float32 (MKL's
-  ``gemm_bf16bf16f32``; AVX512-BF16 or AMX where the CPU has them);
+  operands to bfloat16 and runs as torch's bfloat16 matmul (oneDNN:
+  AVX512-BF16 or AMX where the CPU has them, float32 accumulation, a
+  bfloat16 result, as any autocast matmul). Per-step products of fewer than
+  16 rows (batch 1 generation, small blocks) gain nothing from bfloat16
+  (measured slower) and multiply the bfloat16-rounded weights in float32;
 * the gates, the pointwise passes and the carried state (``h``, ``c``) stay
   float32, so rounding does not compound over the steps;
 * the layer's outputs come back as bfloat16, as torch's layers return
