@@ -40,10 +40,15 @@ import torch
 
 from ..cells import DropoutMasks, StackedRNNCells
 from . import native
+from .autocast import bf16_autocast, bf16_status
+from .fpmode import flush_denormals, flushing  # subnormals flushed inside the kernels
 from .native import FusedKernel
 from .stepper import Stepper
 
-__all__ = ["select", "native_route", "torch_route", "assign_lstm_routes", "plan_for", "FusedKernel", "Stepper", "native_available"]
+__all__ = [
+    "select", "native_route", "torch_route", "assign_lstm_routes", "plan_for", "FusedKernel", "Stepper",
+    "native_available", "flush_denormals", "flushing",
+]
 
 log = logging.getLogger("rnnkit.kernels")
 
@@ -102,6 +107,7 @@ def native_route(cell, x, mask, dropout):
         )
     else:
         reason = f"fused native kernel: {what}, {x.dtype}"
+        reason += f"; {bf16_status()}" if bf16_autocast(x) else ""
     return FusedKernel(name, routed, stacked), reason
 
 
@@ -163,6 +169,7 @@ def assign_lstm_routes(plan, x, mask, dropout, stacked):
         and x.dtype == torch.float32
         and x.shape[1] >= ONEDNN_MIN_STEPS
         and native.onednn_lstm_available()
+        and not bf16_autocast(x)  # the native kernel keeps a float32 state under autocast
     )
     return [
         (c, code, act, "onednn" if onednn and code == native.LSTM and d is None else "native")

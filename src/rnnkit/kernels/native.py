@@ -23,6 +23,8 @@ import torch
 
 from ..cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell, swap_gru_gates
 from ..ops import activation_name
+from .autocast import autocast_outputs, gemm_weights
+from .fpmode import run_flushed
 
 try:
     from .. import _native
@@ -145,7 +147,7 @@ def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=Tr
     """
     if dropout is not None and dropout.input is not None:
         x_tm = x_tm * dropout.input
-    W, U = cell.kernel, cell.recurrent_kernel
+    W, U = gemm_weights(cell, x_tm)  # bfloat16 copies under CPU autocast
     b_in = cell.input_bias()
     # The native code reads these as dense row-major arrays.
     b_rec = cell.bias[1].contiguous() if code == GRU_AFTER and cell.bias is not None else None
@@ -195,7 +197,9 @@ class FusedKernel:
         last_only = not need_sequences and mask is None
         new_states = []
         for k, ((cell, code, act, route), s, d) in enumerate(zip(self.plan, states, drops)):
-            if route in ("onednn", "cudnn"):
+            if route == "onednn":  # subnormals flushed on torch's threads, forward and backward
+                x_tm, s = run_flushed(run_torch_rnn, cell, code, act, x_tm, s)
+            elif route == "cudnn":
                 x_tm, s = run_torch_rnn(cell, code, act, x_tm, s)
             else:
                 need_y = not (last_only and k == len(self.plan) - 1)
@@ -204,4 +208,4 @@ class FusedKernel:
                     x_tm = (s.h if code == LSTM else s)[None]  # (1, B, units): the last step
             new_states.append(s)
         final = tuple(new_states) if self.stacked else new_states[0]
-        return x_tm.transpose(0, 1), final
+        return autocast_outputs(x, x_tm.transpose(0, 1), final)  # bfloat16 under CPU autocast
