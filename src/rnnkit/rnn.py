@@ -19,6 +19,7 @@ import torch
 from . import kernels
 from .base import Layer
 from .cells import Cell, DropoutMasks, StackedRNNCells, initial_state_of, is_cell
+from .kernels.autocast import autocast_outputs
 from .ops import as_tensor, dropout_mask, first_parameter, rebuild_tuple
 
 # ----------------------------------------------------------- nested states
@@ -332,9 +333,13 @@ class RNN(Layer):
             fused, why = kernels.select(self.cell, x, mask, dropout, label=self.name)
         if fused is None:
             self.kernel_used, self.kernel_reason = "reference", why
-            return reference_loop(self.cell, x, state, mask, dropout, self.zero_output_for_mask)
-        self.kernel_used, self.kernel_reason = fused.name, why
-        return fused(x, state, mask, dropout, self.zero_output_for_mask, need_sequences=self.return_sequences)
+            outputs, state = reference_loop(self.cell, x, state, mask, dropout, self.zero_output_for_mask)
+        else:
+            self.kernel_used, self.kernel_reason = fused.name, why
+            outputs, state = fused(x, state, mask, dropout, self.zero_output_for_mask, need_sequences=self.return_sequences)
+        # Under CPU bfloat16 autocast the outputs come back in bfloat16, as torch's layers return them; the
+        # state stays float32 (it is fed back as initial_state). See kernels/autocast.py.
+        return autocast_outputs(x, outputs, state)
 
     def _initial_state(self, initial_state, batch, x):
         template = initial_state_of(self.cell, batch, x)
