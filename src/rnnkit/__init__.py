@@ -31,12 +31,13 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
-    Input,
     InputLayer,
     Masking,
     SimpleRNN,
     TimeDistributed,
 )
+from .functional import Input, Model
+from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, reference_loop
@@ -80,6 +81,13 @@ __all__ = [
     "InputLayer",
     "Sequential",
     "Constant",
+    # the functional API (Keras's Model(inputs, outputs)) and its merge layers
+    "Model",
+    "Concatenate",
+    "Add",
+    "Multiply",
+    "Average",
+    "Dot",
     # training (Keras's compile/fit/evaluate/predict on Sequential)
     "History",
     "SparseCategoricalCrossentropy",

@@ -378,6 +378,20 @@ class TrainingMixin:
         self.clipnorm, self.clipvalue = clipnorm, clipvalue
         self.loss, self.metric_names, self._metrics = loss_fn, metric_names, metric_fns
 
+    # ---- hooks for models with several inputs or outputs (rnnkit.functional.Model overrides them)
+    def _make_data(self, x, y, arg="x", need_y=True):
+        return _as_data(x, y, arg, need_y)
+
+    def _batch_len(self, xb) -> int:
+        return len(xb)
+
+    def _outputs_to_cpu(self, y_pred):
+        return y_pred.cpu()
+
+    def _concat_outputs(self, outs) -> np.ndarray:
+        return torch.cat(outs).numpy()
+    # ---- end of the hooks
+
     # ------------------------------------------------------------- helpers
     def _require_compiled(self, what: str):
         if self.loss is None:
@@ -421,7 +435,7 @@ class TrainingMixin:
                     xb, yb = self._prepare(*data.batch(torch.arange(start, min(start + batch_size, n))))
                     scores = self._scores(yb, self(xb))
                     for k, v in scores.items():
-                        totals[k] = totals.get(k, 0.0) + float(v) * len(xb)
+                        totals[k] = totals.get(k, 0.0) + float(v) * self._batch_len(xb)
         finally:
             self.train(was_training)
         return {k: v / max(n, 1) for k, v in totals.items()}
@@ -441,15 +455,15 @@ class TrainingMixin:
         batch_size = _check_int(batch_size, "batch_size", 1)
         epochs = _check_int(epochs, "epochs", 0)
         initial_epoch = _check_int(initial_epoch, "initial_epoch", 0)
-        data = _as_data(x, y)
+        data = self._make_data(x, y)
         if validation_data is not None and validation_split:
             raise ValueError("validation_split: give validation_split or validation_data, not both")
         val = None
         if validation_data is not None:
             if isinstance(validation_data, torch.utils.data.Dataset):
-                val = _as_data(validation_data, None, "validation_data")
+                val = self._make_data(validation_data, None, "validation_data")
             elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                val = _as_data(validation_data[0], validation_data[1], "validation_data")
+                val = self._make_data(validation_data[0], validation_data[1], "validation_data")
             else:
                 raise ValueError("validation_data: expected (x_val, y_val) or a Dataset")
         elif validation_split:
@@ -534,7 +548,7 @@ class TrainingMixin:
                 if self.clipnorm is not None:
                     torch.nn.utils.clip_grad_norm_(self.parameters(), self.clipnorm)
                 self.optimizer.step()
-                n = len(xb)
+                n = self._batch_len(xb)
                 seen += n
                 batch_logs = {k: float(v.detach()) for k, v in scores.items()}
                 if ctx is not None:  # every process sees the same numbers, so callbacks decide alike
@@ -562,7 +576,7 @@ class TrainingMixin:
         ``{"loss": ..., "accuracy": ...}``.
         """
         self._require_compiled("evaluate")
-        scores = self._run_epoch_eval(_as_data(x, y), _check_int(batch_size, "batch_size", 1))
+        scores = self._run_epoch_eval(self._make_data(x, y), _check_int(batch_size, "batch_size", 1))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         if return_dict:
@@ -572,7 +586,7 @@ class TrainingMixin:
 
     def predict(self, x, batch_size: int = 32) -> np.ndarray:
         """The model's outputs for ``x`` in eval mode, as a numpy array (batched, no gradients)."""
-        data = _as_data(x, None, need_y=False)
+        data = self._make_data(x, None, need_y=False)
         batch_size = _check_int(batch_size, "batch_size", 1)
         outs = []
         was_training = self.training
@@ -581,12 +595,12 @@ class TrainingMixin:
             with torch.no_grad():
                 for start in range(0, len(data), batch_size):
                     xb, _ = self._prepare(*data.batch(torch.arange(start, min(start + batch_size, len(data)))))
-                    outs.append(self(xb).cpu())
+                    outs.append(self._outputs_to_cpu(self(xb)))
         finally:
             self.train(was_training)
         if not outs:
             raise ValueError("x: no samples to predict")
-        return torch.cat(outs).numpy()
+        return self._concat_outputs(outs)
 
 
 def _check_int(value, arg, minimum) -> int:

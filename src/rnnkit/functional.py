@@ -1,0 +1,602 @@
+"""Keras's functional API: ``Input`` and ``Model(inputs, outputs)``.
+
+Layers called on ``rk.Input`` tensors record a graph (``rnnkit.graph``);
+``Model`` runs it. Several inputs and outputs, shared layers, states passed
+from layer to layer and sub-models work as in Keras. Keras's ``lstm_seq2seq``::
+
+    encoder_inputs = rk.Input((None, n_in))
+    _, h, c = rk.LSTM(256, return_state=True)(encoder_inputs)
+    decoder_inputs = rk.Input((None, n_out))
+    decoder_lstm = rk.LSTM(256, return_sequences=True, return_state=True)
+    seq, _, _ = decoder_lstm(decoder_inputs, initial_state=[h, c])
+    decoder_dense = rk.Dense(n_out, activation="softmax")
+    model = rk.Model([encoder_inputs, decoder_inputs], decoder_dense(seq))
+    model.compile("rmsprop", "categorical_crossentropy", ["accuracy"])
+    model.fit([x_enc, x_dec], y, batch_size=64, epochs=20)
+
+    encoder = rk.Model(encoder_inputs, [h, c])       # inference models from the trained layers
+    h_in, c_in = rk.Input((256,)), rk.Input((256,))
+    seq, h2, c2 = decoder_lstm(decoder_inputs, initial_state=[h_in, c_in])
+    decoder = rk.Model([decoder_inputs, h_in, c_in], [decoder_dense(seq), h2, c2])
+
+The graph is planned once, here: nodes in topological order, each a
+``(layer, arguments, output slots)`` step over a flat list of values, so a
+call costs the layers and a few list look-ups. The layers are submodules
+(``model.layers``), so ``parameters()``, ``.to()``, ``state_dict()`` and
+``rk.explain(model)`` see them, and the fused kernels run inside.
+
+Training: ``compile``/``fit``/``evaluate``/``predict`` as for ``Sequential``,
+with ``x`` (and ``y``) a list in input (output) order or a dict by name, and
+per-output ``loss``/``metrics``/``loss_weights`` as lists or dicts. With
+several outputs the logged loss is the weighted sum and each output adds
+``<name>_loss`` and ``<name>_<metric>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import graph
+from .base import Layer, unique_name
+from .layers import InputLayer, deserialize, serialize
+from .merging import MERGES
+from .model import Sequential
+from .training import TrainingMixin, _as_data, _metric, _to_tensor, get_loss
+
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+}
+
+
+def _parse_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and graph.dtype_name(dtype) in _DTYPES:
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
+
+
+def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  # noqa: N802 - Keras's name
+    """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
+
+    Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
+    Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
+
+    >>> x = Input((None, 8))
+    >>> x.shape
+    (None, None, 8)
+    """
+    layer = InputLayer(shape, name=name)
+    node = graph.Node(layer, (), {}, {}, None)
+    tensor = graph.SymbolicTensor((None, *layer.input_shape), _parse_dtype(dtype), node, 0)
+    node.outputs, node.structure = [tensor], tensor
+    vars(layer)["_inbound_nodes"] = [node]
+    return tensor
+
+
+# -------------------------------------------------------------------- steps
+# A step's arguments are the recorded call with each symbolic tensor replaced
+# by its _Slot: an index into the list of values a call fills in.
+
+
+class _Slot(int):
+    pass
+
+
+def _fill(template, values):
+    kind = type(template)
+    if kind is _Slot:
+        return values[template]
+    if kind is list:
+        return [_fill(t, values) for t in template]
+    if kind is dict:
+        return {k: _fill(t, values) for k, t in template.items()}
+    if isinstance(template, tuple):
+        parts = [_fill(t, values) for t in template]
+        return kind(*parts) if hasattr(template, "_fields") else kind(parts)
+    return template
+
+
+def _flatten_io(spec, arg: str):
+    """``(tensors, names or None)`` from a tensor, a list of them, or a dict name -> tensor."""
+    if isinstance(spec, graph.SymbolicTensor):
+        items, names = [spec], None
+    elif isinstance(spec, (list, tuple)) and spec:
+        items, names = list(spec), None
+    elif isinstance(spec, dict) and spec:
+        items, names = list(spec.values()), [str(k) for k in spec]
+    else:
+        raise TypeError(f"{arg}: expected a symbolic tensor, a non-empty list or a dict of them, got {spec!r}")
+    for i, t in enumerate(items):
+        if not isinstance(t, graph.SymbolicTensor):
+            raise TypeError(
+                f"{arg}[{i}]: expected a symbolic tensor (from rk.Input or a layer called on one), got {type(t).__name__}"
+            )
+    return items, names
+
+
+def _unique(names):
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}_{k}")
+    return out
+
+
+def _shape_str(structure) -> str:
+    shapes = [t.shape for t in graph.leaves(structure)]
+    text = ", ".join(str(s).replace(",)", ")") for s in shapes)
+    return text if len(shapes) == 1 else f"[{text}]"
+
+
+class Model(TrainingMixin, Layer):
+    """A graph of layers from ``Input`` tensors to outputs (Keras's functional ``Model``).
+
+    ``inputs``/``outputs``: a symbolic tensor, a list, or a dict name ->
+    tensor; calls take and return the same structure (a dict of inputs may
+    also be given for list inputs, keyed by the ``Input`` names).
+    ``model.layers`` lists each layer once (``Input`` layers first);
+    ``get_layer(name)``, ``get_weights()``/``set_weights()`` (that order),
+    ``summary()``, ``get_config()``/``from_config()`` are Keras's. A model
+    called on symbolic tensors is one layer of a larger graph.
+    """
+
+    _heads = None  # per output: (log name, loss, weight, metrics), set by compile
+
+    def __init__(self, inputs, outputs, name: str | None = None):
+        super().__init__(name=name or unique_name("Functional"))
+        ins, in_keys = _flatten_io(inputs, "inputs")
+        outs, out_keys = _flatten_io(outputs, "outputs")
+        for i, t in enumerate(ins):
+            if not t.node.is_source:
+                raise ValueError(
+                    f"inputs[{i}]: expected a tensor made by rk.Input, got output {t.index} of layer "
+                    f"{t.node.layer.name!r}; start the model at an rk.Input"
+                )
+            if any(t is s for s in ins[:i]):
+                raise ValueError(f"inputs[{i}]: Input {t.node.layer.name!r} is given twice")
+        self._inputs, self._outputs = inputs, outputs
+        self.input_names = in_keys or [t.node.layer.name for t in ins]
+        self.output_names = out_keys or _unique([t.node.layer.name for t in outs])
+        self._nodes = graph.plan(ins, outs, self.output_names)
+
+        layers = [t.node.layer for t in ins]
+        for node in self._nodes:
+            if not any(node.layer is m for m in layers):
+                layers.append(node.layer)
+        names = [m.name for m in layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layers: names must be unique within a model, got {sorted(n for n in names if names.count(n) > 1)}")
+        self.layers = nn.ModuleList(layers)
+        self.input_shape = ins[0].shape[1:] if len(ins) == 1 else None
+        self._plan(ins, outs)
+
+    def _plan(self, ins, outs):
+        """Number every tensor the graph computes, and write each node as a step over those numbers."""
+        slot_of = {t: _Slot(i) for i, t in enumerate(ins)}
+        used = {t for node in self._nodes for t in node.inputs} | set(outs)
+        self._steps = []
+        for node in self._nodes:
+            args = graph.map_structure(slot_of.__getitem__, node.args)
+            kwargs = graph.map_structure(slot_of.__getitem__, node.call_kwargs)
+            for t in node.outputs:
+                slot_of[t] = _Slot(len(slot_of))
+            mask = None
+            if node.mask is not None and node.mask in used:  # computed only when a later layer reads it
+                slot_of[node.mask] = _Slot(len(slot_of))
+                mask = (slot_of[node.mask], graph.map_structure(slot_of.__getitem__, node.mask_arg))
+            out_slots = [slot_of[t] for t in node.outputs]
+            self._steps.append((node.layer, args, kwargs, out_slots, mask))
+        self._n_slots = len(slot_of)
+        self._in_tensors = ins
+        self._out_template = graph.map_structure(slot_of.__getitem__, self._outputs)
+
+    # ------------------------------------------------------------------ call
+    @property
+    def built(self):
+        return True
+
+    @built.setter
+    def built(self, value):
+        pass
+
+    @property
+    def inputs(self) -> list:
+        return list(self._in_tensors)
+
+    @property
+    def outputs(self) -> list:
+        return graph.leaves(self._outputs)
+
+    @property
+    def input(self):
+        return self._inputs
+
+    @property
+    def output(self):
+        return self._outputs
+
+    def forward(self, inputs):
+        values = [None] * self._n_slots
+        values[: len(self._in_tensors)] = self._feed(inputs)
+        for layer, args, kwargs, out_slots, mask in self._steps:
+            args = _fill(args, values)
+            out = layer(*args, **_fill(kwargs, values)) if kwargs else layer(*args)
+            if len(out_slots) == 1 and isinstance(out, torch.Tensor):
+                values[out_slots[0]] = out
+            else:
+                for slot, t in zip(out_slots, graph.flat_tensors(out)):
+                    values[slot] = t
+            if mask is not None:
+                values[mask[0]] = layer.compute_mask(args[0], _fill(mask[1], values))
+        return _fill(self._out_template, values)
+
+    def _feed(self, inputs) -> list:
+        """The call's inputs in model order, each checked against its ``Input`` shape."""
+        n = len(self._in_tensors)
+        if isinstance(inputs, dict):
+            missing = [k for k in self.input_names if k not in inputs]
+            extra = [k for k in inputs if k not in self.input_names]
+            if missing or extra:
+                raise ValueError(f"inputs: expected the keys {self.input_names}, got {list(inputs)}")
+            items = [inputs[k] for k in self.input_names]
+        elif isinstance(inputs, (list, tuple)) and (n > 1 or len(inputs) == 1):
+            if len(inputs) != n:
+                raise ValueError(f"inputs: model {self.name!r} expects {n} inputs {self.input_names}, got {len(inputs)}")
+            items = list(inputs)
+        elif n == 1:
+            items = [inputs]
+        else:
+            raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
+        for name, t, x in zip(self.input_names, self._in_tensors, items):
+            shape = np.shape(x)
+            if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
+                raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
+        return items
+
+    # --------------------------------------------------------------- layers
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """A layer by name, or by position in ``model.layers``."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give exactly one of name= or index=")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index: model {self.name!r} has {len(self.layers)} layers, got index {index}")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer {name!r} in model {self.name!r}; layers: {[m.name for m in self.layers]}")
+
+    def reset_state(self):
+        for layer in self.layers:
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+    def _nodes_by_layer(self) -> dict:
+        """Each layer's nodes inside this model, in plan order (Keras numbers them from 0 per model)."""
+        nodes = {id(layer): [] for layer in self.layers}
+        for t in self._in_tensors:
+            nodes[id(t.node.layer)].append(t.node)
+        for node in self._nodes:
+            nodes[id(node.layer)].append(node)
+        return nodes
+
+    def summary(self, print_fn=print) -> None:
+        """Keras's table with a "Connected to" column: ``layer[node][tensor]`` for each input of each call."""
+        by_layer = self._nodes_by_layer()
+        index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
+        widths = (32, 28, 10, 30)
+        line = "_" * sum(widths)
+
+        def row(*cols):
+            return "".join(str(c).ljust(w) for c, w in zip(cols, widths)).rstrip()
+
+        out = [f'Model: "{self.name}"', line, row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * sum(widths)]
+        for i, layer in enumerate(self.layers):
+            nodes = by_layer[id(layer)]
+            links = [
+                f"{t.node.layer.name}[{index[t.node]}][{t.index}]"
+                for node in nodes
+                for t in graph.leaves((node.args, node.kwargs))
+            ]
+            n = sum(p.numel() for p in layer.parameters())
+            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, links[0] if links else ""))
+            out += [row("", "", "", link) for link in links[1:]]
+            out.append(line if i < len(self.layers) - 1 else "=" * sum(widths))
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}", line]
+        print_fn("\n".join(out))
+
+    # ---------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """Keras 3's functional config: ``layers`` (each with ``inbound_nodes``), ``input_layers``, ``output_layers``.
+
+        A tensor is ``{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
+        "keras_history": [layer name, node index, tensor index]}}``, node indices
+        counting that layer's calls inside this model.
+        """
+        by_layer = self._nodes_by_layer()
+        index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
+
+        def history(t):
+            if t.index < 0:
+                raise ValueError(
+                    f"config: a mask tensor of layer {t.node.layer.name!r} was passed explicitly; masks travel "
+                    "with their tensors by themselves, so drop mask= to make the model storable"
+                )
+            return [t.node.layer.name, index[t.node], t.index]
+
+        def tensor(t):
+            shape = list(t.shape)
+            return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": graph.dtype_name(t.dtype), "keras_history": history(t)}}
+
+        layers = []
+        for layer in self.layers:
+            spec = _serialize(layer)
+            calls = [n for n in by_layer[id(layer)] if not n.is_source]
+            spec["name"] = layer.name
+            spec["inbound_nodes"] = [
+                {"args": _json(graph.map_structure(tensor, list(n.args))), "kwargs": _json(graph.map_structure(tensor, n.kwargs))}
+                for n in calls
+            ]
+            layers.append(spec)
+
+        def refs(spec):
+            if isinstance(spec, graph.SymbolicTensor):
+                return [history(spec)]
+            if isinstance(spec, dict):
+                return {k: history(t) for k, t in spec.items()}
+            return [history(t) for t in spec]
+
+        return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
+                "output_layers": refs(self._outputs)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        """Rebuild from ``get_config()``: layers only from rnnkit's closed registry, no code from the config."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"config: expected {{'layers': [...], ...}} from Model.get_config(), got {str(config)[:80]!r}")
+        made: dict[tuple, list] = {}  # (layer name, node index) -> that call's flat outputs
+        calls = []
+        for spec in config["layers"]:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
+            if spec.get("class_name") == "InputLayer":
+                c = spec.get("config", {})
+                made[(spec["name"], 0)] = [Input(tuple(c.get("batch_shape", [None]))[1:], c.get("dtype"), spec["name"])]
+                continue
+            layer = _deserialize(spec)
+            calls += [(layer, i, node) for i, node in enumerate(spec.get("inbound_nodes", []))]
+
+        def resolve(obj):
+            if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
+                name, node, idx = obj["config"]["keras_history"]
+                if (name, node) not in made:
+                    raise LookupError
+                return made[(name, node)][idx]
+            if isinstance(obj, list):
+                return [resolve(o) for o in obj]
+            if isinstance(obj, dict):
+                return {k: resolve(v) for k, v in obj.items()}
+            return obj
+
+        # A shared layer's later call may read layers listed after it: call what is ready until all are.
+        while calls:
+            waiting = []
+            for layer, i, node in calls:
+                try:
+                    args, kwargs = resolve(node.get("args", [])), resolve(node.get("kwargs", {}))
+                except LookupError:
+                    waiting.append((layer, i, node))
+                    continue
+                made[(layer.name, i)] = graph.leaves(layer(*args, **kwargs))
+            if len(waiting) == len(calls):
+                raise ValueError(f"config: the calls of {sorted({c[0].name for c in waiting})} read tensors no layer makes")
+            calls = waiting
+
+        def pick(refs):
+            try:
+                if isinstance(refs, dict):
+                    return {k: made[(r[0], r[1])][r[2]] for k, r in refs.items()}
+                return [made[(r[0], r[1])][r[2]] for r in refs]
+            except (KeyError, IndexError, TypeError) as e:
+                raise ValueError(f"config: input_layers/output_layers name a tensor no layer makes: {refs!r}") from e
+
+        inputs, outputs = pick(config.get("input_layers", [])), pick(config.get("output_layers", []))
+        # As in Keras 3, a list of one is the single tensor it holds.
+        inputs, outputs = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (inputs, outputs))
+        return cls(inputs, outputs, name=config.get("name"))
+
+    # -------------------------------------------------------------- training
+    # TrainingMixin's loop works on lists here: x and y hold one tensor per
+    # input and per output, in model order.
+
+    def _per_output(self, spec, arg: str) -> list:
+        names = self.output_names
+        if isinstance(spec, dict):
+            unknown = [k for k in spec if k not in names]
+            if unknown:
+                raise ValueError(f"{arg}: unknown output names {unknown}; the outputs are {names}")
+            return [spec.get(k) for k in names]
+        if isinstance(spec, (list, tuple)):
+            if len(spec) != len(names):
+                raise ValueError(f"{arg}: expected one entry per output {names}, got {len(spec)}")
+            return list(spec)
+        return [spec] * len(names)
+
+    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None, loss_weights=None,
+                clipnorm: float | None = None, clipvalue: float | None = None, learning_rate: float | None = None):
+        """``Sequential.compile``, per output: ``loss``, ``metrics`` and ``loss_weights`` may be lists or dicts.
+
+        One loss (or one list of metric names) applies to every output; a
+        ``None`` loss leaves that output untrained (its ``y`` may be None).
+        """
+        losses = [None if s is None else get_loss(s) for s in self._per_output(loss, "loss")]
+        if all(fn is None for fn in losses):
+            raise ValueError("loss: every output's loss is None; give at least one")
+        if isinstance(metrics, str):
+            raise TypeError(f"metrics: expected a list of names, got the string {metrics!r}; write [{metrics!r}]")
+        shared = metrics is None or (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics))
+        per_metrics = [list(metrics or [])] * len(losses) if shared else self._per_output(metrics, "metrics")
+        weights = [1.0] * len(losses) if loss_weights is None else self._per_output(loss_weights, "loss_weights")
+        for w in weights:
+            if isinstance(w, bool) or not isinstance(w, (int, float)):
+                raise ValueError(f"loss_weights: expected numbers, got {w!r}")
+        prefix = sum(fn is not None for fn in losses) > 1
+        heads = []
+        for name, fn, w, names in zip(self.output_names, losses, weights, per_metrics):
+            if fn is None:
+                heads.append(None)
+                continue
+            names = ["accuracy" if m == "acc" else m for m in names or []]
+            fns = {(f"{name}_{m}" if prefix else m): _metric(m, fn) for m in names}
+            heads.append((f"{name}_loss" if prefix else None, fn, float(w), fns))
+        first = next(fn for fn in losses if fn is not None)
+        super().compile(optimizer, first, None, clipnorm=clipnorm, clipvalue=clipvalue, learning_rate=learning_rate)
+        self._heads = heads
+        self.metric_names = [k for h in heads if h is not None for k in h[3]]
+
+    def _scores(self, y, y_pred):
+        preds = graph.flat_tensors(y_pred)
+        total, out = None, {"loss": None}
+        for head, yt, p in zip(self._heads, y, preds):
+            if head is None:
+                continue
+            label, fn, w, metric_fns = head
+            value = fn(yt, p)
+            if label is not None:
+                out[label] = value
+            total = (value if w == 1.0 else w * value) if total is None else total + (value if w == 1.0 else w * value)
+            for k, m in metric_fns.items():
+                out[k] = m(yt, p)
+        out["loss"] = total
+        return out
+
+    def _make_data(self, x, y, arg="x", need_y=True):
+        if isinstance(x, torch.utils.data.Dataset):
+            if len(self._in_tensors) > 1 or len(self.output_names) > 1:
+                raise TypeError(f"{arg}: a model with several inputs or outputs takes arrays (a list or dict per input), not a Dataset")
+            return _as_data(x, y, arg, need_y)
+        xs = self._per_name(x, self.input_names, arg)
+        if xs is None or any(v is None for v in xs):
+            raise ValueError(f"{arg}: expected one array per input {self.input_names}")
+        ys = None
+        if need_y:
+            if y is None:
+                raise ValueError(f"y: targets are required with array {arg}")
+            ys = self._per_name(y, self.output_names, "y")
+            for name, head, v in zip(self.output_names, self._heads or [], ys):
+                if head is not None and v is None:
+                    raise ValueError(f"y: output {name!r} has a loss but no targets")
+        return _Columns(xs, ys, arg)
+
+    @staticmethod
+    def _per_name(data, names, arg):
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in names]
+            if unknown:
+                raise ValueError(f"{arg}: unknown names {unknown}; expected {names}")
+            return [data.get(k) for k in names]
+        if isinstance(data, (list, tuple)) and len(names) > 1:
+            if len(data) != len(names):
+                raise ValueError(f"{arg}: expected {len(names)} arrays {names}, got {len(data)}")
+            return list(data)
+        return [data]
+
+    def _batch_len(self, xb) -> int:
+        return len(xb[0]) if isinstance(xb, list) else len(xb)
+
+    def _prepare(self, x, y):
+        xs = x if isinstance(x, list) else [x]
+        ys = None if y is None else (y if isinstance(y, list) else [y])
+        dev, dtype = self._device(), self._dtype()
+        xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
+        return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys]
+
+    def _outputs_to_cpu(self, y_pred):
+        return graph.map_structure(lambda t: t.cpu(), y_pred, torch.Tensor)
+
+    def _concat_outputs(self, outs):
+        first = outs[0]
+        if isinstance(first, dict):
+            return {k: torch.cat([o[k] for o in outs]).numpy() for k in first}
+        if isinstance(first, (list, tuple)):
+            return [torch.cat(parts).numpy() for parts in zip(*outs)]
+        return torch.cat(outs).numpy()
+
+
+class _Columns:
+    """Samples as one tensor per input (and per output); a batch is the same rows of each."""
+
+    def __init__(self, xs, ys, arg):
+        self.xs = [_to_tensor(v, f"{arg}[{i}]") for i, v in enumerate(xs)]
+        self.ys = None if ys is None else [None if v is None else _to_tensor(v, f"y[{i}]") for i, v in enumerate(ys)]
+        n = len(self.xs[0])
+        for what, cols in ((arg, self.xs), ("y", self.ys or [])):
+            for i, c in enumerate(cols):
+                if c is not None and len(c) != n:
+                    raise ValueError(f"{what}[{i}]: expected {n} samples like {arg}[0], got {len(c)}")
+
+    def __len__(self):
+        return len(self.xs[0])
+
+    def batch(self, idx):
+        ys = None if self.ys is None else [None if c is None else c[idx] for c in self.ys]
+        return [c[idx] for c in self.xs], ys
+
+
+# ------------------------------------------------------------ serialization
+
+
+def _serialize(layer) -> dict:
+    if isinstance(layer, InputLayer):
+        t = layer.output
+        cfg = {"batch_shape": list(t.shape), "dtype": graph.dtype_name(t.dtype), "sparse": False, "name": layer.name}
+        return {"class_name": "InputLayer", "config": cfg}
+    if isinstance(layer, Model):
+        return {"class_name": "Functional", "config": layer.get_config()}
+    if isinstance(layer, Sequential):
+        return {"class_name": "Sequential", "config": layer.get_config()}
+    if MERGES.get(type(layer).__name__) is type(layer):
+        return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return serialize(layer)
+
+
+def _deserialize(spec: dict):
+    name, cfg = spec.get("class_name"), spec.get("config")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"layer config: expected {{'class_name': str, 'config': dict}}, got {str(spec)[:80]!r}")
+    if name == "Functional":
+        return Model.from_config(cfg)
+    if name == "Sequential":
+        return Sequential.from_config(cfg)
+    if name in MERGES:
+        try:
+            return MERGES[name](**cfg)
+        except TypeError as e:
+            raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
+    return deserialize(spec)
+
+
+def _json(obj):
+    """Check that a recorded call's constant arguments are plain JSON (tuples become lists)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [_json(o) for o in obj]
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return {k: _json(v) for k, v in obj.items()}
+    raise ValueError(f"config: a layer was called with {type(obj).__name__} {obj!r}, which a JSON config cannot hold")
