@@ -300,8 +300,8 @@ class Model(TrainingMixin, Layer):
         widths = (32, 28, 10, 30)
         line = "_" * sum(widths)
 
-        def row(*cols):
-            return "".join(str(c).ljust(w) for c, w in zip(cols, widths)).rstrip()
+        def row(*cols):  # a long cell pushes the next one right, with one space at least
+            return "".join(f"{c} ".ljust(w) for c, w in zip(cols, widths)).rstrip()
 
         out = [f'Model: "{self.name}"', line, row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * sum(widths)]
         for i, layer in enumerate(self.layers):

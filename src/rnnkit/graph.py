@@ -237,8 +237,7 @@ def record(layer, args, kwargs):
     out_a, new_mask, given_masks = runs[0]
 
     def symbolize(*leaves_):
-        shape = (None, *(a if all(a == o for o in rest) else None for a, *rest in zip(*[t.shape[1:] for t in leaves_])))
-        t = SymbolicTensor(shape, leaves_[0].dtype, node, len(node.outputs))
+        t = SymbolicTensor(_common_shape(leaves_), leaves_[0].dtype, node, len(node.outputs))
         node.outputs.append(t)
         return t
 
@@ -250,10 +249,15 @@ def record(layer, args, kwargs):
         if passed:
             node.outputs[0].mask = passed[0]
         else:  # a mask the layer makes (Embedding, Masking, a merge of masks)
-            node.mask = SymbolicTensor((None, *new_mask.shape[1:]), new_mask.dtype, node, -1)
+            node.mask = SymbolicTensor(_common_shape([r[1] for r in runs]), new_mask.dtype, node, -1)
             node.outputs[0].mask = node.mask
     vars(layer).setdefault("_inbound_nodes", []).append(node)
     return node.structure
+
+
+def _common_shape(tensors) -> tuple:
+    """``(None, ...)``: the runs' shapes, with ``None`` where they differ."""
+    return (None, *(a if all(a == o for o in rest) else None for a, *rest in zip(*[t.shape[1:] for t in tensors])))
 
 
 def _zip_map(fn, outs):
@@ -357,7 +361,7 @@ def layer_output(layer):
 def _first_node(layer, what):
     nodes = vars(layer).get("_inbound_nodes")
     if not nodes:
-        raise AttributeError(
+        raise ValueError(  # not AttributeError: nn.Module.__getattr__ would hide the message
             f"{what}: layer {layer.name!r} has not been called on symbolic tensors (rk.Input) yet, so it has no {what}"
         )
     return nodes[0]
