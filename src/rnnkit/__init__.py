@@ -5,10 +5,11 @@
     outputs, states = rnn(x_data)          # x_data: (batch, time, features)
 
 The tree reads in dependency order: ops (activations, initializers) ->
-base (Layer) -> cells (one time step) -> kernels (fused paths) -> rnn (the
-time loop) -> layers -> training, callbacks -> model (Sequential) -> io (run
-directories); then wrappers and v1 (TF1), tbptt, interop, distributed, data
-(the seeds' tasks), plots and cli.
+graph (symbolic tensors) -> base (Layer) -> cells (one time step) -> kernels
+(fused paths) -> rnn (the time loop) -> layers -> training, callbacks -> model
+(Sequential) -> merging, functional (Input, Model) -> io (run directories);
+then wrappers and v1 (TF1), tbptt, interop, distributed, data (the seeds'
+tasks), plots and cli.
 """
 
 from . import distributed, interop, v1
@@ -22,6 +23,7 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
+from .functional import Input, Model
 from .io import load_model, save_model
 from .kernels import Stepper, explain
 from .layers import (
@@ -36,7 +38,6 @@ from .layers import (
     SimpleRNN,
     TimeDistributed,
 )
-from .functional import Input, Model
 from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
