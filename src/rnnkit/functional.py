@@ -256,7 +256,7 @@ class Model(TrainingMixin, Layer):
         else:
             raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
         for name, t, x in zip(self.input_names, self._in_tensors, items):
-            shape = np.shape(x)
+            shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
             if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
         return items
