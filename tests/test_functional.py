@@ -113,6 +113,18 @@ def test_embedding_mask_zero_reaches_the_rnn():
     torch.testing.assert_close(model(ids), want, rtol=1e-6, atol=1e-6)
 
 
+def test_merged_masks_are_combined():
+    torch.manual_seed(11)
+    a_in, b_in = rk.Input((None,), dtype="int64"), rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(9, 2, mask_zero=True)
+    joined = rk.Concatenate()([emb(a_in), emb(b_in)])
+    rnn = rk.SimpleRNN(3)
+    model = rk.Model([a_in, b_in], rnn(joined))
+    a, b = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]), torch.tensor([[1, 2, 0, 0], [4, 5, 6, 7]])
+    mask = (a != 0) & (b != 0)  # a step counts when both inputs have a token there
+    torch.testing.assert_close(model([a, b]), rnn(torch.cat([emb(a), emb(b)], -1), mask=mask), rtol=0, atol=0)
+
+
 def test_masking_mask_goes_through_a_sequence_layer_and_bidirectional():
     torch.manual_seed(4)
     inp = rk.Input((6, 2))

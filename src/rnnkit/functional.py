@@ -182,6 +182,9 @@ class Model(TrainingMixin, Layer):
         """Number every tensor the graph computes, and write each node as a step over those numbers."""
         slot_of = {t: _Slot(i) for i, t in enumerate(ins)}
         used = {t for node in self._nodes for t in node.inputs} | set(outs)
+        for node in reversed(self._nodes):  # a mask that is read needs the masks it is made from
+            if node.mask in used:
+                used.update(graph.leaves(node.mask_arg))
         self._steps = []
         for node in self._nodes:
             args = graph.map_structure(slot_of.__getitem__, node.args)
