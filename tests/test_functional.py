@@ -124,6 +124,14 @@ def test_merged_masks_are_combined():
     mask = (a != 0) & (b != 0)  # a step counts when both inputs have a token there
     torch.testing.assert_close(model([a, b]), rnn(torch.cat([emb(a), emb(b)], -1), mask=mask), rtol=0, atol=0)
 
+    plain_in = rk.Input((None, 2))
+    in_time = rk.Concatenate(axis=1)([emb(a_in), plain_in])  # joined in time: so are the masks
+    rnn2 = rk.SimpleRNN(3)
+    model = rk.Model([a_in, plain_in], rnn2(in_time))
+    p = torch.randn(2, 3, 2)
+    mask = torch.cat([a != 0, torch.ones(2, 3, dtype=torch.bool)], 1)
+    torch.testing.assert_close(model([a, p]), rnn2(torch.cat([emb(a), p], 1), mask=mask), rtol=0, atol=0)
+
 
 def test_masking_mask_goes_through_a_sequence_layer_and_bidirectional():
     torch.manual_seed(4)

@@ -7,7 +7,8 @@ plain layers, so they work eagerly as well as in a functional model::
     scores = rk.Dot(axes=2)([decoder_seq, encoder_seq])     # (batch, t_dec, t_enc)
 
 Masks (Keras 3): the elementwise merges and ``Concatenate`` keep the inputs'
-time masks, combined with a logical and; ``Dot`` drops them.
+time masks, combined with a logical and (joined end to end when
+``Concatenate`` joins on the time axis); ``Dot`` drops them.
 """
 
 from __future__ import annotations
@@ -111,6 +112,17 @@ class Concatenate(_Merge):
                     f"agree; got shapes {tuple(xs[0].shape)} and {tuple(x.shape)}"
                 )
         return torch.cat(xs, dim=axis)
+
+    def compute_mask(self, inputs, mask=None):
+        """Joined on the time axis, the masks are joined too (an input without one counts as all valid)."""
+        given = [m for m in mask or [] if m is not None]
+        if not given or self.axis % len(inputs[0].shape) != 1:
+            return super().compute_mask(inputs, mask)
+        return torch.cat(
+            [torch.ones(tuple(x.shape[:2]), dtype=torch.bool, device=given[0].device) if m is None else m
+             for x, m in zip(inputs, mask)],
+            dim=1,
+        )
 
     def get_config(self):
         return {"name": self.name, "axis": self.axis}
