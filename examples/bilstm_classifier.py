@@ -1,9 +1,10 @@
 """Keras's "Bidirectional LSTM on IMDB" example, with ``rk.Input`` and ``rk.Model`` on generated reviews.
 
 Reviews are sequences of word ids of varying length, right-padded with 0.
-Words 1-8 are "positive", 9-16 "negative", the rest neutral; a review is
-positive when it has more positive than negative words, so the model has to
-count over the whole sequence, in any order. ``Embedding(mask_zero=True)``
+Words 1-8 are "positive", 9-16 "negative", 17 is "not", which turns the
+sentiment of the word right after it, and the rest are neutral. A review is
+positive when its positive words outnumber its negative ones, so the model
+has to count over the whole sequence and read each word in its context. ``Embedding(mask_zero=True)``
 makes the padding mask, which the functional graph hands to both
 ``Bidirectional`` LSTMs (Keras 3 mask propagation), so padding changes
 nothing. Run: ``.venv/bin/python examples/bilstm_classifier.py``.
@@ -16,20 +17,26 @@ import torch
 
 import rnnkit as rk
 
-VOCAB, POSITIVE, NEGATIVE = 40, range(1, 9), range(9, 17)
+VOCAB, POSITIVE, NEGATIVE, NOT = 40, range(1, 9), range(9, 17), 17
 
 
-def make_reviews(n: int, rng: np.random.Generator, max_len: int = 24) -> tuple[np.ndarray, np.ndarray]:
+def sentiment(words: np.ndarray) -> int:
+    """Positive minus negative words, a word right after "not" counting for the other side."""
+    sign = np.isin(words, POSITIVE).astype(int) - np.isin(words, NEGATIVE).astype(int)
+    negated = np.r_[False, words[:-1] == NOT]
+    return int(np.where(negated, -sign, sign).sum())
+
+
+def make_reviews(n: int, rng: np.random.Generator, max_len: int = 40) -> tuple[np.ndarray, np.ndarray]:
     ids = np.zeros((n, max_len), dtype=np.int64)
     labels = np.zeros(n, dtype=np.int64)
     i = 0
     while i < n:
-        length = rng.integers(4, max_len + 1)
-        words = rng.integers(1, VOCAB, size=length)
-        pos, neg = np.isin(words, POSITIVE).sum(), np.isin(words, NEGATIVE).sum()
-        if pos == neg:  # no ties: every review has an answer
+        words = rng.integers(1, VOCAB, size=rng.integers(4, max_len + 1))
+        score = sentiment(words)
+        if score == 0:  # no ties: every review has an answer
             continue
-        ids[i, :length], labels[i] = words, int(pos > neg)
+        ids[i, : len(words)], labels[i] = words, int(score > 0)
         i += 1
     return ids, labels
 
@@ -43,7 +50,7 @@ def build(units: int = 32) -> rk.Model:
     return rk.Model(inputs, outputs)
 
 
-def main(n_train: int = 2000, n_test: int = 1000, epochs: int = 3, seed: int = 0, verbose: int = 0) -> float:
+def main(n_train: int = 4000, n_test: int = 1000, epochs: int = 6, seed: int = 0, verbose: int = 0) -> float:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x_train, y_train = make_reviews(n_train, rng)

@@ -17,11 +17,11 @@ import torch
 
 import rnnkit as rk
 
-LETTERS = "abcdef"
+LETTERS = "abcdefgh"
 START, END = "\t", "\n"
 
 
-def make_pairs(n: int, rng: np.random.Generator, max_len: int = 6) -> list[tuple[str, str]]:
+def make_pairs(n: int, rng: np.random.Generator, max_len: int = 8) -> list[tuple[str, str]]:
     words = ["".join(rng.choice(list(LETTERS), size=rng.integers(1, max_len + 1))) for _ in range(n)]
     return [(w, w[::-1]) for w in words]
 
@@ -75,7 +75,7 @@ def decode(encoder_model, decoder_model, x: np.ndarray, target_chars: str, max_s
     return texts
 
 
-def main(n_train: int = 4000, n_test: int = 500, epochs: int = 8, latent_dim: int = 64, seed: int = 0,
+def main(n_train: int = 6000, n_test: int = 500, epochs: int = 12, latent_dim: int = 96, seed: int = 0,
          verbose: int = 0) -> float:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -92,7 +92,7 @@ def main(n_train: int = 4000, n_test: int = 500, epochs: int = 8, latent_dim: in
     model, encoder_model, decoder_model = build(len(input_chars), len(target_chars), latent_dim)
     if verbose:
         model.summary()
-    model.compile("adam", "categorical_crossentropy", ["accuracy"], learning_rate=5e-3)
+    model.compile("adam", "categorical_crossentropy", ["accuracy"], learning_rate=3e-3, clipnorm=1.0)
     start = time.perf_counter()
     history = model.fit([encoder_input, decoder_input], decoder_target, batch_size=64, epochs=epochs,
                         validation_split=0.1, verbose=verbose)

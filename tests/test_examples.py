@@ -38,12 +38,12 @@ def one_thread():
 @pytest.mark.slow
 def test_seq2seq_chars_reverses_unseen_strings(capsys, one_thread):
     accuracy = _load("seq2seq_chars").main()
-    assert accuracy > 0.9  # exact match on 500 unseen strings; measured 0.98
+    assert accuracy > 0.9  # exact match on 500 unseen strings; measured 0.972
     assert "exact-match accuracy" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_bilstm_classifier_counts_sentiment_words(capsys, one_thread):
     accuracy = _load("bilstm_classifier").main()
-    assert accuracy > 0.9  # majority class is 0.5
+    assert accuracy > 0.9  # majority class 0.535; measured 0.988
     assert "backward_lstm" in capsys.readouterr().out
