@@ -384,3 +384,18 @@ def test_bad_model_arguments():
         two([torch.zeros(1, 3)])
     with pytest.raises(ValueError, match="dtype: expected None"):
         rk.Input((3,), dtype="complex64")
+
+
+def test_nested_model_and_sequential_round_trip_through_config():
+    torch.manual_seed(12)
+    a = rk.Input((5, 3))
+    _, h, c = rk.LSTM(4, return_state=True)(a)
+    encoder = rk.Model(a, [h, c], name="encoder_rt")
+    head = rk.Sequential([rk.Dense(3, input_shape=(4,)), rk.Dense(2)])
+    b = rk.Input((5, 3))
+    model = rk.Model(b, head(rk.Add()(encoder(b))))
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(model.get_config())))
+    rebuilt.set_weights(model.get_weights())
+    x = torch.randn(2, 5, 3)
+    assert torch.equal(model(x), rebuilt(x))
+    assert [type(m).__name__ for m in rebuilt.layers] == ["InputLayer", "Model", "Add", "Sequential"]

@@ -162,7 +162,8 @@ class Model(TrainingMixin, Layer):
                 )
             if any(t is s for s in ins[:i]):
                 raise ValueError(f"inputs[{i}]: Input {t.node.layer.name!r} is given twice")
-        self._inputs, self._outputs = inputs, outputs
+        copy = {list: list, tuple: tuple, dict: dict}  # the structures as given, safe from later edits
+        self._inputs, self._outputs = (copy.get(type(v), lambda x: x)(v) for v in (inputs, outputs))
         self.input_names = in_keys or [t.node.layer.name for t in ins]
         self.output_names = out_keys or _unique([t.node.layer.name for t in outs])
         self._nodes = graph.plan(ins, outs, self.output_names)
