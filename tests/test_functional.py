@@ -255,6 +255,17 @@ def test_explain_lists_the_rnn_layers_and_each_layer_runs_once_per_call():
     assert len(lines) == 2 and "native" in lines[0] and "native" in lines[1]
 
 
+def test_training_argument_switches_dropout_for_one_call():
+    inp = rk.Input((50,))
+    model = rk.Model(inp, rk.Dropout(0.5)(inp))
+    x = torch.ones(4, 50)
+    model.eval()
+    assert torch.equal(model(x), x)
+    assert (model(x, training=True) == 0).any() and not model.training
+    model.train()
+    assert torch.equal(model(x, training=False), x) and model.training
+
+
 def test_layer_and_model_accessors():
     a = rk.Input((4,), name="a")
     dense = rk.Dense(2, name="proj")

@@ -227,7 +227,19 @@ class Model(TrainingMixin, Layer):
     def output(self):
         return self._outputs
 
-    def forward(self, inputs):
+    def forward(self, inputs, training: bool | None = None):
+        """Run the graph; ``training`` (as in Keras) sets train/eval mode for this call only."""
+        if training is None or bool(training) == self.training:
+            return self._run(inputs)
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(bool(training))
+        try:
+            return self._run(inputs)
+        finally:
+            for m, was in modes:
+                m.training = was
+
+    def _run(self, inputs):
         values = [None] * self._n_slots
         values[: len(self._in_tensors)] = self._feed(inputs)
         for layer, args, kwargs, out_slots, mask in self._steps:
