@@ -324,6 +324,12 @@ def test_multi_input_multi_output_fit_reduces_the_loss():
     assert scores["cls_accuracy"] > 0.8
     pred = model.predict([seq, side])
     assert set(pred) == {"cls", "reg"} and pred["cls"].shape == (n, 2) and pred["reg"].shape == (n, 1)
+    with pytest.raises(ValueError, match="y: expected a list or dict of 2 arrays"):
+        model.evaluate([seq, side], label)
+    with pytest.raises(ValueError, match="x: expected a list or dict of 2 arrays"):
+        model.predict(seq)
+    with pytest.raises(ValueError, match="loss: expected one entry per output"):
+        model.compile("adam", ["mse"])
 
 
 def test_single_output_model_trains_like_sequential():

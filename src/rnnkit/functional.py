@@ -228,7 +228,7 @@ class Model(TrainingMixin, Layer):
         return self._outputs
 
     def forward(self, inputs, training: bool | None = None):
-        """Run the graph; ``training`` (as in Keras) sets train/eval mode for this call only."""
+        """Run the graph; ``training=True/False`` (Keras) sets train/eval mode for this call only."""
         if training is None or bool(training) == self.training:
             return self._run(inputs)
         modes = [(m, m.training) for m in self.modules()]
@@ -526,11 +526,12 @@ class Model(TrainingMixin, Layer):
             if unknown:
                 raise ValueError(f"{arg}: unknown names {unknown}; expected {names}")
             return [data.get(k) for k in names]
-        if isinstance(data, (list, tuple)) and len(names) > 1:
-            if len(data) != len(names):
-                raise ValueError(f"{arg}: expected {len(names)} arrays {names}, got {len(data)}")
-            return list(data)
-        return [data]
+        if len(names) == 1:
+            return [data[0] if isinstance(data, (list, tuple)) and len(data) == 1 else data]
+        if not isinstance(data, (list, tuple)) or len(data) != len(names):
+            got = f"{len(data)} arrays" if isinstance(data, (list, tuple)) else type(data).__name__
+            raise ValueError(f"{arg}: expected a list or dict of {len(names)} arrays {names}, got {got}")
+        return list(data)
 
     def _batch_len(self, xb) -> int:
         return len(xb[0]) if isinstance(xb, list) else len(xb)
