@@ -416,3 +416,18 @@ def test_nested_model_and_sequential_round_trip_through_config():
     x = torch.randn(2, 5, 3)
     assert torch.equal(model(x), rebuilt(x))
     assert [type(m).__name__ for m in rebuilt.layers] == ["InputLayer", "Model", "Add", "Sequential"]
+
+
+def test_list_losses_and_an_untrained_output():
+    torch.manual_seed(13)
+    inp = rk.Input((4, 2))
+    seq, h = rk.GRU(3, return_sequences=True, return_state=True)(inp)
+    model = rk.Model(inp, [seq, rk.Dense(1, name="value")(h)])
+    model.compile("sgd", [None, "mse"], metrics=[[], ["mae"]])
+    x, y = np.random.default_rng(2).normal(size=(16, 4, 2)), np.ones((16, 1))
+    logs = model.fit(x, [None, y], epochs=1, batch_size=8, verbose=0).history
+    assert set(logs) == {"loss", "mae"}  # one trained output: Keras's plain names
+    out = model.evaluate(x, {"value": y}, return_dict=True)
+    assert set(out) == {"loss", "mae"} and model.output_names == ["gru", "value"]
+    with pytest.raises(ValueError, match="y: output 'value' has a loss but no targets"):
+        model.evaluate(x, [y, None])
