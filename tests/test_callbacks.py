@@ -11,11 +11,11 @@ from rnnkit.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateScheduler,
-    ModelCheckpoint,
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from rnnkit.io import load_model
+from rnnkit.checkpoint import ModelCheckpoint
+from rnnkit.serialization import load_model
 
 
 def model(seed=0):

@@ -12,7 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from rnnkit import cli
+from rnnkit import cli, runs
 
 
 def rnnkit(*args, cwd=None, check=True):
@@ -81,22 +81,22 @@ def test_sample_series_and_text(tmp_path):
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     """Ctrl-C right after epoch 2 is written, then --resume: the same final weights as one straight run."""
     flags = ["series", "--epochs", "4", "--units", "6", "--dropout", "0.2", "--seed", "3", "--device", "cpu"]
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
     assert cli.main(["train", *flags, "--out", str(tmp_path / "straight")]) == 0
 
-    from rnnkit import io
+    from rnnkit import checkpoint
 
-    real_write = io.Checkpoint.write
+    real_write = checkpoint.Checkpoint.write
 
     def write_then_interrupt(self, path):
         real_write(self, path)
         if self.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.Checkpoint, "write", write_then_interrupt)
+    monkeypatch.setattr(checkpoint.Checkpoint, "write", write_then_interrupt)
     assert cli.main(["train", *flags, "--out", str(tmp_path / "cut")]) == 130
     assert json.loads((tmp_path / "cut" / "trainer_state.json").read_text())["epoch"] == 2
-    monkeypatch.setattr(io.Checkpoint, "write", real_write)
+    monkeypatch.setattr(checkpoint.Checkpoint, "write", real_write)
     torch.manual_seed(99)  # the resumed run must not depend on the process's RNG state
     assert cli.main(["train", "--resume", str(tmp_path / "cut")]) == 0
     a = safetensors.torch.load_file(tmp_path / "straight" / "model.safetensors")
@@ -121,7 +121,7 @@ def test_real_sigint_leaves_a_resumable_run(tmp_path):
     assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
     epoch = json.loads((run / "trainer_state.json").read_text())["epoch"]
     assert not [p for p in os.listdir(run) if ".tmp-" in p]
-    from rnnkit.io import load_checkpoint
+    from rnnkit.checkpoint import load_checkpoint
 
     _, loaded_epoch, history, _ = load_checkpoint(run)
     assert loaded_epoch == epoch and len(history.get("loss", [])) == epoch

@@ -16,8 +16,9 @@ import safetensors.torch
 import torch
 
 import rnnkit as rk
-from rnnkit import cli, io
-from rnnkit.callbacks import LearningRateScheduler, ModelCheckpoint, TerminateOnNaN
+from rnnkit import checkpoint, cli, files, runs, serialization
+from rnnkit.callbacks import LearningRateScheduler, TerminateOnNaN
+from rnnkit.checkpoint import ModelCheckpoint
 
 # hello: one sample, one step per epoch; dropout makes the RNG state part of what must survive.
 FLAGS = ["hello", "--epochs", "5", "--units", "4", "--dropout", "0.3", "--seed", "2", "--device", "cpu"]
@@ -27,9 +28,9 @@ KILL_EPOCH = 3  # the checkpoint being written when the process dies
 # n-th os.fsync or os.replace of that write ("torn" also cuts the file being fsynced to half its size).
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from rnnkit import cli, io
+    from rnnkit import checkpoint, cli, runs
     kind, n, epoch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    cli.SAVE_EVERY = 0.0
+    runs.SAVE_EVERY = 0.0
     counts, armed = {"fsync": 0, "replace": 0}, [False]
     real = {"fsync": os.fsync, "replace": os.replace}
 
@@ -45,13 +46,13 @@ CHILD = textwrap.dedent("""
         return call
 
     os.fsync, os.replace = hook("fsync"), hook("replace")
-    real_write = io.Checkpoint.write
+    real_write = checkpoint.Checkpoint.write
 
     def write(self, path):
         armed[0] = self.epoch == epoch
         return real_write(self, path)
 
-    io.Checkpoint.write = write
+    checkpoint.Checkpoint.write = write
     sys.exit(cli.main(sys.argv[4:]))
 """)
 
@@ -74,15 +75,15 @@ def straight(tmp_path_factory, request):
     """An uninterrupted run, and the weights its checkpoint held after each epoch."""
     mp = pytest.MonkeyPatch()
     request.addfinalizer(mp.undo)
-    mp.setattr(cli, "SAVE_EVERY", 0.0)
+    mp.setattr(runs, "SAVE_EVERY", 0.0)
     per_epoch = {}
-    real_write = io.Checkpoint.write
+    real_write = checkpoint.Checkpoint.write
 
     def write(self, path):
         per_epoch[self.epoch] = {k: v.clone() for k, v in self.weights.items()}
         return real_write(self, path)
 
-    mp.setattr(io.Checkpoint, "write", write)
+    mp.setattr(checkpoint.Checkpoint, "write", write)
     out = tmp_path_factory.mktemp("straight")
     assert cli.main(["train", *FLAGS, "--out", str(out)]) == 0
     return out, per_epoch
@@ -91,7 +92,7 @@ def straight(tmp_path_factory, request):
 @pytest.mark.slow
 def test_sigkill_while_saving_keeps_a_whole_checkpoint_and_resume_matches(tmp_path, straight, monkeypatch):
     out, per_epoch = straight
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
     outcomes = set()
     for kind, n in KILL_POINTS:
         run = tmp_path / f"{kind}-{n}"
@@ -100,7 +101,7 @@ def test_sigkill_while_saving_keeps_a_whole_checkpoint_and_resume_matches(tmp_pa
         assert proc.returncode == -signal.SIGKILL, (kind, n, proc.stdout, proc.stderr)
         # Loadable as it lies, before anything cleans up: the last checkpoint or the one being written, whole.
         before = sorted(os.listdir(run))
-        model, epoch, history, _ = io.load_checkpoint(run)
+        model, epoch, history, _ = checkpoint.load_checkpoint(run)
         assert sorted(os.listdir(run)) == before  # loading changes nothing on disk
         assert epoch in (KILL_EPOCH - 1, KILL_EPOCH), (kind, n, epoch)
         assert equal({k: v for k, v in model.state_dict().items()}, per_epoch[epoch]), (kind, n)
@@ -116,7 +117,7 @@ def test_sigkill_while_saving_keeps_a_whole_checkpoint_and_resume_matches(tmp_pa
 
 SAVER = textwrap.dedent("""
     import sys, torch
-    from rnnkit import io, Sequential, LSTM, Dense
+    from rnnkit import checkpoint, Sequential, LSTM, Dense
     torch.manual_seed(0)
     model = Sequential([LSTM(32, input_shape=(4, 8)), Dense(16)])
     model.compile("adam", "mse")
@@ -124,7 +125,7 @@ SAVER = textwrap.dedent("""
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(epoch)  # every tensor says which epoch wrote it
-        io.save_checkpoint(sys.argv[1], model, epoch, {"loss": [float(e) for e in range(epoch)]})
+        checkpoint.save_checkpoint(sys.argv[1], model, epoch, {"loss": [float(e) for e in range(epoch)]})
         if epoch == 1:
             print("saved", flush=True)
 """)
@@ -140,15 +141,15 @@ def test_sigkill_at_random_times_in_a_loop_of_saves(tmp_path):
         time.sleep(rng.uniform(0.05, 0.6))
         proc.kill()
         proc.wait(timeout=60)
-        model, epoch, history, _ = io.load_checkpoint(run)
+        model, epoch, history, _ = checkpoint.load_checkpoint(run)
         assert epoch >= 1 and history["loss"] == [float(e) for e in range(epoch)]
         assert all(torch.all(p == epoch) for p in model.parameters()), rep
         # A kill after the commit point leaves .commit.json: the loader follows it to the new files,
         # while the raw model.safetensors may still be the old one until the renames are finished.
-        io.clean_leftovers(run)
+        files.clean_leftovers(run)
         assert not [p for p in os.listdir(run) if p.startswith(".")]
         assert all(torch.all(p == epoch) for p in weights(run).values()), rep
-        assert io.load_checkpoint(run)[1] == epoch
+        assert checkpoint.load_checkpoint(run)[1] == epoch
 
 
 # ------------------------------------------------------------ non-finite loss
@@ -184,7 +185,7 @@ def test_terminate_on_nan_stops_and_the_checkpoint_keeps_the_last_good_epoch(tmp
     losses = history.history["loss"]
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses[:2]) and not math.isfinite(losses[2])
     assert not all(torch.isfinite(p).all() for p in model.parameters())  # the exploded weights stay in memory
-    saved = io.load_model(tmp_path / "best")  # ... but the file holds epoch 2, the last good one
+    saved = serialization.load_model(tmp_path / "best")  # ... but the file holds epoch 2, the last good one
     for (k, a), b in zip(reference.state_dict().items(), saved.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -192,14 +193,14 @@ def test_terminate_on_nan_stops_and_the_checkpoint_keeps_the_last_good_epoch(tmp
 def test_cli_stops_on_nan_with_one_line_and_keeps_the_last_good_epoch(tmp_path, monkeypatch, capsys):
     # series: an mse loss, so weights of 1e30 overflow it (a probability loss is clipped and stays finite).
     flags = ["series", "--epochs", "6", "--units", "4", "--batch-size", "256", "--seed", "1", "--device", "cpu"]
-    monkeypatch.setattr(cli, "SAVE_EVERY", 0.0)
-    monkeypatch.setattr(cli, "_cosine", lambda lr, epochs: lambda e, _lr: 0.05 if e < 2 else 1e30)
+    monkeypatch.setattr(runs, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(runs, "_cosine", lambda lr, epochs: lambda e, _lr: 0.05 if e < 2 else 1e30)
     assert cli.main(["train", *flags, "--epochs", "2", "--out", str(tmp_path / "good")]) == 0
     capsys.readouterr()
     assert cli.main(["train", *flags, "--out", str(tmp_path / "nan")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loss became" in err[0] and "epoch 2" in err[0], err
-    model, epoch, history, _ = io.load_checkpoint(tmp_path / "nan")
+    model, epoch, history, _ = checkpoint.load_checkpoint(tmp_path / "nan")
     assert epoch == 2 and all(math.isfinite(v) for v in history["loss"])
     assert equal(weights(tmp_path / "nan"), weights(tmp_path / "good"))
 

@@ -204,13 +204,13 @@ def test_build_model_options():
 
 
 def test_stepper_steps_stacked_cells_natively_and_equals_the_full_model():
-    from rnnkit.data.stepping import Stepper
+    from rnnkit.data.stepping import ModelStepper
 
     torch.manual_seed(0)
     model = rk.Sequential([rk.RNN([rk.LSTMCell(6), rk.GRUCell(5)], return_sequences=True, input_shape=(None, 2)),
                            rk.Dense(2)])
     x = np.random.RandomState(0).randn(3, 9, 2).astype(np.float32)
-    stepper = Stepper(model)
+    stepper = ModelStepper(model)
     outs = [stepper.warm_up(x[:, :5])] + [stepper.step(torch.from_numpy(x[:, t])) for t in range(5, 9)]
     np.testing.assert_allclose(np.stack([o.numpy() for o in outs], 1), model.predict(x)[:, 4:], rtol=1e-5, atol=1e-6)
     if rk.kernels.native_available()[0]:

@@ -140,9 +140,9 @@ def test_cli_under_torchrun_writes_one_run_directory(tmp_path):
     assert proc.stdout.count("series: test MSE") == 1  # only process 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and os.listdir(tmp_path / "runs") == ["series"]
     assert not [p for p in os.listdir(run) if p.startswith(".")]
-    from rnnkit import io
+    from rnnkit import checkpoint
 
-    model, epoch, history, _ = io.load_checkpoint(run)
+    model, epoch, history, _ = checkpoint.load_checkpoint(run)
     assert epoch == 2 and len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["distributed"] == {"processes": 2, "backend": "gloo"}

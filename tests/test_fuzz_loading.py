@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import rnnkit as rk
-from rnnkit import io
+from rnnkit import checkpoint, serialization
 from rnnkit.layers import LAYERS
 
 SAFETENSORS = ["model.safetensors", "optimizer.safetensors", "trainer_state.safetensors"]
@@ -36,7 +36,7 @@ def pristine() -> dict[str, bytes]:
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], clipnorm=1.0)
     history = model.fit(x_data, y_data, batch_size=3, epochs=1, verbose=0)
     with tempfile.TemporaryDirectory() as d:
-        io.save_checkpoint(d, model, 1, history.history, task={"name": "fuzz"})
+        checkpoint.save_checkpoint(d, model, 1, history.history, task={"name": "fuzz"})
         return {p.name: p.read_bytes() for p in Path(d).iterdir()}
 
 
@@ -168,7 +168,7 @@ def test_mutated_run_directories_fail_cleanly_or_load_correctly(case):
     with tempfile.TemporaryDirectory() as d:
         write_run(d, name, data)
         try:
-            model, epoch, history, _ = io.load_checkpoint(d)
+            model, epoch, history, _ = checkpoint.load_checkpoint(d)
         except ValueError as e:
             assert str(e), what
             event(f"ValueError from {str(e).split(':')[0]}")
@@ -176,7 +176,7 @@ def test_mutated_run_directories_fail_cleanly_or_load_correctly(case):
             check_correct(Path(d), model, epoch, history)
             event("loaded and trained")
         try:
-            io.load_model(d)
+            serialization.load_model(d)
         except ValueError as e:
             assert str(e), what
     torch.set_rng_state(rng_state)
@@ -185,7 +185,7 @@ def test_mutated_run_directories_fail_cleanly_or_load_correctly(case):
 def test_the_pristine_checkpoint_loads_and_trains():
     with tempfile.TemporaryDirectory() as d:
         write_run(d)
-        model, epoch, history, config = io.load_checkpoint(d)
+        model, epoch, history, config = checkpoint.load_checkpoint(d)
         assert epoch == 1 and config["task"] == {"name": "fuzz"} and math.isfinite(history["loss"][0])
         check_correct(Path(d), model, epoch, history)
 
@@ -207,7 +207,7 @@ def test_named_problems(name, change, match):
         change(doc)
         Path(d, name).write_text(json.dumps(doc))
         with pytest.raises(ValueError, match=match):
-            io.load_checkpoint(d)
+            checkpoint.load_checkpoint(d)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -222,14 +222,14 @@ def test_an_optimizer_state_that_would_break_training_is_refused_at_load(change,
         Path(d, "optimizer.safetensors").write_bytes(
             safetensors.torch.save(tensors, metadata=header(FILES["optimizer.safetensors"])[0]["__metadata__"]))
         with pytest.raises(ValueError, match=match):
-            io.load_checkpoint(d)
+            checkpoint.load_checkpoint(d)
 
 
 def test_a_model_without_weights_still_loads():
     with tempfile.TemporaryDirectory() as d:
-        io.save_model(rk.Sequential([rk.Masking(input_shape=(5, 3))]), d)
+        serialization.save_model(rk.Sequential([rk.Masking(input_shape=(5, 3))]), d)
         x = np.ones((2, 5, 3), dtype=np.float32)
-        np.testing.assert_array_equal(io.load_model(d).predict(x), x)
+        np.testing.assert_array_equal(serialization.load_model(d).predict(x), x)
 
 
 def test_nothing_is_unpickled(monkeypatch):
@@ -243,4 +243,4 @@ def test_nothing_is_unpickled(monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
     with tempfile.TemporaryDirectory() as d:
         write_run(d)
-        io.load_checkpoint(d)
+        checkpoint.load_checkpoint(d)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import rnnkit as rk
-from rnnkit.cli import tour
+from rnnkit.tour import tour
 
 h, e, l, o = [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]  # noqa: E741
 HELLO3 = np.array([[h, e, l, l, o], [e, o, l, l, l], [l, l, e, e, l]], dtype=np.float32)

@@ -7,12 +7,8 @@ import torch.nn.functional as F
 
 import rnnkit as rk
 from rnnkit.callbacks import Callback
-from rnnkit.training import (
-    CategoricalCrossentropy,
-    History,
-    SparseCategoricalCrossentropy,
-    get_loss,
-)
+from rnnkit.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, get_loss
+from rnnkit.training import History
 
 
 def classifier(seed=0, units=6, softmax=True, dropout=0.0):

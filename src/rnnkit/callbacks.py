@@ -6,12 +6,14 @@ by setting ``model.stop_training = True``.
 
     model.fit(x, y, epochs=50, validation_split=0.1,
               callbacks=[EarlyStopping("val_loss", patience=3, restore_best_weights=True)])
+
+``ModelCheckpoint``, which writes run directories, lives in ``rnnkit.checkpoint``
+(``rk.ModelCheckpoint``), so this module stands on nothing else of rnnkit.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
@@ -49,8 +51,11 @@ def _monitor_mode(monitor: str, mode: str) -> str:
     return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
 
 
-class _Monitor(Callback):
-    """Shared by callbacks that watch one logged value for improvement."""
+class Monitor(Callback):
+    """Watches one logged value for improvement (``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``).
+
+    ``best`` is the best value so far; ``current(logs)`` reads the value, ``improved(value)`` compares it.
+    """
 
     def __init__(self, monitor: str, mode: str, min_delta: float):
         if not isinstance(monitor, str):
@@ -60,7 +65,7 @@ class _Monitor(Callback):
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def _current(self, logs) -> float:
+    def current(self, logs) -> float:
         logs = logs or {}
         if self.monitor not in logs:
             raise ValueError(
@@ -69,13 +74,13 @@ class _Monitor(Callback):
             )
         return float(logs[self.monitor])
 
-    def _improved(self, value: float) -> bool:
+    def improved(self, value: float) -> bool:
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
 
-class EarlyStopping(_Monitor):
+class EarlyStopping(Monitor):
     """Stop when ``monitor`` has not improved for ``patience`` epochs.
 
     With ``restore_best_weights`` the model ends with the weights of its best
@@ -98,8 +103,8 @@ class EarlyStopping(_Monitor):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        value = self._current(logs)
-        if self._improved(value):
+        value = self.current(logs)
+        if self.improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -112,44 +117,6 @@ class EarlyStopping(_Monitor):
     def on_train_end(self, logs=None):  # noqa: ARG002
         if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
             self.model.load_state_dict(self.best_weights)
-
-
-class ModelCheckpoint(Callback):
-    """Save the model (a run directory: config.json + model.safetensors) at the end of each epoch.
-
-    ``path`` may contain ``{epoch}`` (1-based) and any logged value, e.g.
-    ``"runs/ckpt-{epoch:02d}-{val_loss:.3f}"``. With ``save_best_only`` it
-    saves only when ``monitor`` improves.
-    """
-
-    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"):
-        self.path = os.fspath(path)
-        self.save_best_only = bool(save_best_only)
-        self._watch = _Monitor(monitor, mode, 0.0)
-        self.monitor = monitor
-        self.last_saved: str | None = None
-
-    def on_train_begin(self, logs=None):  # noqa: ARG002
-        self._watch.best = math.inf if self._watch.mode == "min" else -math.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        from .io import save_model  # io imports training, which imports this module
-
-        logs = logs or {}
-        if self.save_best_only:
-            value = self._watch._current(logs)
-            if not self._watch._improved(value):
-                return
-            self._watch.best = value
-        if not finite_state(self.model, logs):  # keep the last good file rather than NaN weights
-            print(f"Epoch {epoch + 1}: ModelCheckpoint skipped, the loss or the weights are not finite")
-            return
-        try:
-            path = self.path.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError) as e:
-            raise ValueError(f"path: {self.path!r} names {e} which is not in the logs {sorted(logs)}") from e
-        save_model(self.model, path)
-        self.last_saved = path
 
 
 def finite_state(model, logs=None) -> bool:
@@ -194,7 +161,7 @@ class LearningRateScheduler(Callback):
             print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr:.3g}")
 
 
-class ReduceLROnPlateau(_Monitor):
+class ReduceLROnPlateau(Monitor):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
 
     Waits ``cooldown`` epochs after a reduction before counting again, and
@@ -221,12 +188,12 @@ class ReduceLROnPlateau(_Monitor):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        value = self._current(logs)
+        value = self.current(logs)
         logs["lr"] = self.model.optimizer.param_groups[0]["lr"]
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(value):
+        if self.improved(value):
             self.best, self.wait = value, 0
             return
         if self.cooldown_counter > 0:

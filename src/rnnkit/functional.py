@@ -41,9 +41,10 @@ from torch import nn
 from . import graph
 from .base import Layer, unique_name
 from .layers import InputLayer, deserialize, serialize
+from .losses import get_loss, get_metric
 from .merging import MERGES
 from .model import Sequential
-from .training import TrainingMixin, _as_data, _metric, _to_tensor, get_loss
+from .training import TrainingMixin, _as_data, _to_tensor
 
 _DTYPES = {
     name: getattr(torch, name)
@@ -478,7 +479,7 @@ class Model(TrainingMixin, Layer):
                 heads.append(None)
                 continue
             names = ["accuracy" if m == "acc" else m for m in names or []]
-            fns = {(f"{name}_{m}" if prefix else m): _metric(m, fn) for m in names}
+            fns = {(f"{name}_{m}" if prefix else m): get_metric(m, fn) for m in names}
             heads.append((f"{name}_loss" if prefix else None, fn, float(w), fns))
         first = next(fn for fn in losses if fn is not None)
         super().compile(optimizer, first, None, clipnorm=clipnorm, clipvalue=clipvalue, learning_rate=learning_rate)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write  # the same write-then-rename as every run file
+
 
 def _pyplot():
     import matplotlib
@@ -21,8 +23,6 @@ def _pyplot():
 
 
 def _save(fig, path) -> Path:
-    from .io import atomic_write  # the same write-then-rename as every run file
-
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     _pyplot().close(fig)

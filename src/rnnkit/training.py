@@ -7,22 +7,15 @@
     probs = model.predict(x_test)            # numpy array
 
 Inputs are numpy arrays, tensors, or a ``torch.utils.data.Dataset`` whose
-items are ``(x, y)`` pairs (then ``y`` is omitted).
-
-Crossentropy and probabilities: as in Keras, the crossentropy losses take
-*probabilities* by default (a model ending in ``Dense(n, activation="softmax")``)
-and compute ``-log(clip(p, 1e-7, 1 - 1e-7))`` of the true class. For a model
-that ends in a plain ``Dense(n)`` (logits), pass a loss object with
-``from_logits=True``: ``loss=SparseCategoricalCrossentropy(from_logits=True)``;
-it applies ``log_softmax`` itself, which is the more stable choice. Outputs
-outside [0, 1] given to a probability loss raise a ValueError rather than
-training on a wrong loss.
+items are ``(x, y)`` pairs (then ``y`` is omitted). Losses and metrics live
+in ``rnnkit.losses`` (probabilities versus logits: see there), the
+optimizers built by name in ``rnnkit.optimizers``.
 
 Repeatability: ``fit`` shuffles with its own ``torch.Generator``
 (``model.shuffle_generator``), seeded from torch's global generator on first
 use, so ``torch.manual_seed(s)`` before building the model makes a CPU run
-repeatable; ``rnnkit.io`` saves and restores that generator with the RNG
-states for exact resumption (``fit(..., initial_epoch=k)``).
+repeatable; ``rnnkit.checkpoint`` saves and restores that generator with the
+RNG states for exact resumption (``fit(..., initial_epoch=k)``).
 
 Several processes: under ``torchrun`` with ``rnnkit.distributed.init()``,
 ``fit`` trains with DistributedDataParallel; ``batch_size`` is then the
@@ -42,188 +35,16 @@ import importlib.util
 import math
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import distributed
 from .callbacks import Callback
-
-_EPS = 1e-7  # Keras's backend epsilon, used to clip probabilities
-
-
-# -------------------------------------------------------------------- losses
-
-
-class Loss:
-    """A loss: ``loss(y_true, y_pred) -> scalar mean`` over every sample (and time step)."""
-
-    name = "loss"
-
-    def __call__(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {"name": self.name}
-
-
-def _check_probabilities(y_pred: torch.Tensor, loss_name: str) -> None:
-    lo, hi = float(y_pred.detach().min()), float(y_pred.detach().max())
-    if lo < 0.0 or hi > 1.0 + 1e-6:
-        raise ValueError(
-            f"loss: {loss_name} expects probabilities (a softmax output) but the model output lies in "
-            f"[{lo:.3g}, {hi:.3g}]; end the model with Dense(n, activation='softmax') or pass "
-            f"{_class_name(loss_name)}(from_logits=True)"
-        )
-
-
-def _class_name(loss_name: str) -> str:
-    return "".join(part.capitalize() for part in loss_name.split("_"))
-
-
-class SparseCategoricalCrossentropy(Loss):
-    """Integer class ids ``y_true`` (..., ) against class scores ``y_pred`` (..., classes).
-
-    ``-mean(log p[y])``; with ``from_logits`` the scores go through ``log_softmax``.
-    """
-
-    name = "sparse_categorical_crossentropy"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
-
-    def __call__(self, y_true, y_pred):
-        classes = y_pred.shape[-1]
-        if y_true.shape != y_pred.shape[:-1]:
-            raise ValueError(
-                f"y: sparse_categorical_crossentropy expects class ids of shape {tuple(y_pred.shape[:-1])} "
-                f"for outputs {tuple(y_pred.shape)}, got {tuple(y_true.shape)}"
-            )
-        if y_true.is_floating_point():
-            y_true = y_true.round()
-        y_true = y_true.long()
-        if y_true.numel() and (int(y_true.min()) < 0 or int(y_true.max()) >= classes):
-            raise ValueError(f"y: class ids must lie in [0, {classes}), got [{int(y_true.min())}, {int(y_true.max())}]")
-        if self.from_logits:
-            logp = F.log_softmax(y_pred, dim=-1)
-        else:
-            _check_probabilities(y_pred, self.name)
-            logp = torch.log(y_pred.clamp(_EPS, 1 - _EPS))
-        return -logp.reshape(-1, classes).gather(1, y_true.reshape(-1, 1)).mean()
-
-    def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
-
-
-class CategoricalCrossentropy(Loss):
-    """One-hot (or soft) targets ``y_true`` with the shape of ``y_pred``: ``-mean(sum(y * log p))``."""
-
-    name = "categorical_crossentropy"
-
-    def __init__(self, from_logits: bool = False):
-        self.from_logits = bool(from_logits)
-
-    def __call__(self, y_true, y_pred):
-        if y_true.shape != y_pred.shape:
-            raise ValueError(
-                f"y: categorical_crossentropy expects one-hot targets of shape {tuple(y_pred.shape)}, "
-                f"got {tuple(y_true.shape)}; for class ids use sparse_categorical_crossentropy"
-            )
-        if self.from_logits:
-            logp = F.log_softmax(y_pred, dim=-1)
-        else:
-            _check_probabilities(y_pred, self.name)
-            logp = torch.log(y_pred.clamp(_EPS, 1 - _EPS))
-        return -(y_true.to(logp.dtype) * logp).sum(-1).mean()
-
-    def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
-
-
-def _check_same_shape(y_true, y_pred, name):
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y: {name} expects targets of the output's shape {tuple(y_pred.shape)}, got {tuple(y_true.shape)}")
-
-
-class MeanSquaredError(Loss):
-    """``mean((y_true - y_pred)**2)``."""
-
-    name = "mse"
-
-    def __call__(self, y_true, y_pred):
-        _check_same_shape(y_true, y_pred, self.name)
-        return ((y_true.to(y_pred.dtype) - y_pred) ** 2).mean()
-
-
-class MeanAbsoluteError(Loss):
-    """``mean(|y_true - y_pred|)``."""
-
-    name = "mae"
-
-    def __call__(self, y_true, y_pred):
-        _check_same_shape(y_true, y_pred, self.name)
-        return (y_true.to(y_pred.dtype) - y_pred).abs().mean()
-
-
-LOSSES: dict[str, type] = {
-    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError,
-    "mean_absolute_error": MeanAbsoluteError,
-}
-
-
-class _CallableLoss(Loss):
-    def __init__(self, fn):
-        self.fn = fn
-        self.name = getattr(fn, "__name__", "loss")
-
-    def __call__(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-
-def get_loss(spec) -> Loss:
-    if isinstance(spec, Loss):
-        return spec
-    if isinstance(spec, str):
-        if spec not in LOSSES:
-            raise ValueError(f"loss: unknown loss {spec!r}; expected one of {sorted(LOSSES)}, a Loss or a callable")
-        return LOSSES[spec]()
-    if callable(spec):
-        return _CallableLoss(spec)
-    raise TypeError(f"loss: expected a loss name, a Loss or a callable(y_true, y_pred), got {type(spec).__name__}")
-
-
-# ------------------------------------------------------------------- metrics
-
-
-def _metric(name: str, loss: Loss) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Per-sample-mean metric functions; "accuracy" follows the loss as in Keras."""
-    if name in ("accuracy", "acc"):
-        if isinstance(loss, SparseCategoricalCrossentropy):
-            return lambda y, p: (p.argmax(-1) == y.reshape(p.shape[:-1]).long()).float().mean()
-        if isinstance(loss, CategoricalCrossentropy):
-            return lambda y, p: (p.argmax(-1) == y.argmax(-1)).float().mean()
-        raise ValueError(
-            f"metrics: 'accuracy' needs a crossentropy loss to know how to compare classes, got loss {loss.name!r}"
-        )
-    if name in ("mse", "mean_squared_error"):
-        return MeanSquaredError()
-    if name in ("mae", "mean_absolute_error"):
-        return MeanAbsoluteError()
-    raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mse' or 'mae'")
-
-
-_OPTIMIZERS = {
-    # Keras's default learning rates and epsilons, so ported code trains alike.
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr or 1e-3, eps=1e-7),
-    "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr or 1e-3, alpha=0.9, eps=1e-7),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr or 1e-2),
-}
+from .losses import get_loss, get_metric
+from .ops import first_parameter
+from .optimizers import get_optimizer
 
 
 def resolve_device(device) -> torch.device:
@@ -333,6 +154,84 @@ class History(Callback):
             self.history.setdefault(k, []).append(float(v))
 
 
+# ----------------------------------------------------------------- fit's parts
+
+
+@dataclass
+class _Run:
+    """The settings of one ``fit`` call, fixed before its first epoch."""
+
+    data: object  # the training samples (_Arrays, _DatasetData or _Subset)
+    val: object | None  # the validation samples, or None
+    batch_size: int  # per process: the global batch divided among the processes (distribute)
+    epochs: int
+    shuffle: bool
+    mode: str  # progress: "silent", "line" or "bar"
+    callbacks: list[Callback]
+    generator: torch.Generator  # the model's shuffle generator
+    net: torch.nn.Module  # what computes the outputs: the model, or its DistributedDataParallel wrapper
+    ctx: distributed.Context | None = None
+    sampler: torch.utils.data.DistributedSampler | None = None
+
+    def distribute(self, model, ctx) -> None:
+        """Train on one process of several: each takes B/N samples of every global batch B; see rnnkit.distributed."""
+        self.ctx = ctx
+        self.batch_size = distributed.local_batch_size(self.batch_size, ctx)
+        seed = distributed.broadcast_int(self.generator.initial_seed(), ctx)
+        self.sampler = distributed.sampler(len(self.data), seed, self.shuffle, ctx)
+        self.net = distributed.wrap(model, ctx)
+        if ctx.rank:
+            self.mode = "silent"
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The indices of the samples this process trains on in ``epoch``, in training order."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+            return torch.tensor(list(self.sampler), dtype=torch.long)
+        n = len(self.data)
+        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+
+
+def _split_validation(data, validation_split, validation_data, as_data=_as_data):
+    """``(train, val)``: ``validation_data`` made data by ``as_data``, or the last ``validation_split`` of ``data`` held out."""
+    if validation_data is not None and validation_split:
+        raise ValueError("validation_split: give validation_split or validation_data, not both")
+    val = None
+    if validation_data is not None:
+        if isinstance(validation_data, torch.utils.data.Dataset):
+            val = as_data(validation_data, None, "validation_data")
+        elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            val = as_data(validation_data[0], validation_data[1], "validation_data")
+        else:
+            raise ValueError("validation_data: expected (x_val, y_val) or a Dataset")
+    elif validation_split:
+        if not 0.0 < float(validation_split) < 1.0:
+            raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
+        n_val = int(len(data) * float(validation_split))
+        if n_val == 0 or n_val == len(data):
+            raise ValueError(f"validation_split: {validation_split} of {len(data)} samples leaves an empty split")
+        split = len(data) - n_val
+        data, val = _Subset(data, torch.arange(split)), _Subset(data, torch.arange(split, len(data)))
+    if len(data) == 0:
+        raise ValueError("x: no training samples")
+    return data, val
+
+
+def _attach(model, cbs: list) -> list[Callback]:
+    """``cbs``, each checked to be a ``Callback`` and given the model."""
+    for cb in cbs:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks: expected rnnkit.callbacks.Callback objects, got {type(cb).__name__}")
+        cb.set_model(model)
+    return cbs
+
+
+def _progress_bar(steps: int, desc: str):
+    from tqdm import tqdm  # optional: only on a terminal with tqdm installed (_progress_mode)
+
+    return tqdm(total=steps, desc=desc, leave=False, file=sys.stderr)
+
+
 # --------------------------------------------------------------------- mixin
 
 
@@ -349,7 +248,7 @@ class TrainingMixin:
 
         optimizer: "adam", "rmsprop", "sgd" (Keras's defaults; ``learning_rate``
             overrides the rate) or a ``torch.optim.Optimizer`` over this model's parameters.
-        loss: a name in ``LOSSES``, a ``Loss`` (e.g. ``SparseCategoricalCrossentropy(from_logits=True)``)
+        loss: a name in ``rnnkit.losses.LOSSES``, a ``Loss`` (e.g. ``SparseCategoricalCrossentropy(from_logits=True)``)
             or a callable ``(y_true, y_pred) -> scalar tensor``.
         metrics: names among "accuracy", "mse", "mae".
         clipnorm / clipvalue: clip gradients by global norm / elementwise before each step.
@@ -364,16 +263,8 @@ class TrainingMixin:
             raise TypeError(f"metrics: expected a list of names, got the string {metrics!r}; write [{metrics!r}]")
         loss_fn = get_loss(loss)
         metric_names = ["accuracy" if n == "acc" else n for n in (metrics or [])]
-        metric_fns = {n: _metric(n, loss_fn) for n in metric_names}
-        if isinstance(optimizer, str):
-            key = optimizer.lower()
-            if key not in _OPTIMIZERS:
-                raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)}")
-            opt = _OPTIMIZERS[key](self.parameters(), learning_rate)
-        elif isinstance(optimizer, torch.optim.Optimizer):
-            opt, key = optimizer, type(optimizer).__name__.lower()
-        else:
-            raise TypeError(f"optimizer: expected 'adam', 'rmsprop', 'sgd' or a torch optimizer, got {type(optimizer).__name__}")
+        metric_fns = {n: get_metric(n, loss_fn) for n in metric_names}
+        opt, key = get_optimizer(optimizer, self.parameters(), learning_rate)
         self.optimizer, self.optimizer_name = opt, key
         self.clipnorm, self.clipvalue = clipnorm, clipvalue
         self.loss, self.metric_names, self._metrics = loss_fn, metric_names, metric_fns
@@ -398,11 +289,11 @@ class TrainingMixin:
             raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
 
     def _device(self) -> torch.device:
-        p = next(self.parameters(), None)
+        p = first_parameter(self)
         return p.device if p is not None else torch.device("cpu")
 
     def _dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
+        p = first_parameter(self)
         return p.dtype if p is not None else torch.float32
 
     def _prepare(self, x: torch.Tensor, y: torch.Tensor | None):
@@ -455,69 +346,22 @@ class TrainingMixin:
         batch_size = _check_int(batch_size, "batch_size", 1)
         epochs = _check_int(epochs, "epochs", 0)
         initial_epoch = _check_int(initial_epoch, "initial_epoch", 0)
-        data = self._make_data(x, y)
-        if validation_data is not None and validation_split:
-            raise ValueError("validation_split: give validation_split or validation_data, not both")
-        val = None
-        if validation_data is not None:
-            if isinstance(validation_data, torch.utils.data.Dataset):
-                val = self._make_data(validation_data, None, "validation_data")
-            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                val = self._make_data(validation_data[0], validation_data[1], "validation_data")
-            else:
-                raise ValueError("validation_data: expected (x_val, y_val) or a Dataset")
-        elif validation_split:
-            if not 0.0 < float(validation_split) < 1.0:
-                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
-            n_val = int(len(data) * float(validation_split))
-            if n_val == 0 or n_val == len(data):
-                raise ValueError(f"validation_split: {validation_split} of {len(data)} samples leaves an empty split")
-            split = len(data) - n_val
-            data, val = _Subset(data, torch.arange(split)), _Subset(data, torch.arange(split, len(data)))
-        if len(data) == 0:
-            raise ValueError("x: no training samples")
-
+        data, val = _split_validation(self._make_data(x, y), validation_split, validation_data, self._make_data)
         history = History()
-        cbs: list[Callback] = [history, *(callbacks or [])]
-        for cb in cbs:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks: expected rnnkit.callbacks.Callback objects, got {type(cb).__name__}")
-            cb.set_model(self)
+        cbs = _attach(self, [history, *(callbacks or [])])
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(data)}
-        mode = _progress_mode(verbose)
+        run = _Run(data, val, batch_size, epochs, shuffle, _progress_mode(verbose), cbs,
+                   generator=self._get_shuffle_generator(), net=self)
         self.stop_training = False
-        gen = self._get_shuffle_generator()
         ctx = distributed.active()
-        net, sampler = self, None
         if ctx is not None:
-            # Each process takes B/N samples of every global batch B; see rnnkit.distributed.
-            batch_size = distributed.local_batch_size(batch_size, ctx)
-            seed = distributed.broadcast_int(gen.initial_seed(), ctx)
-            sampler = distributed.sampler(len(data), seed, shuffle, ctx)
-            net = distributed.wrap(self, ctx)
-            if ctx.rank:
-                mode = "silent"
+            run.distribute(self, ctx)
         for cb in cbs:
             cb.on_train_begin()
         self.train()
         try:
             for epoch in range(initial_epoch, epochs):
-                for cb in cbs:
-                    cb.on_epoch_begin(epoch)
-                start = time.perf_counter()
-                if sampler is not None:
-                    sampler.set_epoch(epoch)
-                    order = torch.tensor(list(sampler), dtype=torch.long)
-                else:
-                    order = torch.randperm(len(data), generator=gen) if shuffle else torch.arange(len(data))
-                logs = self._train_epoch(data, order, batch_size, cbs, mode, epoch, epochs, net, ctx)
-                if val is not None:
-                    logs.update({f"val_{k}": v for k, v in self._run_epoch_eval(val, batch_size).items()})
-                if mode != "silent":
-                    shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                    print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - start:.1f}s - {shown}", flush=True)
-                for cb in cbs:
-                    cb.on_epoch_end(epoch, logs)
+                self._fit_epoch(run, epoch)
                 if self.stop_training:
                     break
         finally:
@@ -526,36 +370,35 @@ class TrainingMixin:
             cb.on_train_end()
         return history
 
-    def _train_epoch(self, data, order, batch_size, cbs, mode, epoch, epochs, net, ctx) -> dict[str, float]:
-        """One pass over ``order``; ``net`` is the model, or its DistributedDataParallel wrapper when ``ctx`` is set."""
+    def _fit_epoch(self, run: _Run, epoch: int) -> None:
+        """One epoch of ``fit``: train, validate, report, and tell the callbacks."""
+        for cb in run.callbacks:
+            cb.on_epoch_begin(epoch)
+        start = time.perf_counter()
+        logs = self._train_epoch(run, run.order(epoch), epoch)
+        if run.val is not None:
+            logs.update({f"val_{k}": v for k, v in self._run_epoch_eval(run.val, run.batch_size).items()})
+        if run.mode != "silent":
+            shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            print(f"Epoch {epoch + 1}/{run.epochs} - {time.perf_counter() - start:.1f}s - {shown}", flush=True)
+        for cb in run.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def _train_epoch(self, run: _Run, order: torch.Tensor, epoch: int) -> dict[str, float]:
+        """One pass over the samples ``order``, a step per batch; the mean of each batch log, weighted by size."""
         self.train()
         totals: dict[str, float] = {}
         seen = 0
-        steps = math.ceil(len(order) / batch_size)
-        bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", leave=False, file=sys.stderr)
+        steps = math.ceil(len(order) / run.batch_size)
+        bar = _progress_bar(steps, f"Epoch {epoch + 1}/{run.epochs}") if run.mode == "bar" else None
         try:
             for step in range(steps):
-                xb, yb = self._prepare(*data.batch(order[step * batch_size:(step + 1) * batch_size]))
-                self.optimizer.zero_grad(set_to_none=True)
-                scores = self._scores(yb, net(xb))
-                scores["loss"].backward()
-                if self.clipvalue is not None:
-                    torch.nn.utils.clip_grad_value_(self.parameters(), self.clipvalue)
-                if self.clipnorm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.parameters(), self.clipnorm)
-                self.optimizer.step()
-                n = self._batch_len(xb)
-                seen += n
-                batch_logs = {k: float(v.detach()) for k, v in scores.items()}
-                if ctx is not None:  # every process sees the same numbers, so callbacks decide alike
-                    batch_logs = distributed.mean_across(batch_logs, ctx)
+                xb, yb = self._prepare(*run.data.batch(order[step * run.batch_size:(step + 1) * run.batch_size]))
+                batch_logs = self._train_step(run, xb, yb)
+                seen += self._batch_len(xb)
                 for k, v in batch_logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * n
-                for cb in cbs:
+                    totals[k] = totals.get(k, 0.0) + v * self._batch_len(xb)
+                for cb in run.callbacks:
                     cb.on_train_batch_end(step, batch_logs)
                 if bar is not None:
                     bar.update(1)
@@ -566,6 +409,21 @@ class TrainingMixin:
             if bar is not None:
                 bar.close()
         return {k: v / max(seen, 1) for k, v in totals.items()}
+
+    def _train_step(self, run: _Run, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, float]:
+        """One optimizer step on a batch (through ``run.net``, the model or its DDP wrapper); the batch's logs."""
+        self.optimizer.zero_grad(set_to_none=True)
+        scores = self._scores(yb, run.net(xb))
+        scores["loss"].backward()
+        if self.clipvalue is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters(), self.clipvalue)
+        if self.clipnorm is not None:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.clipnorm)
+        self.optimizer.step()
+        batch_logs = {k: float(v.detach()) for k, v in scores.items()}
+        if run.ctx is not None:  # every process sees the same numbers, so callbacks decide alike
+            batch_logs = distributed.mean_across(batch_logs, run.ctx)
+        return batch_logs
 
     # ------------------------------------------------------ evaluate/predict
     def evaluate(self, x=None, y=None, batch_size: int = 32, verbose=0, return_dict: bool = False):

@@ -2,9 +2,11 @@
 
 Every task returns a ``Task``: train/test arrays, the loss and metrics it
 is trained with, the output layer it needs and the presets that train it
-well. Nothing is downloaded: hello and series are generated, digits ships
-with scikit-learn, text reads the docstrings of the installed Python
-standard library; ``data=PATH`` reads a user's own file instead.
+well. ``TASKS`` holds each task's ``TaskSpec`` (how it loads, reports and
+samples), which the task's own module declares. Nothing is downloaded:
+hello and series are generated, digits ships with scikit-learn, text reads
+the docstrings of the installed Python standard library; ``data=PATH``
+reads a user's own file instead.
 
     task = load_task("digits")
     model = build_model(task, cell="gru", units=128)
@@ -14,59 +16,27 @@ standard library; ``data=PATH`` reads a user's own file instead.
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-
-import numpy as np
-
 from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
 from ..model import Sequential
+from . import digits, hello, series, text
+from .task import SampleOptions, Task, TaskSpec
+
+__all__ = ["CELLS", "TASKS", "SampleOptions", "Task", "TaskSpec", "build_model", "load_task"]
 
 CELLS = {"simple": SimpleRNN, "gru": GRU, "lstm": LSTM}
 
-
-@dataclass
-class Task:
-    """One job: data, how it is scored, and the model head it needs.
-
-    x_*: (samples, time, features) floats, or (samples, time) token ids when
-    ``vocab_size`` is set (the model then starts with an Embedding).
-    sequence_output: the model predicts at every step (seq-to-seq) rather
-    than once from the last step.
-    info: plain-JSON facts needed to use a trained model again (vocabulary,
-    time grid), stored in the run's config.json.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    loss: str
-    metrics: list[str]
-    output_units: int
-    output_activation: str | None
-    sequence_output: bool
-    presets: dict
-    vocab_size: int | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-
-TASKS = ("hello", "digits", "series", "text")
+# Every task, once, in the order the command line lists them.
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (hello.SPEC, digits.SPEC, series.SPEC, text.SPEC)}
 
 
 def load_task(name: str, data=None, seed: int = 0) -> Task:
-    """Build the task ``name`` (one of ``TASKS``); ``data`` is a path for digits (MNIST) and text."""
+    """Build the task ``name`` (a key of ``TASKS``); ``data`` is a path for digits (MNIST) and text."""
     if name not in TASKS:
         raise ValueError(f"task: unknown task {name!r}; expected one of {list(TASKS)}")
-    if data is not None and name in ("hello", "series"):
+    spec = TASKS[name]
+    if data is not None and spec.data_help is None:
         raise ValueError(f"data: the {name} task generates its own data and takes no --data file")
-    module = importlib.import_module(f"{__name__}.{name}")  # a fixed name from TASKS
-    return module.load(data=data, seed=seed)
+    return spec.load(data=data, seed=seed)
 
 
 def build_model(task: Task, cell: str = "gru", units: int = 64, layers: int = 1, bidirectional: bool = False,

@@ -6,7 +6,7 @@ does, costs a whole window of cell steps per new value; carrying each
 recurrent layer's state costs one cell step. Both give the same numbers
 when the window covers everything seen so far, which the tests check.
 
-    stepper = Stepper(model)
+    stepper = ModelStepper(model)
     y = stepper.warm_up(x)          # x: (batch, time, features) -> last step's output
     y = stepper.step(next_input)    # (batch, features) -> (batch, outputs)
 
@@ -25,8 +25,13 @@ from ..ops import as_tensor
 from ..rnn import RNN, reference_loop
 
 
-class Stepper:
-    """Step a model made of recurrent layers (returning sequences) and per-step layers."""
+class ModelStepper:
+    """Step a whole model, made of recurrent layers (returning sequences) and per-step layers.
+
+    Not ``rnnkit.Stepper``, which steps one cell; this one holds a
+    ``Stepper`` per cell of every recurrent layer and the per-step layers
+    between them.
+    """
 
     def __init__(self, model):
         for layer in model.layers:

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import Task
-from .stepping import Stepper
+from .stepping import ModelStepper
+from .task import SampleOptions, Task, TaskSpec
 
 SEQ_LEN = 64
 DEFAULT_CHARS = 200_000  # enough text for a visible result; more only slows the reference loop
+PRESETS = {"cell": "gru", "units": 256, "epochs": 10, "batch_size": 64, "lr": 3e-3}
 
 
 def stdlib_docstrings(limit: int = DEFAULT_CHARS) -> str:
@@ -71,7 +72,7 @@ def load(data=None, seed: int = 0) -> Task:  # noqa: ARG001 - chunks are fixed; 
         name="text", x_train=x[:-n_test], y_train=y[:-n_test], x_test=x[-n_test:], y_test=y[-n_test:],
         loss="sparse_categorical_crossentropy", metrics=["accuracy"], output_units=len(vocab),
         output_activation="softmax", sequence_output=True, vocab_size=len(vocab),
-        presets={"cell": "gru", "units": 256, "epochs": 10, "batch_size": 64, "lr": 3e-3},
+        presets=dict(PRESETS),
         info={"vocab": vocab, "source": "stdlib docstrings" if data is None else Path(data).name},
     )
 
@@ -100,7 +101,7 @@ def sample(model, vocab: str, prime: str = "\n", length: int = 200, temperature:
     gen = torch.Generator()
     gen.manual_seed(int(torch.seed() if seed is None else seed))
     device = next(model.parameters()).device
-    stepper = Stepper(model)
+    stepper = ModelStepper(model)
     probs = stepper.warm_up(torch.from_numpy(_encode(prime, vocab))[None].to(device))
     out = []
     for _ in range(length):
@@ -109,3 +110,27 @@ def sample(model, vocab: str, prime: str = "\n", length: int = 200, temperature:
         out.append(vocab[nxt])
         probs = stepper.step(torch.tensor([nxt], device=device))
     return "".join(out)
+
+
+def report(task: Task, model, test: dict, run_dir, print_fn) -> dict:  # noqa: ARG001 - no plots of its own
+    """Test loss beside character frequencies (a unigram model), and a sample continuing held-out text."""
+    freq = np.bincount(task.y_train.ravel(), minlength=task.output_units) / task.y_train.size
+    unigram = float(-np.log(np.clip(freq[task.y_test.ravel()], 1e-12, None)).mean())
+    print_fn(f"text: test loss {test['loss']:.3f} nats/char vs {unigram:.3f} for character frequencies; "
+             f"accuracy {test['accuracy']:.3f}")
+    prime = "".join(task.info["vocab"][i] for i in task.x_test[0, :16])  # held-out text to start from
+    said = prime + sample(model, task.info["vocab"], prime=prime, length=120, temperature=0.7, seed=0)
+    print_fn("sample: " + said)
+    return {"baseline": {"unigram_loss": unigram}, "sample": said}
+
+
+def sample_run(model, info: dict, options: SampleOptions, print_fn) -> None:
+    """The prime and ``options.length`` characters sampled after it."""
+    print_fn(options.prime + sample(model, info["vocab"], prime=options.prime, length=options.length,
+                                    temperature=options.temperature, seed=options.seed))
+
+
+SPEC = TaskSpec(name="text", load=load, quick={"units": 16, "epochs": 1}, report=report,
+                data_help="a UTF-8 text file", sample=sample_run,
+                sample_help={"length": "characters", "temperature": "sampling temperature (>= 0.001)",
+                             "prime": "the characters to start from", "seed": "sampling seed"})
