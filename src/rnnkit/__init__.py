@@ -12,8 +12,8 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
   callbacks, distributed;
 * cells (one time step) -> kernels/ (fused paths) -> rnn (the time loop, the
   definition) -> layers, merging, wrappers -> v1 (TF1 names, thin over the core);
-* training (compile/fit/evaluate/predict) -> model (Sequential) -> functional
-  (Input, Model), tbptt;
+* training (compile/fit/evaluate/predict), functional_training (several inputs
+  and outputs) -> model (Sequential) -> functional (Input, Model), tbptt;
 * serialization (configs, safetensors) -> checkpoint (resumable runs) -> interop/;
 * data/ (each task's presets, report, sampling) -> runs (run directories) -> cli
   (parses and dispatches only).

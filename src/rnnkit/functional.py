@@ -27,9 +27,7 @@ call costs the layers and a few list look-ups. The layers are submodules
 
 Training: ``compile``/``fit``/``evaluate``/``predict`` as for ``Sequential``,
 with ``x`` (and ``y``) a list in input (output) order or a dict by name, and
-per-output ``loss``/``metrics``/``loss_weights`` as lists or dicts. With
-several outputs the logged loss is the weighted sum and each output adds
-``<name>_loss`` and ``<name>_<metric>``.
+per-output ``loss``/``metrics``/``loss_weights`` (``rnnkit.functional_training``).
 """
 
 from __future__ import annotations
@@ -40,11 +38,10 @@ from torch import nn
 
 from . import graph
 from .base import Layer, unique_name
+from .functional_training import FunctionalTraining
 from .layers import InputLayer, deserialize, serialize
-from .losses import get_loss, get_metric
 from .merging import MERGES
 from .model import Sequential
-from .training import TrainingMixin, _as_data, _to_tensor
 
 _DTYPES = {
     name: getattr(torch, name)
@@ -137,7 +134,7 @@ def _shape_str(structure) -> str:
     return text if len(shapes) == 1 else f"[{text}]"
 
 
-class Model(TrainingMixin, Layer):
+class Model(FunctionalTraining, Layer):
     """A graph of layers from ``Input`` tensors to outputs (Keras's functional ``Model``).
 
     ``inputs``/``outputs``: a symbolic tensor, a list, or a dict name ->
@@ -148,8 +145,6 @@ class Model(TrainingMixin, Layer):
     ``summary()``, ``get_config()``/``from_config()`` are Keras's. A model
     called on symbolic tensors is one layer of a larger graph.
     """
-
-    _heads = None  # per output: (log name, loss, weight, metrics), set by compile
 
     def __init__(self, inputs, outputs, name: str | None = None):
         super().__init__(name=name or unique_name("Functional"))
@@ -436,144 +431,6 @@ class Model(TrainingMixin, Layer):
         # As in Keras 3, a list of one is the single tensor it holds.
         inputs, outputs = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (inputs, outputs))
         return cls(inputs, outputs, name=config.get("name"))
-
-    # -------------------------------------------------------------- training
-    # TrainingMixin's loop works on lists here: x and y hold one tensor per
-    # input and per output, in model order.
-
-    def _per_output(self, spec, arg: str) -> list:
-        names = self.output_names
-        if isinstance(spec, dict):
-            unknown = [k for k in spec if k not in names]
-            if unknown:
-                raise ValueError(f"{arg}: unknown output names {unknown}; the outputs are {names}")
-            return [spec.get(k) for k in names]
-        if isinstance(spec, (list, tuple)):
-            if len(spec) != len(names):
-                raise ValueError(f"{arg}: expected one entry per output {names}, got {len(spec)}")
-            return list(spec)
-        return [spec] * len(names)
-
-    def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None, loss_weights=None,
-                clipnorm: float | None = None, clipvalue: float | None = None, learning_rate: float | None = None):
-        """``Sequential.compile``, per output: ``loss``, ``metrics`` and ``loss_weights`` may be lists or dicts.
-
-        One loss (or one list of metric names) applies to every output; a
-        ``None`` loss leaves that output untrained (its ``y`` may be None).
-        """
-        losses = [None if s is None else get_loss(s) for s in self._per_output(loss, "loss")]
-        if all(fn is None for fn in losses):
-            raise ValueError("loss: every output's loss is None; give at least one")
-        if isinstance(metrics, str):
-            raise TypeError(f"metrics: expected a list of names, got the string {metrics!r}; write [{metrics!r}]")
-        shared = metrics is None or (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics))
-        per_metrics = [list(metrics or [])] * len(losses) if shared else self._per_output(metrics, "metrics")
-        weights = [1.0] * len(losses) if loss_weights is None else self._per_output(loss_weights, "loss_weights")
-        for w in weights:
-            if isinstance(w, bool) or not isinstance(w, (int, float)):
-                raise ValueError(f"loss_weights: expected numbers, got {w!r}")
-        prefix = sum(fn is not None for fn in losses) > 1
-        heads = []
-        for name, fn, w, names in zip(self.output_names, losses, weights, per_metrics):
-            if fn is None:
-                heads.append(None)
-                continue
-            names = ["accuracy" if m == "acc" else m for m in names or []]
-            fns = {(f"{name}_{m}" if prefix else m): get_metric(m, fn) for m in names}
-            heads.append((f"{name}_loss" if prefix else None, fn, float(w), fns))
-        first = next(fn for fn in losses if fn is not None)
-        super().compile(optimizer, first, None, clipnorm=clipnorm, clipvalue=clipvalue, learning_rate=learning_rate)
-        self._heads = heads
-        self.metric_names = [k for h in heads if h is not None for k in h[3]]
-
-    def _scores(self, y, y_pred):
-        preds = graph.flat_tensors(y_pred)
-        total, out = None, {"loss": None}
-        for head, yt, p in zip(self._heads, y, preds):
-            if head is None:
-                continue
-            label, fn, w, metric_fns = head
-            value = fn(yt, p)
-            if label is not None:
-                out[label] = value
-            total = (value if w == 1.0 else w * value) if total is None else total + (value if w == 1.0 else w * value)
-            for k, m in metric_fns.items():
-                out[k] = m(yt, p)
-        out["loss"] = total
-        return out
-
-    def _make_data(self, x, y, arg="x", need_y=True):
-        if isinstance(x, torch.utils.data.Dataset):
-            if len(self._in_tensors) > 1 or len(self.output_names) > 1:
-                raise TypeError(f"{arg}: a model with several inputs or outputs takes arrays (a list or dict per input), not a Dataset")
-            return _as_data(x, y, arg, need_y)
-        xs = self._per_name(x, self.input_names, arg)
-        if xs is None or any(v is None for v in xs):
-            raise ValueError(f"{arg}: expected one array per input {self.input_names}")
-        ys = None
-        if need_y:
-            if y is None:
-                raise ValueError(f"y: targets are required with array {arg}")
-            ys = self._per_name(y, self.output_names, "y")
-            for name, head, v in zip(self.output_names, self._heads or [], ys):
-                if head is not None and v is None:
-                    raise ValueError(f"y: output {name!r} has a loss but no targets")
-        return _Columns(xs, ys, arg)
-
-    @staticmethod
-    def _per_name(data, names, arg):
-        if isinstance(data, dict):
-            unknown = [k for k in data if k not in names]
-            if unknown:
-                raise ValueError(f"{arg}: unknown names {unknown}; expected {names}")
-            return [data.get(k) for k in names]
-        if len(names) == 1:
-            return [data[0] if isinstance(data, (list, tuple)) and len(data) == 1 else data]
-        if not isinstance(data, (list, tuple)) or len(data) != len(names):
-            got = f"{len(data)} arrays" if isinstance(data, (list, tuple)) else type(data).__name__
-            raise ValueError(f"{arg}: expected a list or dict of {len(names)} arrays {names}, got {got}")
-        return list(data)
-
-    def _batch_len(self, xb) -> int:
-        return len(xb[0]) if isinstance(xb, list) else len(xb)
-
-    def _prepare(self, x, y):
-        xs = x if isinstance(x, list) else [x]
-        ys = None if y is None else (y if isinstance(y, list) else [y])
-        dev, dtype = self._device(), self._dtype()
-        xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
-        return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys]
-
-    def _outputs_to_cpu(self, y_pred):
-        return graph.map_structure(lambda t: t.cpu(), y_pred, torch.Tensor)
-
-    def _concat_outputs(self, outs):
-        first = outs[0]
-        if isinstance(first, dict):
-            return {k: torch.cat([o[k] for o in outs]).numpy() for k in first}
-        if isinstance(first, (list, tuple)):
-            return [torch.cat(parts).numpy() for parts in zip(*outs)]
-        return torch.cat(outs).numpy()
-
-
-class _Columns:
-    """Samples as one tensor per input (and per output); a batch is the same rows of each."""
-
-    def __init__(self, xs, ys, arg):
-        self.xs = [_to_tensor(v, f"{arg}[{i}]") for i, v in enumerate(xs)]
-        self.ys = None if ys is None else [None if v is None else _to_tensor(v, f"y[{i}]") for i, v in enumerate(ys)]
-        n = len(self.xs[0])
-        for what, cols in ((arg, self.xs), ("y", self.ys or [])):
-            for i, c in enumerate(cols):
-                if c is not None and len(c) != n:
-                    raise ValueError(f"{what}[{i}]: expected {n} samples like {arg}[0], got {len(c)}")
-
-    def __len__(self):
-        return len(self.xs[0])
-
-    def batch(self, idx):
-        ys = None if self.ys is None else [None if c is None else c[idx] for c in self.ys]
-        return [c[idx] for c in self.xs], ys
 
 
 # ------------------------------------------------------------ serialization
