@@ -15,8 +15,8 @@ so shapes are exact and a bad input fails here, naming the layer. The zeros
 run also builds lazy layers, as Keras builds a layer at its first symbolic call.
 
 Masks travel as in Keras 3: an output may carry ``.mask``, a symbolic
-``(batch, time)`` bool tensor; a layer whose ``forward`` takes ``mask=`` is
-given its first input's mask unless the call gives one. What a layer does
+``(batch, time)`` bool tensor; a layer with ``takes_mask`` (the recurrent
+ones) is given its first input's mask unless the call gives one. What a layer does
 with a mask (``output_mask``): ``compute_mask`` if it has one, a recurrent
 layer keeps it with ``return_sequences`` only, a layer with
 ``supports_masking`` passes it on, any other layer drops it.
@@ -27,9 +27,6 @@ turns them into a flat list of steps once. This module sits under
 """
 
 from __future__ import annotations
-
-import functools
-import inspect
 
 import numpy as np
 import torch
@@ -176,11 +173,6 @@ def is_symbolic_call(args, kwargs) -> bool:
     return any(isinstance(v, SymbolicTensor) or (isinstance(v, (list, tuple, dict)) and leaves(v)) for v in kwargs.values())
 
 
-@functools.cache
-def _forward_takes_mask(cls) -> bool:
-    return "mask" in inspect.signature(cls.forward).parameters
-
-
 def output_mask(layer, inputs, mask):
     """The mask a layer's output carries, given its first argument and the incoming mask (Keras 3)."""
     if hasattr(layer, "compute_mask"):
@@ -214,7 +206,7 @@ def record(layer, args, kwargs):
     first = leaves(args[0]) if args else []
     call_kwargs = dict(kwargs)
     if (
-        _forward_takes_mask(type(layer))
+        getattr(layer, "takes_mask", False)
         and call_kwargs.get("mask") is None
         and call_kwargs.get("lengths") is None
         and first
