@@ -378,14 +378,15 @@ def test_tf1_defaults():
     gru = v1.GRUCell(3, input_size=2)
     assert gru.bias.tolist() == [1.0] * 6 + [0.0] * 3  # TF1: gate bias 1, candidate bias 0
     rnn = v1.BasicRNNCell(3, input_size=2)
-    assert type(rnn) is rk.SimpleRNNCell and rnn.name.startswith("basic_rnn_cell")  # so the fused kernels run it
+    assert isinstance(rnn, rk.SimpleRNNCell) and rnn.name.startswith("basic_rnn_cell")
+    assert type(rnn.core_cell()) is rk.SimpleRNNCell  # so the fused kernels run it
     x, h = torch.randn(4, 2), torch.randn(4, 3)
     torch.testing.assert_close(rnn(x, h)[0], torch.tanh(x @ rnn.kernel + h @ rnn.recurrent_kernel))  # None -> tanh
     lstm = v1.LSTMCell(3, use_peepholes=True, num_proj=2, input_size=2)
     assert [tuple(w.shape) for w in lstm.weights] == [(2, 12), (2, 12), (12,), (3,), (3,), (3,), (3, 2)]
     assert lstm.bias.abs().sum() == 0
-    with pytest.raises(ValueError, match="state_is_tuple"):
-        v1.BasicLSTMCell(3, state_is_tuple=False)
+    with pytest.raises(TypeError, match="state_is_tuple"):
+        v1.BasicLSTMCell(3, state_is_tuple="no")
     with pytest.raises(TypeError, match="forget_bias"):
         v1.LSTMCell(3, forget_bias="1")
 

@@ -54,8 +54,8 @@ def test_multirnncell_rejects_one_cell_twice():
     cell = v1.BasicRNNCell(4)
     with pytest.raises(ValueError, match=r"share one set of weights.*not \[cell\] \* k"):
         v1.MultiRNNCell([cell] * 3)
-    with pytest.raises(ValueError, match="state_is_tuple"):
-        v1.MultiRNNCell([v1.BasicRNNCell(4)], state_is_tuple=False)
+    with pytest.raises(ValueError, match="state_is_tuple"):  # a concatenated stack needs one tensor per cell
+        v1.MultiRNNCell([v1.BasicLSTMCell(4)], state_is_tuple=False)
 
 
 def test_zero_state_has_the_cell_structure():
@@ -125,11 +125,12 @@ def test_dropout_is_identity_in_eval_and_with_keep_prob_one():
 @pytest.mark.parametrize("where", ["input", "output", "state"])
 @pytest.mark.parametrize("variational", [False, True], ids=["per-step", "variational"])
 def test_dropout_fraction_and_scaling(where, variational):
-    n, keep = 8, 0.7
+    # variational: one mask for the whole batch (TF1), so the fraction is counted over many units
+    (n, batch), keep = ((2000, 8) if variational else (8, 400)), 0.7
     drop = v1.DropoutWrapper(
         identity_cell(n), variational_recurrent=variational, seed=3, **{f"{where}_keep_prob": keep}
     )
-    x = torch.rand(400, 6, n) + 0.5  # no zeros of its own
+    x = torch.rand(batch, 6, n) + 0.5  # no zeros of its own
     out, state = v1.dynamic_rnn(drop, x)
     # Input and output masks show in y = mask * x; the state mask in the final state vs the last x.
     ratio = (out / x) if where != "state" else (state / x[:, -1])
@@ -141,6 +142,9 @@ def test_dropout_fraction_and_scaling(where, variational):
     if where != "state":
         same_mask_every_step = bool(((out == 0) == (out[:, :1] == 0)).all())
         assert same_mask_every_step is variational
+    dropped_where = (ratio == 0) if where == "state" else (out == 0)
+    same_mask_every_row = bool((dropped_where == dropped_where[:1]).all())
+    assert same_mask_every_row is variational  # TF1: one variational mask for the whole batch
 
 
 def test_dropout_never_touches_an_lstm_memory_c():
