@@ -6,6 +6,7 @@ against the plain cell."""
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import rnnkit as rk
 from rnnkit import v1
@@ -275,3 +276,113 @@ def test_residual_wrapper_adds_the_input():
         v1.dynamic_rnn(v1.ResidualWrapper(v1.GRUCell(4)), x)
     with pytest.raises(TypeError, match="cell"):
         v1.ResidualWrapper(np.zeros(3))
+
+
+# ------------------------------------------------------ TF1's arguments and configs
+
+
+def test_input_projection_and_embedding_wrappers():
+    torch.manual_seed(0)
+    inner = v1.GRUCell(3, input_size=4)
+    cell = v1.InputProjectionWrapper(inner, num_proj=4, activation="tanh", input_size=2)
+    x = torch.randn(5, 6, 2)
+    outs, state = v1.dynamic_rnn(cell, x)
+    plain, plain_state = v1.dynamic_rnn(inner, torch.tanh(x @ cell.kernel + cell.bias))
+    torch.testing.assert_close(outs, plain)
+    torch.testing.assert_close(state, plain_state)
+    assert cell.input_size == 2 and len(cell.weights) == 3 + 2
+    emb = v1.EmbeddingWrapper(v1.BasicLSTMCell(3), embedding_classes=7, embedding_size=4)
+    ids = torch.randint(0, 7, (5, 6, 1))
+    outs, state = v1.dynamic_rnn(emb, ids)
+    plain, _ = v1.dynamic_rnn(emb.cell, emb.embedding[ids[..., 0]])
+    torch.testing.assert_close(outs, plain)
+    assert "ids" in emb.kernel_reason
+    with pytest.raises(TypeError, match="integer ids"):
+        emb(torch.zeros(2, 1), emb.zero_state(2))
+    with pytest.raises(ValueError, match=r"\[0, 7\)"):
+        emb(torch.tensor([[7]]), emb.zero_state(1))
+
+
+def test_residual_fn_by_position_and_name_is_keyword_only():
+    inner = v1.GRUCell(3, input_size=5)
+    cell = v1.ResidualWrapper(inner, lambda i, o: i[:, :3] + o)
+    x, h = torch.randn(2, 5), torch.randn(2, 3)
+    y, s = cell(x, h)
+    y_plain, s_plain = inner(x, h)
+    torch.testing.assert_close(y, y_plain + x[:, :3])
+    torch.testing.assert_close(s, s_plain)
+    with pytest.raises(TypeError, match="residual_fn"):
+        v1.ResidualWrapper(inner, "a name")
+    with pytest.raises(TypeError):
+        v1.DeviceWrapper(inner, "cpu", "a name")
+
+
+def test_wrapper_configs_round_trip_through_json_for_core_cells():
+    import json
+
+    inner = rk.LSTMCell(4)
+    for wrapper in (
+        v1.DropoutWrapper(inner, 0.5, 0.8, variational_recurrent=True, seed=3),
+        v1.OutputProjectionWrapper(inner, 2, activation="relu"),
+        v1.InputProjectionWrapper(inner, 3),
+        v1.EmbeddingWrapper(inner, 10, 3),
+        v1.DeviceWrapper(inner, "cpu"),
+        v1.ResidualWrapper(inner),
+    ):
+        config = json.loads(json.dumps(wrapper.get_config()))
+        assert config["cell"]["class_name"] == "LSTMCell"
+        rebuilt = type(wrapper).from_config(config)
+        assert rebuilt.get_config() == wrapper.get_config() and type(rebuilt.cell) is rk.LSTMCell
+    with pytest.raises(ValueError, match="custom_objects"):
+        v1.ResidualWrapper.from_config({"name": "r", "cell": {"class_name": "Mystery", "config": {}}, "residual_fn": None})
+    tf1 = v1.DeviceWrapper(v1.LSTMCell(3, num_proj=2), "cpu")
+    rebuilt = v1.DeviceWrapper.from_config(tf1.get_config(), custom_objects={"LSTMCell": v1.LSTMCell})
+    assert rebuilt.cell.num_proj == 2 and rebuilt.get_config() == tf1.get_config()
+
+
+def test_dropout_tensor_keep_probs_state_filter_and_one_mask_for_the_batch():
+    n = 400
+    keep = nn.Parameter(torch.tensor(1.0))
+    drop = v1.DropoutWrapper(identity_cell(n), input_keep_prob=keep, seed=0)
+    x = torch.rand(3, 2, n) + 0.5
+    out, _ = v1.dynamic_rnn(drop, x)
+    torch.testing.assert_close(out, x)  # keep 1: nothing dropped
+    with torch.no_grad():
+        keep.fill_(0.5)  # read again at the next draw, as TF1's variable
+    out, _ = v1.dynamic_rnn(drop, x)
+    assert 0.3 < float((out == 0).float().mean()) < 0.7
+    assert drop.get_config()["input_keep_prob"] == 0.5
+    with pytest.raises(ValueError, match="input_keep_prob"):
+        v1.DropoutWrapper(identity_cell(2), input_keep_prob=torch.tensor(0.0))
+    # The filter: keep the whole state (TF1's dropout_state_filter_visitor returning False).
+    inner = v1.BasicLSTMCell(n, input_size=3)
+    kept = v1.DropoutWrapper(inner, state_keep_prob=0.5, dropout_state_filter_visitor=lambda s: False)
+    x3, s0 = torch.randn(4, 3), inner.zero_state(4)
+    _, s = kept(x3, s0, kept.dropout_masks(4, x3))
+    assert_states_equal(s, inner(x3, s0)[1])
+    variational = v1.DropoutWrapper(inner, 0.5, 0.5, 0.5, variational_recurrent=True)
+    masks = variational.dropout_masks(4, x3)
+    assert masks.input.shape == (1, 3) and masks.output.shape == (1, n) and masks.state.h.shape == (1, n)
+    assert masks.state.c is None  # TF1 never drops an LSTM's memory c
+    assert variational.wrapped_cell is inner
+
+
+def assert_states_equal(a, b):
+    for p, q in zip(tree_flatten(a), tree_flatten(b), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_multirnncell_concatenated_state_and_tf1_error():
+    cells = [v1.GRUCell(2, input_size=3), v1.BasicRNNCell(4, input_size=2)]
+    tup = v1.MultiRNNCell(cells)
+    cat = v1.MultiRNNCell(cells, state_is_tuple=False)
+    x, s = torch.randn(5, 3), torch.randn(5, 6)
+    y, new = cat(x, s)
+    y_t, new_t = tup(x, (s[:, :2], s[:, 2:]))
+    torch.testing.assert_close(y, y_t)
+    torch.testing.assert_close(new, torch.cat(new_t, 1))
+    assert cat.state_size == 6 and cat.zero_state(5).shape == (5, 6)
+    with pytest.raises(ValueError, match="Expected state to be a tuple of length 2"):
+        tup(x, s)
+    with pytest.raises(ValueError, match=r"\(batch, 6\)"):
+        cat(x, torch.randn(5, 7))

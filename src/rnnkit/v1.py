@@ -43,6 +43,7 @@ from .ops import (
     first_parameter,
     get_initializer,
     glorot_uniform,
+    like_weights,
     rebuild_tuple,
 )
 from .rnn import RNN, call_cell, check_initial_state, check_lengths, sample_dropout_masks, tree_unflatten
@@ -68,6 +69,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "LSTMStateTuple",
+    "RNNCell",
     "MultiRNNCell",
     "DropoutWrapper",
     "OutputProjectionWrapper",
@@ -229,6 +231,64 @@ class _TF1Cell:
 
 
 # --------------------------------------------------------------------- cells
+
+
+class RNNCell(_TF1Cell, Layer):
+    """TF1's base class for a custom cell: define ``state_size``, ``output_size``, ``build`` and ``call``.
+
+    ::
+
+        class MinimalRNNCell(v1.RNNCell):
+            def __init__(self, units):
+                super().__init__()
+                self.units = units
+
+            state_size = property(lambda self: self.units)
+            output_size = property(lambda self: self.units)
+
+            def build(self, inputs_shape):
+                self.kernel = self.add_weight("kernel", [inputs_shape[-1] + self.units, self.units])
+                self.built = True
+
+            def call(self, inputs, state):
+                output = torch.tanh(torch.cat([inputs, state], 1) @ self.kernel)
+                return output, output
+
+    Calling the cell builds it from the first input's shape (as TF1's
+    ``__call__``), then runs ``call(inputs, state)``. ``zero_state`` and
+    ``get_initial_state`` give zeros of ``state_size`` (an int: a width; a
+    ``torch.Size``: a feature shape; a tuple: one part each). Such a cell
+    runs everywhere a cell runs (the readable loop: its step is its own).
+    """
+
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype=None):
+        self._set_dtype(dtype)
+        super().__init__(name=name)
+        self.trainable = _check_bool(trainable, "trainable")
+
+    def add_weight(self, name: str, shape, dtype=None, initializer=None, trainable: bool | None = None):
+        """A new parameter ``name`` of ``shape``: ``initializer`` (an rnnkit initializer) or glorot_uniform."""
+        init = glorot_uniform if initializer is None else get_initializer(initializer, "initializer")
+        dtype = dtype or self.tf1_dtype or torch.get_default_dtype()
+        weight = nn.Parameter(init(tuple(int(n) for n in shape), dtype=dtype))
+        weight.requires_grad_(self.trainable if trainable is None else bool(trainable))
+        self.register_parameter(name, weight)
+        return weight
+
+    add_variable = add_weight  # TF1's older name
+
+    def call(self, inputs, state):
+        raise NotImplementedError(f"{type(self).__name__}: a v1.RNNCell subclass defines call(inputs, state)")
+
+    def forward(self, inputs, state):
+        if not self.built:
+            first = _leaves(inputs)[0]
+            self.maybe_build(first.shape[1:], like=first if first.is_floating_point() else None)
+            self._to_tf1_dtype()
+        return self.call(inputs, state)
+
+    def _zeros(self, batch_size, dtype, device):
+        return _zeros_of(self.state_size, batch_size, like_weights(self, dtype, device))
 
 
 class BasicRNNCell(_TF1Cell, SimpleRNNCell):
@@ -632,7 +692,7 @@ def _from_core_state(cell, state):
 
 
 def _leaves(tree) -> list:
-    if isinstance(tree, (tuple, list)):
+    if isinstance(tree, (tuple, list)) and not isinstance(tree, torch.Size):
         return [leaf for t in tree for leaf in _leaves(t)]
     return [tree]
 
@@ -1032,12 +1092,12 @@ def static_state_saving_rnn(cell, inputs, state_saver, state_name, sequence_leng
     names = _leaves(state_name)
     if not all(isinstance(n, str) for n in names):
         raise TypeError(f"state_name: expected a string or (nested) tuples of strings, got {state_name!r}")
+    n_state = len(_leaves(cell.state_size))
+    if n_state != len(names):
+        raise ValueError(f"state_name: the cell's state has {n_state} tensor(s), got {len(names)} name(s) {state_name!r}")
     initial_state = _map(state_saver.state, state_name)
     outputs, state = static_rnn(cell, inputs, initial_state=initial_state, sequence_length=sequence_length)
-    parts = _leaves(state)
-    if len(parts) != len(names):
-        raise ValueError(f"state_name: the cell's state has {len(parts)} tensor(s), got {len(names)} name(s) {state_name!r}")
-    for name, value in zip(names, parts):
+    for name, value in zip(names, _leaves(state)):
         state_saver.save_state(name, value)
     return outputs, state
 
