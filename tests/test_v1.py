@@ -799,3 +799,25 @@ def test_a_custom_rnn_cell_subclass():
         h, _ = cell(x[:, t], h)
     torch.testing.assert_close(outs[:, -1], h)
     torch.testing.assert_close(state, h)
+
+
+def test_layer_norm_lstm_cell():
+    torch.manual_seed(0)
+    plain = built64(v1.LSTMCell(4, use_peepholes=True))
+    same = v1.LayerNormLSTMCell(4, use_peepholes=True, input_size=IN).double()
+    same.set_weights(plain.get_weights())
+    x, c, h = (torch.randn(3, n, dtype=torch.float64) for n in (IN, 4, 4))
+    torch.testing.assert_close(same(x, (c, h))[0], plain(x, (c, h))[0])  # layer_norm=False: LSTMCell
+    ln = v1.LayerNormLSTMCell(4, layer_norm=True, norm_gain=1.5, norm_shift=0.1, input_size=IN).double()
+    assert [tuple(w.shape) for w in ln.weights][-2:] == [(5, 4), (5, 4)]
+    y, (c1, _) = ln(x, (c, h))
+
+    def norm(z):
+        return 1.5 * torch.nn.functional.layer_norm(z, (4,), eps=1e-12) + 0.1
+
+    i, j, f, o = (x @ ln.kernel + h @ ln.recurrent_kernel).split(4, dim=-1)  # no bias under layer norm, as TF1
+    c_ref = norm(torch.sigmoid(norm(f) + 1.0) * c + torch.sigmoid(norm(i)) * torch.tanh(norm(j)))
+    torch.testing.assert_close(c1, c_ref)
+    torch.testing.assert_close(y, torch.sigmoid(norm(o)) * torch.tanh(c_ref))
+    outs, _ = v1.dynamic_rnn(ln, torch.randn(3, 5, IN, dtype=torch.float64))
+    assert ln.kernel_used == "reference"

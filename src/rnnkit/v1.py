@@ -69,6 +69,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "LSTMStateTuple",
+    "LayerNormLSTMCell",
     "RNNCell",
     "MultiRNNCell",
     "DropoutWrapper",
@@ -598,6 +599,110 @@ class BasicLSTMCell(LSTMCell):
     def get_config(self):
         keep = ("num_units", "forget_bias", "state_is_tuple", "name", "activation", "dtype", "input_size")
         return {k: v for k, v in super().get_config().items() if k in keep}
+
+
+class LayerNormLSTMCell(LSTMCell):
+    """``tf.contrib.rnn.LayerNormLSTMCell``: ``LSTMCell`` with layer normalization (Ba et al. 2016).
+
+    With ``layer_norm=True`` each gate's pre-activation and the new memory
+    are normalized over their units before the nonlinearities, each with its
+    own gain and shift (starting at ``norm_gain``, ``norm_shift``)::
+
+        i, j, f, o = split(x_t W + m_{t-1} U)                       # TF1 adds no bias here
+        i, j, f, o = LN_i(i), LN_j(j), LN_f(f), LN_o(o)             # LN(z) = gain * (z - mean) / sqrt(var + 1e-12) + shift
+        c_t = LN_c(sigmoid(f + forget_bias + w_f * c) * c + sigmoid(i + w_i * c) * activation(j))
+        then clipping, output gate, projection as ``LSTMCell``
+
+    TF1 keeps the (unused) bias variable under layer norm; so does this
+    cell, so checkpoints line up. Without ``layer_norm`` it is
+    ``LSTMCell``. The state is an ``LSTMStateTuple``; there is no fused
+    kernel (``static_rnn``/``dynamic_rnn`` run its own step).
+    Weights: ``LSTMCell``'s, then ``norm_gain`` and ``norm_shift`` (5, units)
+    with layer norm, rows i, j, f, o, c.
+    """
+
+    def __init__(
+        self,
+        num_units: int,
+        use_peepholes: bool = False,
+        cell_clip: float | None = None,
+        initializer=None,
+        num_proj: int | None = None,
+        proj_clip: float | None = None,
+        forget_bias: float = 1.0,
+        activation=None,
+        layer_norm: bool = False,
+        norm_gain: float = 1.0,
+        norm_shift: float = 0.0,
+        reuse=None,
+        *,
+        name: str | None = None,
+        dtype=None,
+        input_size: int | None = None,
+    ):
+        self.layer_norm = _check_bool(layer_norm, "layer_norm")
+        self.norm_gain_init = _check_float(norm_gain, "norm_gain")
+        self.norm_shift_init = _check_float(norm_shift, "norm_shift")
+        super().__init__(
+            num_units, use_peepholes=use_peepholes, cell_clip=cell_clip, initializer=initializer, num_proj=num_proj,
+            proj_clip=proj_clip, forget_bias=forget_bias, activation=activation, reuse=reuse, name=name, dtype=dtype,
+            input_size=input_size,
+        )
+
+    def build(self, input_shape):
+        if self.layer_norm:
+            self.norm_gain = nn.Parameter(torch.full((5, self.units), self.norm_gain_init))
+            self.norm_shift = nn.Parameter(torch.full((5, self.units), self.norm_shift_init))
+        super().build(input_shape)
+
+    @property
+    def weights(self):
+        ws = super().weights
+        return ws + [self.norm_gain, self.norm_shift] if ws and self.layer_norm else ws
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if self.layer_norm:
+            with torch.no_grad():
+                self.norm_gain.fill_(self.norm_gain_init)
+                self.norm_shift.fill_(self.norm_shift_init)
+
+    def input_bias(self):
+        return None if self.layer_norm else self.bias
+
+    def _norm(self, z: torch.Tensor, row: int) -> torch.Tensor:
+        if not self.layer_norm:
+            return z
+        mean = z.mean(-1, keepdim=True)
+        var = z.var(-1, unbiased=False, keepdim=True)
+        return self.norm_gain[row] * (z - mean) / torch.sqrt(var + 1e-12) + self.norm_shift[row]
+
+    def step(self, xw_t, state, dropout=None):  # noqa: ARG002 - TF1 cells take no Keras dropout masks
+        """TF1's contrib step (the class docstring's equations)."""
+        c_prev, m_prev = state
+        gates = (xw_t + m_prev @ self.recurrent_kernel).split(self.units, dim=-1)
+        i, j, f, o = (self._norm(z, row) for row, z in enumerate(gates))
+        if self.use_peepholes:
+            f = f + self.w_f_diag * c_prev
+            i = i + self.w_i_diag * c_prev
+        c = self._norm(torch.sigmoid(f + self.forget_bias) * c_prev + torch.sigmoid(i) * self.activation(j), 4)
+        if self.cell_clip is not None:
+            c = c.clamp(-self.cell_clip, self.cell_clip)
+        if self.use_peepholes:
+            o = o + self.w_o_diag * c
+        m = torch.sigmoid(o) * self.activation(c)
+        if self.num_proj is not None:
+            m = m @ self.proj_kernel
+            if self.proj_clip is not None:
+                m = m.clamp(-self.proj_clip, self.proj_clip)
+        return m, LSTMStateTuple(c, m)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("num_unit_shards", "num_proj_shards", "state_is_tuple"):
+            del config[key]
+        return {**config, "layer_norm": self.layer_norm, "norm_gain": self.norm_gain_init,
+                "norm_shift": self.norm_shift_init}
 
 
 # ---------------------------------------------------------------- the loops

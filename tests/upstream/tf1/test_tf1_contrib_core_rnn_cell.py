@@ -6,7 +6,6 @@ meaning on PyTorch are listed in tests/upstream/tf1/README.md.
 """
 
 import numpy as np
-import pytest
 import torch
 from tf1_helpers import constant, tf1_weights
 
@@ -29,7 +28,6 @@ def fill_own_weights(wrapper, value):
                 p.fill_(0.0 if name.endswith("bias") else value)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: no LayerNormLSTMCell (tf.contrib.rnn)")
 def test_rnncelltest_lstm_cell_layer_norm():
     """core_rnn_cell_test.py RNNCellTest.testLSTMCellLayerNorm: shapes of one layer-normalized projected LSTM step."""
     num_units, num_proj, batch_size, input_size = 2, 3, 1, 4
