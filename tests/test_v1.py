@@ -821,3 +821,14 @@ def test_layer_norm_lstm_cell():
     torch.testing.assert_close(y, torch.sigmoid(norm(o)) * torch.tanh(c_ref))
     outs, _ = v1.dynamic_rnn(ln, torch.randn(3, 5, IN, dtype=torch.float64))
     assert ln.kernel_used == "reference"
+
+
+def test_clips_biases_and_loop_dtypes_are_checked():
+    for arg in ("cell_clip", "proj_clip", "forget_bias"):
+        with pytest.raises(ValueError, match=f"{arg}: expected a finite"):
+            v1.LSTMCell(3, num_proj=2, **{arg: float("inf")})
+    cell = v1.BasicRNNCell(2)
+    with pytest.raises(ValueError, match="dtype: RNN cell only supports floating"):
+        v1.static_rnn(cell, [torch.zeros(2, IN)], dtype=torch.int32)
+    with pytest.raises(TypeError, match="dtype"):
+        v1.dynamic_rnn(cell, torch.zeros(2, 3, IN), dtype="not a dtype")

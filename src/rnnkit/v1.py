@@ -25,6 +25,7 @@ docs/tf1.md.
 from __future__ import annotations
 
 import logging
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -109,6 +110,8 @@ def _check_float(value, arg: str, optional: bool = False) -> float | None:
         raise TypeError(
             f"{arg}: expected a float{' or None' if optional else ''}, got {type(value).__name__} {value!r}"
         )
+    if not math.isfinite(value):  # an infinite clip or bias turns every step into NaN or a no-op
+        raise ValueError(f"{arg}: expected a finite number, got {value}")
     return float(value)
 
 
@@ -142,7 +145,7 @@ def _core_view(core: Cell, cell: Cell, kernel, recurrent_kernel, bias) -> Cell:
 
 
 def _check_dtype(dtype):
-    """TF1's ``dtype=`` on a cell: a floating torch dtype (or its name), else TF1's ``ValueError``."""
+    """TF1's ``dtype=`` (a cell's, or the loops' state dtype): a floating torch dtype (or its name), else TF1's ``ValueError``."""
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None) if isinstance(getattr(torch, dtype, None), torch.dtype) else dtype
     if not isinstance(dtype, torch.dtype):
@@ -1012,6 +1015,7 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
         )
     if not inputs:
         raise ValueError("inputs: expected at least one time step, got an empty list")
+    dtype = None if dtype is None else _check_dtype(dtype)
     steps = _steps_of(inputs, "inputs", dtype)
     first = _leaves(steps[0])
     for v in first:
@@ -1061,6 +1065,7 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
     >>> outputs, h = dynamic_rnn(BasicRNNCell(5), np.zeros((4, 2, 3)))      # outputs (4, 2, 5), h (4, 5)
     """
     _check_cell(cell)
+    dtype = None if dtype is None else _check_dtype(dtype)
     x = _map_with_path(_as_input, inputs, "inputs")
     for v in _leaves(x):
         if v.dim() < 3:
