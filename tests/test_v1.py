@@ -832,3 +832,12 @@ def test_clips_biases_and_loop_dtypes_are_checked():
         v1.static_rnn(cell, [torch.zeros(2, IN)], dtype=torch.int32)
     with pytest.raises(TypeError, match="dtype"):
         v1.dynamic_rnn(cell, torch.zeros(2, 3, IN), dtype="not a dtype")
+
+
+def test_a_cell_dtype_is_kept_when_data_of_another_dtype_arrives():
+    cell = v1.GRUCell(3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="dtype"):
+        v1.dynamic_rnn(cell, torch.zeros(2, 4, IN))  # float32 data: TF1 refuses too
+    assert cell.kernel.dtype == torch.float64
+    outs, _ = v1.dynamic_rnn(cell, torch.zeros(2, 4, IN), dtype=torch.float64)
+    assert outs.dtype == torch.float64

@@ -192,6 +192,12 @@ class _TF1Cell:
         super().build(input_shape)
         self._to_tf1_dtype()
 
+    def maybe_build(self, input_shape, like: torch.Tensor | None = None) -> None:
+        # A cell made with dtype= keeps it (TF1); only the first input's device carries over.
+        if self.tf1_dtype is not None and like is not None:
+            like = torch.empty(0, dtype=self.tf1_dtype, device=like.device)
+        super().maybe_build(input_shape, like=like)
+
     def get_initial_state(self, inputs=None, batch_size=None, dtype=None, device=None):
         """Zeros in the state's structure, TF1's checks included (see the class docstring)."""
         if isinstance(inputs, int) and not isinstance(inputs, bool) and batch_size is None:
