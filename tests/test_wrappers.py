@@ -386,3 +386,16 @@ def test_multirnncell_concatenated_state_and_tf1_error():
         tup(x, s)
     with pytest.raises(ValueError, match=r"\(batch, 6\)"):
         cat(x, torch.randn(5, 7))
+
+
+def test_wrappers_and_stacks_take_tf1_initial_state_arguments():
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    drop = v1.DropoutWrapper(v1.BasicLSTMCell(2, input_size=4).double())
+    state = drop.get_initial_state(inputs=x)
+    assert isinstance(state, v1.LSTMStateTuple) and state.c.shape == (3, 2) and state.c.dtype == torch.float64
+    multi = v1.MultiRNNCell([v1.GRUCell(2, input_size=4), v1.GRUCell(3, input_size=2)], state_is_tuple=False)
+    assert multi.get_initial_state(None, 5, torch.float32).shape == (5, 5)
+    with pytest.raises(ValueError, match="batch size from input tensor is different"):
+        drop.get_initial_state(inputs=x, batch_size=2)
+    with pytest.raises(ValueError, match="cannot be None"):
+        multi.get_initial_state()

@@ -56,6 +56,7 @@ from .wrappers import (
     MultiRNNCell,
     OutputProjectionWrapper,
     ResidualWrapper,
+    initial_state_args,
 )
 
 __all__ = [
@@ -199,28 +200,9 @@ class _TF1Cell:
         super().maybe_build(input_shape, like=like)
 
     def get_initial_state(self, inputs=None, batch_size=None, dtype=None, device=None):
-        """Zeros in the state's structure, TF1's checks included (see the class docstring)."""
-        if isinstance(inputs, int) and not isinstance(inputs, bool) and batch_size is None:
-            inputs, batch_size = None, inputs  # the core's positional call
-        if inputs is not None:
-            inputs = as_tensor(inputs, "inputs")
-            if batch_size is not None and int(batch_size) != inputs.shape[0]:
-                raise ValueError(
-                    "batch_size: batch size from input tensor is different from the input param. "
-                    f"Input tensor batch: {inputs.shape[0]}, batch_size: {int(batch_size)}"
-                )
-            if dtype is not None and dtype != inputs.dtype:
-                raise ValueError(
-                    "dtype: dtype from input tensor is different from the input param. "
-                    f"Input tensor dtype: {inputs.dtype}, dtype: {dtype}"
-                )
-            batch_size, dtype, device = inputs.shape[0], inputs.dtype, device or inputs.device
-        elif batch_size is None:
-            raise ValueError(
-                "batch_size: batch_size and dtype cannot be None while constructing initial state "
-                f"(no inputs given): batch_size={batch_size}, dtype={dtype}"
-            )
-        return self._zeros(int(batch_size), dtype or self.tf1_dtype, device)
+        """Zeros in the state's structure, TF1's checks included (``wrappers.initial_state_args``)."""
+        batch_size, dtype, device = initial_state_args(inputs, batch_size, dtype, device)
+        return self._zeros(batch_size, dtype or self.tf1_dtype, device)
 
     def _zeros(self, batch_size: int, dtype, device):
         return Cell.get_initial_state(self, batch_size, dtype, device)

@@ -100,7 +100,9 @@ class MultiRNNCell(StackedRNNCells):
         """The stack's state from the per-cell states (concatenated with ``state_is_tuple=False``)."""
         return tuple(states) if self.state_is_tuple else torch.cat(list(states), dim=-1)
 
-    def get_initial_state(self, batch_size, dtype=None, device=None):
+    def get_initial_state(self, inputs=None, batch_size=None, dtype=None, device=None):
+        """Zeros of every cell's state (joined when concatenated); TF1's arguments (``initial_state_args``)."""
+        batch_size, dtype, device = initial_state_args(inputs, batch_size, dtype, device)
         return self.join_states(super().get_initial_state(batch_size, dtype=dtype, device=device))
 
     def zero_state(self, batch_size: int, dtype=None, device=None):
@@ -124,6 +126,39 @@ class MultiRNNCell(StackedRNNCells):
 
 
 # ------------------------------------------------------------------ the base
+
+
+def initial_state_args(inputs, batch_size, dtype, device):
+    """``(batch_size, dtype, device)`` from TF1's ``get_initial_state(inputs=None, batch_size=None, dtype=None)``.
+
+    Batch and dtype come from ``inputs`` when given (a different
+    ``batch_size``/``dtype`` is TF1's ``ValueError``); otherwise
+    ``batch_size`` is needed. An int ``inputs`` is a batch size: the core's
+    own positional call ``get_initial_state(batch_size, dtype=, device=)``.
+    """
+    if isinstance(inputs, int) and not isinstance(inputs, bool) and batch_size is None:
+        inputs, batch_size = None, inputs
+    if inputs is not None:
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(f"inputs: expected a tensor to read the batch size and dtype from, got {type(inputs).__name__}")
+        if batch_size is not None and int(batch_size) != inputs.shape[0]:
+            raise ValueError(
+                "batch_size: batch size from input tensor is different from the input param. "
+                f"Input tensor batch: {inputs.shape[0]}, batch_size: {int(batch_size)}"
+            )
+        if dtype is not None and dtype != inputs.dtype:
+            raise ValueError(
+                "dtype: dtype from input tensor is different from the input param. "
+                f"Input tensor dtype: {inputs.dtype}, dtype: {dtype}"
+            )
+        return inputs.shape[0], inputs.dtype, device or inputs.device
+    if batch_size is None:
+        raise ValueError(
+            "batch_size: batch_size and dtype cannot be None while constructing initial state "
+            f"(no inputs given): batch_size={batch_size}, dtype={dtype}"
+        )
+    return int(batch_size), dtype, device
+
 
 # Cells a config names by class (``{"class_name": ..., "config": ...}``) without custom_objects.
 _CORE_CELLS = {c.__name__: c for c in (SimpleRNNCell, GRUCell, LSTMCell, StackedRNNCells)}
@@ -189,7 +224,9 @@ class Wrapper(Layer):
     def input_size(self):
         return getattr(self.cell, "input_size", None)
 
-    def get_initial_state(self, batch_size: int, dtype=None, device=None):
+    def get_initial_state(self, inputs=None, batch_size=None, dtype=None, device=None):
+        """The wrapped cell's zeros; TF1's arguments (``initial_state_args``)."""
+        batch_size, dtype, device = initial_state_args(inputs, batch_size, dtype, device)
         return initial_state_of(self.cell, batch_size, like_weights(self, dtype, device))
 
     def zero_state(self, batch_size: int, dtype=None):
