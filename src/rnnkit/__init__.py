@@ -51,6 +51,7 @@ from .ops import Constant
 from .rnn import RNN, explain, reference_loop
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
+from .tensorboard import TensorBoard
 from .training import History
 from .v1 import dynamic_rnn, static_rnn
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
@@ -103,6 +104,7 @@ __all__ = [
     "TerminateOnNaN",
     "ReduceLROnPlateau",
     "LearningRateScheduler",
+    "TensorBoard",
     "save_model",
     "load_model",
     # which kernel ran and why; fast single steps for generation
