@@ -841,3 +841,17 @@ def test_a_cell_dtype_is_kept_when_data_of_another_dtype_arrives():
     assert cell.kernel.dtype == torch.float64
     outs, _ = v1.dynamic_rnn(cell, torch.zeros(2, 4, IN), dtype=torch.float64)
     assert outs.dtype == torch.float64
+
+
+def test_concatenated_stack_in_rk_rnn_runs_the_reference_loop_and_says_why():
+    """A MultiRNNCell(state_is_tuple=False) handed straight to rk.RNN: one concatenated state, no fused kernel."""
+    torch.manual_seed(0)
+    cells = [v1.BasicLSTMCell(4, state_is_tuple=False), v1.BasicLSTMCell(4, state_is_tuple=False)]
+    stack = v1.MultiRNNCell(cells, state_is_tuple=False)
+    x = torch.randn(2, 5, 3)
+    layer = rk.RNN(stack, return_sequences=True)
+    y = layer(x)
+    assert layer.kernel_used == "reference" and "state_is_tuple=False" in layer.kernel_reason
+    outputs, _ = v1.dynamic_rnn(stack, x)  # v1 cuts the state per cell and runs fused
+    assert stack.kernel_used.startswith("native:")
+    torch.testing.assert_close(outputs, y, rtol=1e-5, atol=1e-6)

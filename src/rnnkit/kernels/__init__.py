@@ -58,10 +58,16 @@ def native_available() -> tuple[bool, str | None]:
     return native.IMPORT_ERROR is None, native.IMPORT_ERROR
 
 
+# TF1's MultiRNNCell(state_is_tuple=False) carries one concatenated state; the kernels take each cell's own.
+CONCATENATED_STATE = "a stack with one concatenated state (state_is_tuple=False) has no fused kernel"
+
+
 def plan_for(cell):
     """``(plan, description)``: the per-cell native plan, or ``(None, reason)``."""
     if native.IMPORT_ERROR is not None:
         return None, native.IMPORT_ERROR
+    if not getattr(cell, "state_is_tuple", True):
+        return None, CONCATENATED_STATE
     cells = list(cell.cells) if isinstance(cell, StackedRNNCells) else [cell]
     plan, names = [], []
     for k, c in enumerate(cells):
@@ -136,6 +142,8 @@ def torch_route(cell, x, mask, dropout):
     the reference loop and says why.
     """
     where = x.device.type.upper()
+    if not getattr(cell, "state_is_tuple", True):
+        return None, f"{where}: reference loop ({CONCATENATED_STATE})"
     stacked = isinstance(cell, StackedRNNCells)
     cells = list(cell.cells) if stacked else [cell]
     plan, names = [], []
