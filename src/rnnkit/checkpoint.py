@@ -36,8 +36,8 @@ from .model import Sequential
 from .serialization import (
     FORMAT,
     FORMAT_VERSION,
-    file_meta,
     check_model,
+    file_meta,
     model_from_files,
     parse_config,
     parse_tensors,
