@@ -75,6 +75,20 @@ def _check_float(value, arg: str, optional: bool = False) -> float | None:
     return float(value)
 
 
+def _check_clip(value, arg: str) -> float | None:
+    """issue 15: a clip bound is a positive number (inf: no clipping) or None; NaN would make every output NaN."""
+    value = _check_float(value, arg, optional=True)
+    if value is not None and not value > 0:
+        raise ValueError(f"{arg}: expected a positive number or None, got {value}")
+    return value
+
+
+def _check_dtype(dtype) -> None:
+    """issue 15: ``dtype`` must be a torch dtype; a string reached ``Tensor.to`` as a device name."""
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype: expected a torch dtype such as torch.float32, or None, got {type(dtype).__name__} {dtype!r}")
+
+
 def _check_state_is_tuple(state_is_tuple) -> None:
     if state_is_tuple is not True:
         raise ValueError(
@@ -181,9 +195,9 @@ class LSTMCell(Cell):
     ):
         _check_state_is_tuple(state_is_tuple)
         self.use_peepholes = bool(use_peepholes)
-        self.cell_clip = _check_float(cell_clip, "cell_clip", optional=True)
+        self.cell_clip = _check_clip(cell_clip, "cell_clip")
         self.num_proj = None if num_proj is None else check_positive_int(num_proj, "num_proj")
-        self.proj_clip = _check_float(proj_clip, "proj_clip", optional=True)
+        self.proj_clip = _check_clip(proj_clip, "proj_clip")
         self.forget_bias = _check_float(forget_bias, "forget_bias")
         super().__init__(num_units, activation=_tf1_activation(activation), name=name, input_size=input_size)
 
@@ -332,6 +346,7 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
     if not inputs:
         raise ValueError("inputs: expected at least one time step, got an empty list")
     xs = [as_tensor(x, f"inputs[{t}]") for t, x in enumerate(inputs)]
+    _check_dtype(dtype)
     if dtype is not None:
         xs = [x.to(dtype) for x in xs]
     first = xs[0]
@@ -397,6 +412,7 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
     """
     _check_cell(cell)
     x = as_tensor(inputs, "inputs")
+    _check_dtype(dtype)
     if dtype is not None:
         x = x.to(dtype)
     if x.dim() != 3:
