@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from sandbox import Sandbox
 
 import rnnkit as rk
 from rnnkit import checkpoint, files, serialization
+from sandbox import Sandbox
 
 KERAS = Path(__file__).parent / "data" / "keras"
 
