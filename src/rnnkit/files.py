@@ -250,7 +250,8 @@ def _record(folder: Path, limits: Limits) -> tuple[bytes | None, dict[str, dict]
     files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == _RECORD_FORMAT else None
     if not isinstance(files, dict) or len(files) > limits.max_tensors:
         raise ValueError(f"{COMMIT}: {path} is not an rnnkit commit record (expected {{'format': "
-                         f"'{_RECORD_FORMAT}', 'files': {{name: {{...}}}}}}, got {str(doc)[:80]})")
+                         f"'{_RECORD_FORMAT}', 'files': {{name: {{...}}}}}}, got {str(doc)[:80]}); the next save "
+                         "into the folder moves it aside")
     for name, entry in files.items():
         ok = (isinstance(name, str) and name == Path(name).name and not name.startswith(".")
               and isinstance(entry, dict) and set(entry) <= {"temp", "sha256", "bytes"})
@@ -329,17 +330,6 @@ def read_group(folder, names, limits: Limits, *, optional=(), json_names=()) -> 
             return Group(folder, data, record)
     raise ValueError(f"{COMMIT}: {folder} got a new commit on each of {_READ_TRIES} reads; a writer is saving "
                      "faster than the files can be read")
-
-
-def read_json(path, what: str | None = None, limits: Limits | None = None):
-    """The JSON document at ``path`` (the last committed version), within ``limits``.
-
-    A missing, unreadable or oversized file raises a ValueError naming ``what`` (default: the file name).
-    """
-    path = Path(path)
-    limits = check_limits(limits)
-    group = read_group(path.parent, [path.name], limits, json_names=[path.name])
-    return loads_json(group[path.name], what or path.name, path, limits)
 
 
 # ---------------------------------------------------------------- writing
@@ -535,7 +525,10 @@ def writer_lock(folder):
 
 def _acquire(path: Path) -> int:
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:  # a link planted as the lock, a read-only folder
+            raise ValueError(f"run directory: the lock {path} cannot be opened ({e.strerror})") from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ValueError(f"run directory: the lock {path} is not a regular file")

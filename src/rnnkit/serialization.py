@@ -9,12 +9,16 @@ docs/checkpoint-format.md) holds::
 and, for a training checkpoint, the files ``rnnkit.checkpoint`` adds.
 Nothing is unpickled: weights are safetensors, everything else JSON, and
 the model is rebuilt only from rnnkit's ``LAYERS`` registry
-(``Sequential.from_config``). A config is checked against its weights
-before anything is built, so a stranger's file cannot ask for terabytes.
-The files change together (``rnnkit.files.write_files``).
+(``Sequential.from_config``). Everything read stays within
+``rnnkit.files.Limits``, and a config is checked against its weights before
+anything real is built (sizes, then a build on the ``meta`` device), so a
+stranger's file cannot ask for terabytes. The files change together and are
+read together (``rnnkit.files.write_files``/``read_group``); the tensor
+file's SHA-256 in the commit record is verified.
 
     save_model(model, "runs/digits")
     model = load_model("runs/digits")     # compiled again if it was compiled with named settings
+    model = load_model("runs/big", limits=Limits(max_file_bytes=16 * 2**30))   # a trusted, bigger model
 """
 
 from __future__ import annotations
