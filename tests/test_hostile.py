@@ -26,15 +26,8 @@ import torch
 
 import rnnkit as rk
 from rnnkit import checkpoint, files, serialization
-from sandbox import Sandbox
 
 KERAS = Path(__file__).parent / "data" / "keras"
-
-
-@pytest.fixture(scope="module")
-def box():
-    with Sandbox() as b:
-        yield b
 
 
 def refused(box, code: str, match: str, kinds=("ValueError", "TypeError")):

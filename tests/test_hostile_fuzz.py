@@ -21,17 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sandbox import Sandbox
-
 # Examples per fuzzer: the commit record's writes fsync each file, so it gets fewer.
 EXAMPLES = {"safetensors_header": 100, "commit_record": 50, "keras_members": 100, "hdf5_layout": 100}
 KERAS = Path(__file__).parent / "data" / "keras"
-
-
-@pytest.fixture(scope="module")
-def box():
-    with Sandbox() as b:
-        yield b
 
 
 def in_child(box, fuzzer: str):
