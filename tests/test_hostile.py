@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -559,36 +560,43 @@ def test_cli_arguments_are_one_line_errors(box, tmp_path, argv, match):
 # ------------------------------------------------------------------ 12. concurrent use
 
 
-HOLDER = """
-import sys, time
-from rnnkit.files import writer_lock
-with writer_lock(sys.argv[1]):
-    print("held", flush=True)
-    time.sleep(60)
-"""
+def hold_lock(folder) -> int:
+    """A forked process that holds ``folder``'s writer lock until it is killed; its pid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child only takes a lock and sleeps: no torch work after the fork
+        try:
+            os.close(r)
+            with files.writer_lock(folder):
+                os.write(w, b"held")
+                time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(w)
+    assert os.read(r, 4) == b"held"
+    os.close(r)
+    return pid
 
 
 def test_a_second_writer_is_refused_naming_the_holder(box, tmp_path):
     run = small_run(tmp_path / "run")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+    holder = hold_lock(run)
     try:
-        assert holder.stdout.readline().strip() == "held"
         code = ("import rnnkit as rk\nfrom rnnkit import serialization\n"
                 f"serialization.save_model(rk.Sequential([rk.Dense(2, input_size=3)]), {str(run)!r})")
-        refused(box, code, rf"run directory: .*run is being written by process {holder.pid} on .*, since .*the lock is")
+        refused(box, code, rf"run directory: .*run is being written by process {holder} on .*, since .*the lock is")
         out = box.run(load_checkpoint_code(run) + "\nresult = 'read'")  # readers take no lock
         assert out.raised is None, str(out)
     finally:
-        holder.kill()
-        holder.wait()
+        os.kill(holder, signal.SIGKILL)
+        os.waitpid(holder, 0)
     # Killed while holding it: the next writer takes the lock over, saying whose it was.
     assert (run / files.LOCK).exists()
     code = ("import rnnkit as rk\nfrom rnnkit import serialization\n"
             f"serialization.save_model(rk.Sequential([rk.Dense(2, input_size=3)]), {str(run)!r})\nresult = 'saved'")
     out = box.run(code)
     assert out.raised is None and out.result == "'saved'", str(out)
-    assert any(f"left by process {holder.pid}" in w and "which has ended" in w for w in out.warnings), out.warnings
+    assert any(f"left by process {holder}" in w and "which has ended" in w for w in out.warnings), out.warnings
     assert not (run / files.LOCK).exists()
 
 
