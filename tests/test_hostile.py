@@ -616,9 +616,11 @@ for epoch in range(1, 10**9):
 """
 
 READER = """
+import time
 from rnnkit.checkpoint import load_checkpoint
 epochs = []
-for _ in range(20):
+end = time.monotonic() + 15
+while (len(epochs) < 20 or len(set(epochs)) < 3) and time.monotonic() < end:
     model, epoch, history, _ = load_checkpoint(FOLDER)
     assert history["loss"] == [float(e) for e in range(epoch)], (epoch, history)
     assert all(bool((p == epoch).all()) for p in model.parameters()), epoch
@@ -659,7 +661,7 @@ def test_readers_during_training_get_the_last_committed_epoch(box, tmp_path):
         out = box.run(READER.replace("FOLDER", repr(str(run))))
         assert out.raised is None, str(out)
         loads, distinct = eval(out.result)
-        assert loads == 20 and distinct >= 2, (loads, distinct, time.monotonic() - start)
+        assert loads >= 20 and distinct >= 3, (loads, distinct, time.monotonic() - start)
     finally:
         saver.kill()
         saver.wait()
