@@ -175,7 +175,8 @@ def _rng_files(model) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def _checked_rng(tensors: dict[str, torch.Tensor], doc: dict) -> tuple:
-    """``(torch CPU state, numpy state, python state, shuffle generator)``, each tried on a throwaway generator."""
+    """``(torch CPU state, CUDA states, numpy state, python state, shuffle generator)``, each tried first on a
+    throwaway generator."""
     for key in ("torch_cpu", "numpy_keys", "python_state", "shuffle_generator"):
         if key not in tensors:
             raise ValueError(f"trainer_state.safetensors: tensor {key!r} is missing")
