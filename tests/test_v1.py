@@ -855,3 +855,12 @@ def test_concatenated_stack_in_rk_rnn_runs_the_reference_loop_and_says_why():
     outputs, _ = v1.dynamic_rnn(stack, x)  # v1 cuts the state per cell and runs fused
     assert stack.kernel_used.startswith("native:")
     torch.testing.assert_close(outputs, y, rtol=1e-5, atol=1e-6)
+
+
+def test_dtype_by_name_as_tf1_accepts_it():
+    """TF1 takes dtype names ("float32") as well as dtypes; the numbers are the same."""
+    cell = v1.GRUCell(3)
+    x = torch.randn(2, 4, 2)
+    by_name, _ = v1.dynamic_rnn(cell, x, dtype="float32")
+    by_dtype, _ = v1.dynamic_rnn(cell, x, dtype=torch.float32)
+    torch.testing.assert_close(by_name, by_dtype, rtol=0, atol=0)

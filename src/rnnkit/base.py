@@ -88,6 +88,10 @@ class Layer(nn.Module):
     def maybe_build(self, input_shape, like: torch.Tensor | None = None) -> None:
         """Build once; a layer built from its first input takes that input's dtype and device."""
         if not self.built:
+            # issue 15: zero features would build empty kernels, and matmuls on them return garbage.
+            if len(input_shape) and input_shape[-1] == 0:
+                raise ValueError(f"inputs: layer {self.name!r} cannot be built for 0 features; expected at least one "
+                                 f"(input shape {tuple(input_shape)})")
             self.build(tuple(input_shape))
             self.input_shape = tuple(input_shape)
             if like is not None and like.is_floating_point():

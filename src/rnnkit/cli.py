@@ -48,6 +48,8 @@ def _arg_type(convert, ok, expected: str):
 
 
 _positive_int = _arg_type(int, lambda v: v >= 1, "a positive integer")
+MAX_UNITS = 8192  # issue 15: --units 1e9 asked the allocator for exabytes; an LSTM of 8192 units is 1 GiB of weights
+_units = _arg_type(int, lambda v: 1 <= v <= MAX_UNITS, f"a positive integer up to {MAX_UNITS}")
 _positive_float = _arg_type(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 _rate = _arg_type(float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
 
@@ -75,7 +77,7 @@ def _sample_help(flag: str) -> str:
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cell", choices=sorted(CELLS), help="recurrent cell (default: the task's preset)")
-    p.add_argument("--units", type=_positive_int, help="units per recurrent layer")
+    p.add_argument("--units", type=_units, help="units per recurrent layer")
     p.add_argument("--layers", type=_positive_int, help="stacked recurrent layers")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="wrap each recurrent layer in Bidirectional (default: the task's preset)")

@@ -134,6 +134,8 @@ def check_sequence_input(inputs, arg: str = "inputs") -> torch.Tensor:
         raise ValueError(f"{arg}: expected a 3-D tensor (batch, time, features), got shape {tuple(x.shape)}")
     if x.shape[1] == 0:
         raise ValueError(f"{arg}: expected at least one time step, got shape {tuple(x.shape)}")
+    if x.shape[2] == 0:  # issue 15: an empty feature axis gives uninitialized outputs on some paths
+        raise ValueError(f"{arg}: expected at least one feature, got shape {tuple(x.shape)}")
     return x
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from . import distributed
 from .callbacks import Callback, LearningRateScheduler, TerminateOnNaN, finite_state
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import TASKS, SampleOptions, Task, build_model, load_task
-from .files import clean_leftovers, write_json
+from .files import clean_leftovers, write_json, writer_lock
 from .model import Sequential
 from .plots import plot_history
 from .serialization import load_model, read_config
@@ -145,9 +145,10 @@ def train(task_name: str, out=None, *, overrides: dict | None = None, quick: boo
         model.compile(s["optimizer"], task.loss, task.metrics, clipnorm=s["clipnorm"], learning_rate=s["lr"])
         run_dir = Path(out or f"runs/{task.name}")
         task_cfg = {"name": task.name, "data": data, "seed": seed, "settings": s, "info": task.info}
-        if distributed.is_main():
-            save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
-        return _fit(task, model, run_dir, task_cfg, 0, {}, ctx, dev, verbose, print_fn)
+        with writer_lock(run_dir) if distributed.is_main() else nullcontext():  # issue 15: one writer per folder
+            if distributed.is_main():
+                save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
+            return _fit(task, model, run_dir, task_cfg, 0, {}, ctx, dev, verbose, print_fn)
 
 
 def resume(run_dir, *, epochs: int | None = None, device: str = "auto", threads: int = 1, verbose="auto",
@@ -158,18 +159,21 @@ def resume(run_dir, *, epochs: int | None = None, device: str = "auto", threads:
     """
     with _processes(device, threads) as (ctx, dev):
         run_dir = Path(run_dir)
-        if distributed.is_main():
-            clean_leftovers(run_dir)  # finish or discard what a killed writer left
-        distributed.barrier()
-        task_cfg = _task_config(run_dir, "resume")
-        s = dict(task_cfg["settings"])
-        if epochs is not None:
-            s["epochs"] = epochs
-        task = load_task(task_cfg["name"], data=task_cfg.get("data"), seed=task_cfg["seed"])
-        model, start_epoch, history, _ = load_checkpoint(run_dir, device=dev)
-        task_cfg["settings"] = s
-        print_fn(f"resuming {task.name} from {run_dir} at epoch {start_epoch}/{s['epochs']}")
-        return _fit(task, model, run_dir, task_cfg, start_epoch, history, ctx, dev, verbose, print_fn)
+        if not run_dir.is_dir():
+            raise ValueError(f"resume: {run_dir} does not exist or is not a directory")
+        with writer_lock(run_dir) if distributed.is_main() else nullcontext():  # issue 15: one writer per folder
+            if distributed.is_main():
+                clean_leftovers(run_dir)  # finish or discard what a killed writer left
+            distributed.barrier()
+            task_cfg = _task_config(run_dir, "resume")
+            s = dict(task_cfg["settings"])
+            if epochs is not None:
+                s["epochs"] = epochs
+            task = load_task(task_cfg["name"], data=task_cfg.get("data"), seed=task_cfg["seed"])
+            model, start_epoch, history, _ = load_checkpoint(run_dir, device=dev)
+            task_cfg["settings"] = s
+            print_fn(f"resuming {task.name} from {run_dir} at epoch {start_epoch}/{s['epochs']}")
+            return _fit(task, model, run_dir, task_cfg, start_epoch, history, ctx, dev, verbose, print_fn)
 
 
 def _fit(task: Task, model, run_dir: Path, task_cfg: dict, start_epoch: int, history: dict, ctx, device, verbose,
@@ -225,6 +229,19 @@ def _task_config(run_dir: Path, what: str) -> dict:
     if (not isinstance(task_cfg, dict) or task_cfg.get("name") not in TASKS
             or not isinstance(task_cfg.get("settings"), dict)):
         raise ValueError(f"{what}: {run_dir} was not written by `rnnkit train` (no task in config.json)")
+    # issue 15: a hand-edited task section gave KeyError tracebacks; name what is missing instead.
+    s = task_cfg["settings"]
+    missing = [k for k in SETTINGS if k not in s] + [k for k in ("seed", "info") if k not in task_cfg]
+    if missing:
+        raise ValueError(f"{what}: config.json's task section lacks {missing}; expected the settings {list(SETTINGS)}, "
+                         "seed and info that `rnnkit train` writes")
+    for key in ("epochs", "batch_size", "units", "layers"):
+        if type(s[key]) is not int or s[key] < 1:
+            raise ValueError(f"{what}: config.json: task.settings.{key} should be a positive integer, got {s[key]!r}")
+    if type(task_cfg["seed"]) is not int:
+        raise ValueError(f"{what}: config.json: task.seed should be an integer, got {task_cfg['seed']!r}")
+    if not isinstance(s["lr"], (int, float)) or isinstance(s["lr"], bool) or not 0 < s["lr"] < math.inf:
+        raise ValueError(f"{what}: config.json: task.settings.lr should be a positive number, got {s['lr']!r}")
     return task_cfg
 
 

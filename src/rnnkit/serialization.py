@@ -9,23 +9,26 @@ docs/checkpoint-format.md) holds::
 and, for a training checkpoint, the files ``rnnkit.checkpoint`` adds.
 Nothing is unpickled: weights are safetensors, everything else JSON, and
 the model is rebuilt only from rnnkit's ``LAYERS`` registry
-(``Sequential.from_config``). A config is checked against its weights
-before anything is built, so a stranger's file cannot ask for terabytes.
-The files change together (``rnnkit.files.write_files``).
+(``Sequential.from_config``). Everything read stays within
+``rnnkit.files.Limits``, and a config is checked against its weights before
+anything real is built (sizes, then a build on the ``meta`` device), so a
+stranger's file cannot ask for terabytes. The files change together and are
+read together (``rnnkit.files.write_files``/``read_group``); the tensor
+file's SHA-256 in the commit record is verified.
 
     save_model(model, "runs/digits")
     model = load_model("runs/digits")     # compiled again if it was compiled with named settings
+    model = load_model("runs/big", limits=Limits(max_file_bytes=16 * 2**30))   # a trusted, bigger model
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-from .files import deferred_interrupt, json_bytes, read_bytes, read_json, write_files
+from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import OPTIMIZERS
@@ -43,23 +46,60 @@ def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> 
     return safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
 
 
-def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file; a ValueError naming the file when it is missing or invalid."""
-    path = Path(path)
-    try:
-        data = read_bytes(path)
-    except FileNotFoundError:
-        raise ValueError(f"{path.name}: {path} does not exist") from None
-    except OSError as e:
-        raise ValueError(f"{path.name}: {path} cannot be read ({e})") from None
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_header(data: bytes, what: str, path, limits: Limits) -> dict[str, str]:
+    """Check a safetensors header within ``limits`` before safetensors allocates anything; its metadata.
+
+    The header is JSON: ``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``,
+    and each tensor's bytes must lie in the file and match its shape.
+    """
+    if len(data) < 8:
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (only {len(data)} bytes)")
+    n = int.from_bytes(data[:8], "little")
+    if n > limits.max_json_bytes:
+        raise ValueError(f"{what}: {path} declares a header of {n} bytes, more than Limits.max_json_bytes="
+                         f"{limits.max_json_bytes}; not a valid safetensors file")
+    if 8 + n > len(data):
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (header of {n} bytes, file of {len(data)})")
+    header = loads_json(data[8:8 + n], what, path, limits)
+    if not isinstance(header, dict):
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (the header is not a JSON object)")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(f"{what}: {path} has metadata that is not a string map")
+    if len(header) > limits.max_tensors:
+        raise ValueError(f"{what}: {path} holds {len(header)} tensors, more than Limits.max_tensors={limits.max_tensors}")
+    body = len(data) - 8 - n
+    for name, entry in header.items():
+        ok = isinstance(entry, dict) and entry.get("dtype") in _DTYPE_BYTES
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+        if not ok:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} should be {{'dtype', 'shape': [ints >= 0], "
+                             f"'data_offsets': [begin, end]}}, got {str(entry)[:80]}")
+        if len(shape) > limits.max_rank:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} has {len(shape)} dimensions, more than "
+                             f"Limits.max_rank={limits.max_rank}")
+        size = _DTYPE_BYTES[entry["dtype"]]
+        for d in shape:
+            size *= d
+        if not 0 <= offsets[0] <= offsets[1] <= body or offsets[1] - offsets[0] != size:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} of shape {shape} needs {size} bytes, its "
+                             f"data_offsets {offsets} give {offsets[1] - offsets[0]} within a body of {body}")
+    return meta
+
+
+def parse_tensors(data: bytes, what: str, path, limits: Limits) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of the safetensors bytes ``data``; a ValueError naming the file when invalid."""
+    meta = _check_header(data, what, path, limits)
     try:
         tensors = safetensors.torch.load(data)
-        # safetensors checked the header; its metadata must be a string -> string map.
-        meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise ValueError(f"{path.name}: {path} is not a valid safetensors file ({e})") from None
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise ValueError(f"{path.name}: {path} has metadata that is not a string map")
+        raise ValueError(f"{what}: {path} is not a valid safetensors file ({e})") from None
     return tensors, meta
 
 
@@ -118,38 +158,54 @@ def save_model(model: Sequential, path, task: dict | None = None) -> Path:
                                   "config.json": json_bytes(run_config(model, task))})
 
 
-def read_config(path) -> dict:
-    """``config.json`` of a run directory, checked for format and version."""
+def _run_dir(path) -> Path:
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"run directory: {folder} does not exist or is not a directory")
-    config = read_json(folder / "config.json", "config.json")
+    return folder
+
+
+def parse_config(data: bytes, folder: Path, limits: Limits) -> dict:
+    """``config.json``'s bytes parsed within ``limits`` and checked for format and version."""
+    config = loads_json(data, "config.json", folder / "config.json", limits)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"config.json: {folder} is not an rnnkit run directory (format {config.get('format')!r})"
                          if isinstance(config, dict) else f"config.json: expected a JSON object in {folder}")
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise ValueError(f"config.json: format_version {version!r} is not supported (this rnnkit reads 1..{FORMAT_VERSION})")
+    if not isinstance(config.get("model"), dict):
+        raise ValueError(f"config.json: expected a model description (a JSON object) in {folder}")
     return config
 
 
-def load_model(path, compile: bool = True, device=None) -> Sequential:
+def read_config(path, limits: Limits | None = None) -> dict:
+    """``config.json`` of a run directory (its last committed version), checked for format and version."""
+    folder, limits = _run_dir(path), check_limits(limits)
+    return parse_config(read_group(folder, ["config.json"], limits, json_names=["config.json"])["config.json"],
+                        folder, limits)
+
+
+def load_model(path, compile: bool = True, device=None, *, limits: Limits | None = None) -> Sequential:
     """Rebuild the model of a run directory from its config and load its weights (validated).
 
     ``device`` (e.g. "cpu", "cuda", "auto") places the model before the
     optimizer is created, so restored optimizer state lands beside the weights.
+    ``limits`` (``rnnkit.files.Limits``) bounds what is read and built; raise
+    it for a trusted model bigger than the defaults allow.
     """
-    folder = Path(path)
-    config = read_config(folder)
-    tensors, _ = load_tensors(folder / "model.safetensors")
-    if not isinstance(config.get("model"), dict):
-        raise ValueError(f"config.json: expected a model description (a JSON object) in {folder}")
-    _check_sizes(config["model"], tensors)
-    try:
-        model = Sequential.from_config(config["model"])
-    except (KeyError, TypeError, IndexError, OverflowError, RecursionError) as e:
-        raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
-    _check_tensors(tensors, model.state_dict(), "model.safetensors")
+    folder, limits = _run_dir(path), check_limits(limits)
+    group = read_group(folder, ["config.json", "model.safetensors"], limits, json_names=["config.json"])
+    config = parse_config(group["config.json"], folder, limits)
+    tensors, _ = parse_tensors(group["model.safetensors"], "model.safetensors", folder / "model.safetensors", limits)
+    check_model(config["model"], tensors, folder, limits)
+    group.check_digests()
+    return model_from_files(folder, config, tensors, compile, device)
+
+
+def model_from_files(folder: Path, config: dict, tensors: dict[str, torch.Tensor], compile: bool, device) -> Sequential:
+    """Build the model ``config`` describes, load ``tensors`` into it, place and compile it (after ``check_model``)."""
+    model = _build(config["model"], folder)
     model.load_state_dict(tensors)
     if device is not None:
         model.to(resolve_device(device))
@@ -160,26 +216,54 @@ def load_model(path, compile: bool = True, device=None) -> Sequential:
     return model
 
 
+def _build(model_config: dict, folder: Path) -> Sequential:
+    try:
+        return Sequential.from_config(model_config)
+    except (KeyError, TypeError, IndexError, OverflowError, RecursionError, RuntimeError) as e:
+        raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
+
+
+def check_model(model_config: dict, tensors: dict[str, torch.Tensor], folder: Path, limits: Limits) -> None:
+    """Refuse a config that the weights do not back, before anything real is built.
+
+    Building allocates and initializes every weight and traces a fixed
+    ``input_shape`` once, so a config from a stranger could otherwise ask
+    for terabytes, or minutes of orthogonal initialization. First each size
+    is checked against ``limits`` and against the non-empty tensors (a real
+    config's sizes all appear as their dimensions); then the model is built
+    on the ``meta`` device, which allocates nothing, and its tensors' names,
+    shapes and dtypes must be the file's.
+    """
+    _check_sizes(model_config, tensors, limits)
+    # Without input_shape: saved layers record their sizes, and no trace runs (it would take time, and
+    # an Embedding's id check cannot run on meta tensors).
+    shadow_config = {k: v for k, v in model_config.items() if k != "input_shape"}
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # initializers draw nothing from the real RNG
+        shadow = _build(shadow_config, folder)
+    _check_tensors(tensors, shadow.state_dict(), "model.safetensors")
+
+
 # Config keys that size a weight: each must be a dimension of some tensor in model.safetensors.
 _SIZE_KEYS = ("units", "input_size", "input_dim", "output_dim")
-MAX_TIME_STEPS = 100_000  # a fixed time axis in a config is traced once when the model is built
 
 
-def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """Refuse a config whose sizes the weights file does not back, before building anything.
+def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor], limits: Limits) -> None:
+    """Every size in the config within ``limits`` and backed by a dimension of a non-empty tensor.
 
-    Building allocates and initializes every weight and traces ``input_shape``
-    once, so a config from a stranger could otherwise ask for terabytes or a
-    billion time steps. A real config's sizes all appear as tensor dimensions.
+    An empty tensor costs nothing to store, so a ``(20000, 0)`` tensor backs no size.
     """
-    largest = max((d for t in tensors.values() for d in t.shape), default=0)
+    largest = max((d for t in tensors.values() if t.numel() for d in t.shape), default=0)
 
     def walk(node, where):
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in _SIZE_KEYS and isinstance(v, int) and not isinstance(v, bool) and v > largest:
-                    raise ValueError(f"config.json: {where}{k}={v} is larger than any tensor in model.safetensors "
-                                     f"(largest dimension {largest}); the config does not describe these weights")
+                if k in _SIZE_KEYS and isinstance(v, int) and not isinstance(v, bool):
+                    if v > limits.max_size:
+                        raise ValueError(f"config.json: {where}{k}={v} is more than Limits.max_size={limits.max_size}")
+                    if v > largest:
+                        raise ValueError(f"config.json: {where}{k}={v} is larger than any tensor in model.safetensors "
+                                         f"(largest dimension of a non-empty tensor {largest}); the config does not "
+                                         "describe these weights")
                 walk(v, f"{where}{k}.")
         elif isinstance(node, list):
             for i, v in enumerate(node):
@@ -193,12 +277,12 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
             or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape)):
         raise ValueError(f"config.json: input_shape must be [time] or [time, features] with positive integers "
                          f"(time may be null), got {shape!r}")
-    if shape[0] is not None and shape[0] > MAX_TIME_STEPS:
-        raise ValueError(f"config.json: input_shape has {shape[0]} time steps, more than the {MAX_TIME_STEPS} a "
-                         "loaded model may trace; save the model with input_shape=(None, features)")
-    if len(shape) == 2 and shape[1] is not None and tensors and shape[1] > largest:
+    if shape[0] is not None and shape[0] > limits.max_steps:
+        raise ValueError(f"config.json: input_shape has {shape[0]} time steps, more than Limits.max_steps="
+                         f"{limits.max_steps} a loaded model may trace; save the model with input_shape=(None, features)")
+    if len(shape) == 2 and shape[1] is not None and (shape[1] > limits.max_size or tensors and shape[1] > largest):
         raise ValueError(f"config.json: input_shape has {shape[1]} features, larger than any tensor in "
-                         f"model.safetensors (largest dimension {largest})")
+                         f"model.safetensors (largest dimension {largest}) or Limits.max_size={limits.max_size}")
 
 
 def _compile_from_config(model: Sequential, cc) -> None:

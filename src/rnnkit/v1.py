@@ -116,6 +116,14 @@ def _check_float(value, arg: str, optional: bool = False) -> float | None:
     return float(value)
 
 
+def _check_clip(value, arg: str) -> float | None:
+    """A clip bound: a finite number >= 0 (TF1 allows 0: everything clipped to 0), or None (no clipping)."""
+    value = _check_float(value, arg, optional=True)
+    if value is not None and value < 0:
+        raise ValueError(f"{arg}: expected a number >= 0 or None, got {value}")
+    return value
+
+
 def _check_bool(value, arg: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{arg}: expected True or False, got {type(value).__name__} {value!r}")
@@ -428,9 +436,9 @@ class LSTMCell(_TF1Cell, Cell):
         _check_reuse(reuse)
         self._set_dtype(dtype)
         self.use_peepholes = bool(use_peepholes)
-        self.cell_clip = _check_float(cell_clip, "cell_clip", optional=True)
+        self.cell_clip = _check_clip(cell_clip, "cell_clip")
         self.num_proj = None if num_proj is None else check_positive_int(num_proj, "num_proj")
-        self.proj_clip = _check_float(proj_clip, "proj_clip", optional=True)
+        self.proj_clip = _check_clip(proj_clip, "proj_clip")
         self.num_unit_shards = _check_shards(num_unit_shards, "num_unit_shards")
         self.num_proj_shards = _check_shards(num_proj_shards, "num_proj_shards")
         self.forget_bias = _check_float(forget_bias, "forget_bias")
