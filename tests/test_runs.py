@@ -34,4 +34,5 @@ def test_quick_run_evaluates_and_a_task_without_sampling_says_so(tmp_path, capsy
         runs.sample(tmp_path / "h", device="cpu")
     capsys.readouterr()
     assert cli.main(["train", "--resume", str(tmp_path / "h"), "--quick"]) == 2
-    assert "--quick sets up a new run" in capsys.readouterr().err
+    assert "train --resume: --quick cannot change a run that continues with its saved settings" in \
+        capsys.readouterr().err

@@ -15,6 +15,7 @@ from . import distributed, interop, v1
 from .base import Layer
 from .callbacks import (
     Callback,
+    CSVLogger,
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
@@ -82,6 +83,7 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "Callback",
+    "CSVLogger",
     "EarlyStopping",
     "ModelCheckpoint",
     "TerminateOnNaN",
