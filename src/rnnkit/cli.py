@@ -199,7 +199,7 @@ def _overrides(args) -> dict:
 def _resume(args) -> None:
     given = [_flag(k) for k in _NOT_WITH_RESUME if getattr(args, k) not in (None, False)]
     if given:
-        raise ValueError(f"train --resume: {_either(given)} cannot change a run that continues with its saved "
+        raise ValueError(f"train --resume: {_either(given).replace(' or ', ' and ')} cannot change a run that continues with its saved "
                          f"settings; resume takes --epochs, --out (a branch), --data, --device and --threads, "
                          f"or start a new run with `rnnkit train TASK ... --out NEW_DIR`")
     runs.resume(args.resume, epochs=args.epochs, out=args.out, data=args.data, overwrite=args.overwrite,

@@ -134,8 +134,9 @@ def _processes(device: str, threads: int):
             distributed.cleanup()
 
 
-def _ways_forward(run_dir: Path) -> str:
-    return f"continue it with `rnnkit train --resume {run_dir}`, or train into a new --out (--overwrite replaces it)"
+def _ways_forward(run_dir: Path, finished: bool = False) -> str:
+    resume = f"rnnkit train --resume {run_dir}" + (" --epochs N" if finished else "")
+    return f"continue it with `{resume}`, or train into a new --out (--overwrite replaces it)"
 
 
 def check_out(run_dir: Path, overwrite: bool = False) -> bool:
@@ -157,7 +158,7 @@ def check_out(run_dir: Path, overwrite: bool = False) -> bool:
     except ValueError:
         planned = None
     what = "a run" if done is None else f"a run at epoch {done}" + (f" of {planned}" if planned else "")
-    raise ValueError(f"out: {run_dir} already holds {what}; {_ways_forward(run_dir)}")
+    raise ValueError(f"out: {run_dir} already holds {what}; {_ways_forward(run_dir, done is not None and done == planned)}")
 
 
 def train(task_name: str, out=None, *, overrides: dict | None = None, quick: bool = False, data=None, seed: int = 0,
