@@ -42,7 +42,8 @@ def plot_history(history: dict[str, list[float]], path, title: str = "") -> Path
     """Loss (left) and each metric (right), training and validation, per epoch."""
     plt = _pyplot()
     metrics = [k for k in history if not k.startswith("val_") and k not in ("loss", "lr")]
-    fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(10 if metrics else 5.5, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 1 + bool(metrics), figsize=(10 if metrics else 5.5, 4), squeeze=False,
+                             layout="constrained")
     for ax, names in zip(axes[0], (["loss"], metrics)):
         for name in names:
             for key, style in ((name, "-"), (f"val_{name}", "--")):
@@ -51,6 +52,7 @@ def plot_history(history: dict[str, list[float]], path, title: str = "") -> Path
         if not any("acc" in name for name in names):  # accuracies stay on a linear [0, 1] axis
             _log_if_wide(ax, [v for name in names for key in (name, f"val_{name}") for v in history.get(key, [])])
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # no epoch 2.5
         ax.set_ylabel(", ".join(names))
         ax.grid(alpha=0.3, which="both")
         ax.legend()
@@ -90,7 +92,7 @@ def plot_series(t_window, window, forecast, truth, path, t_gen=None, generated=N
     t_next = t_window + (t_window[1] - t_window[0] if len(t_window) > 1 else 1.0)
     plt = _pyplot()
     rows = 2 if generated is not None else 1
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 3.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 3.5 * rows), squeeze=False, layout="constrained")
     ax = axes[0][0]
     ax.plot(t_window, window, "o-", color="0.6", label="input window")
     ax.plot(t_next, truth, "s", mfc="none", color="C0", label="truth (next value)")
