@@ -30,6 +30,7 @@ SHELL = ("sh", "bash", "shell")
 NOT_RUN = {
     "make demo": "builds .venv/; timed from a fresh clone by hand (README), and `rnnkit demo --quick` is tested",
     "make test": "is this test suite",
+    "source .venv/bin/activate": "needs the .venv/ of `make demo`; here bin/ puts this interpreter's rnnkit on PATH",
     "python3 -m venv /tmp/kerasenv": "installs Keras from a package index (network)",
     "KERAS_BACKEND=torch /tmp/kerasenv/bin/python": "needs the Keras venv of the line before",
 }
