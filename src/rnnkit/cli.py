@@ -202,6 +202,9 @@ def _resume(args) -> None:
         raise ValueError(f"train --resume: {_either(given).replace(' or ', ' and ')} cannot change a run that continues with its saved "
                          f"settings; resume takes --epochs, --out (a branch), --data, --device and --threads, "
                          f"or start a new run with `rnnkit train TASK ... --out NEW_DIR`")
+    if args.overwrite and args.out is None:
+        raise ValueError("train --resume: --overwrite replaces a run in --out (a branch); without --out the run "
+                         "continues where it is")
     runs.resume(args.resume, epochs=args.epochs, out=args.out, data=args.data, overwrite=args.overwrite,
                 device=args.device, threads=args.threads)
 
