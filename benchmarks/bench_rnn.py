@@ -19,6 +19,11 @@ the best PyTorch contender (``nn.RNN/GRU/LSTM`` or the ``nn.*Cell`` loop).
     python benchmarks/bench_rnn.py            # full run, writes benchmarks/results.json
     python benchmarks/bench_rnn.py --quick    # a short run
     python benchmarks/bench_rnn.py --no-optional  # without JAX/Keras even when installed
+    python benchmarks/bench_rnn.py --shapes [--compile] [--kinds GRU LSTM]  # issue 14's four shapes, fp32/bf16
+    python benchmarks/bench_rnn.py --denormal-sweep  # SimpleRNN/LSTM train steps, 125..2,000 steps, flushed or not
+
+The JSON records the CPU model and its AVX-512/BF16/AMX flags. On a shared
+machine the milliseconds are noisy: compare the ratios, not the absolute times.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit as rk
-from rnnkit.kernels import Stepper, explain
+from rnnkit.kernels import Stepper
+from rnnkit.rnn import explain
 
 BATCH, STEPS, FEATURES, UNITS, CLASSES = 128, 28, 28, 128, 10
 KINDS = {"SimpleRNN": (1, nn.RNN, nn.RNNCell), "GRU": (3, nn.GRU, nn.GRUCell), "LSTM": (4, nn.LSTM, nn.LSTMCell)}
@@ -356,6 +362,161 @@ def bench_long(rounds):
             "kernel": explain(layer)}
 
 
+def bench_denormal_sweep(steps=(125, 250, 500, 1000, 2000), units=256, batch=32, features=32, rounds=1):
+    """One training step of SimpleRNN and LSTM over growing lengths (issue 14).
+
+    The early steps' gradients decay into subnormal floats; unflushed, x86
+    CPUs slow down 10-100x on them, so the step's cost jumps above a few
+    hundred steps instead of growing linearly. Contenders: rnnkit (flushing,
+    its default), rnnkit with ``flush_denormals(False)``, and torch.nn's
+    fused layer. Reports wall ms and process CPU ms (steadier on a shared
+    machine: time other processes take is not counted) and CPU ms per step.
+    """
+    out = {}
+    for kind, torch_layer in (("SimpleRNN", nn.RNN), ("LSTM", nn.LSTM)):
+        for t in steps:
+            layer, fns = sweep_contenders(kind, torch_layer, batch, t, features, units)
+            for fn in fns.values():
+                fn()  # warm up
+            row = {}
+            for name, fn in fns.items():
+                walls, cpus = [], []
+                for _ in range(rounds):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    fn()
+                    walls.append((time.perf_counter() - w0) * 1e3)
+                    cpus.append((time.process_time() - c0) * 1e3)
+                row[name] = {"wall_ms": min(walls), "cpu_ms": min(cpus), "cpu_ms_per_step": min(cpus) / t}
+            out[f"{kind}/{t}"] = {**row, "kernel": layer.kernel_used}
+            print(f"  {kind} {t} steps: " + ", ".join(f"{k} {v['cpu_ms']:.0f} cpu ms" for k, v in row.items()),
+                  file=sys.stderr)
+    return out
+
+
+def sweep_contenders(kind, torch_layer, batch, steps, features, units):
+    """The sweep's rnnkit layer and its three training-step callables."""
+    from rnnkit.kernels import flush_denormals
+
+    torch.manual_seed(0)
+    x = torch.randn(batch, steps, features)
+    layer = getattr(rk, kind)(units, input_shape=(steps, features))
+    reference = torch_layer(features, units, batch_first=True)
+
+    def rk_step(flush):
+        def step():
+            previous = flush_denormals(flush)
+            try:
+                layer.zero_grad(set_to_none=True)
+                layer(x).square().mean().backward()
+            finally:
+                flush_denormals(previous)
+
+        return step
+
+    def torch_step():
+        reference.zero_grad(set_to_none=True)
+        reference(x)[0][:, -1].square().mean().backward()
+
+    return layer, {"rnnkit": rk_step(True), "rnnkit_no_flush": rk_step(False), "torch_nn_module": torch_step}
+
+
+# The issue's four shapes: (batch, steps, units); 32 input features except the MNIST rows (28).
+SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
+          "B64_T100_H512": (64, 100, 512)}
+
+
+def shape_contenders(kind, batch, steps, units, train, bf16, compile_loop):
+    """``{name: callable}`` for one shape: rnnkit, torch.nn's layer, optionally torch.compile'd cell loop.
+
+    Each callable runs one forward (``infer``, no grad) or forward + backward
+    (``train``, loss on the last output) under bfloat16 autocast when ``bf16``.
+    Returns ``(fns, compile_seconds or None)``.
+    """
+    features = 28 if steps == 28 else 32
+    torch.manual_seed(0)
+    x = torch.randn(batch, steps, features)
+    rk_layer = getattr(rk, kind)(units, input_shape=(steps, features))
+    torch_layer = KINDS[kind][1](features, units, batch_first=True)
+    cell = KINDS[kind][2](features, units)
+    lstm = kind == "LSTM"
+
+    def cell_loop(xs):
+        h = xs.new_zeros(xs.shape[0], units)
+        state = (h, h) if lstm else h
+        for t in range(xs.shape[1]):
+            state = cell(xs[:, t], state)
+        return state[0] if lstm else state
+
+    models = {"rnnkit": rk_layer, "torch_nn_module": lambda xs: torch_layer(xs)[0][:, -1]}
+    compile_s = None
+    if compile_loop:
+        compiled = torch.compile(cell_loop)
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), torch.set_grad_enabled(train):
+            out = compiled(x)
+            if train:
+                out.float().square().mean().backward()
+        compile_s = time.perf_counter() - t0
+        models["torch_compile_cell_loop"] = compiled
+
+    def make(model, params):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                if not train:
+                    with torch.no_grad():
+                        model(x)
+                    return
+                for p in params:
+                    p.grad = None
+                model(x).float().square().mean().backward()
+
+        return run
+
+    params = {"rnnkit": list(rk_layer.parameters()), "torch_nn_module": list(torch_layer.parameters()),
+              "torch_compile_cell_loop": list(cell.parameters())}
+    fns = {name: make(model, params[name]) for name, model in models.items()}
+    return fns, compile_s, rk_layer
+
+
+def bench_shapes(kinds=("LSTM",), rounds=3, compile_loop=False):
+    """The four shapes x train/infer x float32/bfloat16 autocast: ms medians and ratios to torch.nn."""
+    out = {}
+    for kind in kinds:
+        for label, (batch, steps, units) in SHAPES.items():
+            for mode in ("train", "infer"):
+                for precision in ("float32", "bf16_autocast"):
+                    fns, compile_s, layer = shape_contenders(kind, batch, steps, units, mode == "train",
+                                                             precision != "float32", compile_loop)
+                    iters = max(1, min(10, int(4e6 // (batch * steps * units))))
+                    ms = time_rounds(fns, rounds, iters, warmup=1)
+                    key = f"{kind}/{label}/{mode}/{precision}"
+                    out[key] = {"ms": ms, "min_ms": dict(LAST_MINIMA),
+                                "ratio_to_torch_nn": {k: v / ms["torch_nn_module"] for k, v in ms.items()},
+                                "kernel": layer.kernel_used}
+                    if compile_s is not None:
+                        out[key]["compile_s"] = compile_s
+                    print(f"  {key}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()), file=sys.stderr)
+    return out
+
+
+def print_shapes(shapes):
+    print(f"\n{'shape (median ms; ratio to torch.nn)':<44}{'rnnkit':>16}{'torch.nn':>10}{'compiled loop':>16}")
+    for key, r in shapes.items():
+        ms, ratio = r["ms"], r["ratio_to_torch_nn"]
+        compiled = (f"{ms['torch_compile_cell_loop']:>8.1f} ({ratio['torch_compile_cell_loop']:.2f})"
+                    if "torch_compile_cell_loop" in ms else "")
+        print(f"{key:<44}{ms['rnnkit']:>9.1f} ({ratio['rnnkit']:.2f}){ms['torch_nn_module']:>10.1f}{compiled:>16}")
+
+
+def print_sweep(sweep):
+    names = ("rnnkit", "rnnkit_no_flush", "torch_nn_module")
+    print(f"\n{'denormal sweep (B32 H256 train)':<34}" + "".join(f"{n + ' cpu ms':>24}" for n in names)
+          + f"{'rnnkit cpu ms/step':>20}")
+    for key, row in sweep.items():
+        print(f"{key:<34}" + "".join(f"{row[n]['cpu_ms']:>24.1f}" for n in names)
+              + f"{row['rnnkit']['cpu_ms_per_step']:>20.3f}")
+
+
 # ------------------------------------------------------------------- report
 
 
@@ -375,6 +536,25 @@ def print_table(results):
           + ", ".join(f"{k}: {v / 2**20:.1f}" for k, v in long["saved_bytes_by_steps"].items()))
 
 
+def cpu_info() -> dict:
+    """The CPU's model and the flags that decide bf16 and subnormal speed (Linux; else what platform knows)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
+    return {"model": model, "flags": {f: f in flags for f in wanted},
+            "mkldnn_bf16": bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (fewer rounds)")
@@ -382,16 +562,39 @@ def main(argv=None):
                         help="torch intra-op threads (default: torch's choice, one per core)")
     parser.add_argument("--no-optional", action="store_true",
                         help="leave out JAX and Keras even when installed (their worker threads add noise)")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.json"),
-                        help="where to write the JSON results (default: benchmarks/results.json)")
+    parser.add_argument("--denormal-sweep", action="store_true",
+                        help="only the subnormal sweep: SimpleRNN/LSTM training steps, 125 to 2,000 steps (issue 14)")
+    parser.add_argument("--shapes", action="store_true",
+                        help="only the issue's four shapes, train/infer, float32 and bfloat16 autocast")
+    parser.add_argument("--kinds", nargs="+", default=["LSTM"], choices=list(KINDS),
+                        help="layer kinds for --shapes (default: LSTM)")
+    parser.add_argument("--compile", action="store_true",
+                        help="with --shapes: add torch.compile of the nn.*Cell loop (compile time reported; slow)")
+    parser.add_argument("--out", default=None,
+                        help="where to write the JSON results (default: benchmarks/results.json, "
+                             "benchmarks/denormal_sweep.json with --denormal-sweep)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rounds, iters = (3, 3) if args.quick else (9, 10)
+    here = os.path.dirname(__file__)
+    machine = {"platform": platform.platform(), "cpu": cpu_info(), "cpus": os.cpu_count(),
+               "torch": torch.__version__, "threads": torch.get_num_threads()}
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if args.denormal_sweep:
+        sweep = bench_denormal_sweep(rounds=1 if args.quick else 3)
+        print_sweep(sweep)
+        write_json({"date": date, "machine": machine, "denormal_sweep": sweep},
+                   args.out or os.path.join(here, "denormal_sweep.json"))
+        return
+    if args.shapes:
+        shapes = bench_shapes(args.kinds, rounds=1 if args.quick else 3, compile_loop=args.compile)
+        print_shapes(shapes)
+        write_json({"date": date, "machine": machine, "shapes": shapes}, args.out or os.path.join(here, "shapes.json"))
+        return
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "date": date,
+        "machine": machine,
         "shape": {"batch": BATCH, "steps": STEPS, "features": FEATURES, "units": UNITS, "classes": CLASSES},
         "rounds": rounds,
         "iters_per_round": iters,
@@ -403,11 +606,15 @@ def main(argv=None):
     results["generation_us"] = bench_generation(rounds, iters * 20)
     results["long"] = bench_long(max(1, rounds // 3))
     print_table(results)
-    tmp = args.out + ".tmp"
+    write_json(results, args.out or os.path.join(here, "results.json"))
+
+
+def write_json(results, path):
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(results, f, indent=2)
-    os.replace(tmp, args.out)  # never a half-written file
-    print(f"\nwrote {args.out}")
+    os.replace(tmp, path)  # never a half-written file
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

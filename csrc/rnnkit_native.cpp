@@ -27,6 +27,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -34,6 +35,13 @@
 #include <mutex>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -508,6 +516,82 @@ RNNKIT_INLINE void gru_before_bwd2(const Back<T>& s) {
 RNNKIT_DEFINE(float)
 RNNKIT_DEFINE(double)
 
+// ------------------------------------------------ flush-to-zero mode
+// Gradients that decay back through a long sequence become subnormal floats,
+// and arithmetic on subnormals runs 10-100x slower on x86 (microcode assists):
+// issue 14 measured a 1,000-step LSTM training step at 5.8 s, 0.36 s flushed.
+// So every entry point runs with subnormal results flushed to zero and
+// subnormal inputs read as zero (MXCSR FTZ|DAZ on x86-64, FPCR.FZ on aarch64)
+// and gives each thread back the mode it had. The FP mode is per thread: the
+// calling thread, each at::parallel_for body and each thread BLAS or oneDNN
+// runs on (torch's OpenMP pool) sets it for itself. Off with
+// rnnkit.kernels.flush_denormals(False) (set_flush_denormals below).
+std::atomic<bool> g_flush{true};
+
+#if defined(__x86_64__)
+constexpr uint32_t kFlushBits = (1u << 15) | (1u << 6);  // MXCSR FTZ, DAZ
+uint32_t fp_mode() { return _mm_getcsr(); }
+void set_fp_mode(uint32_t m) { _mm_setcsr(m); }
+#elif defined(__aarch64__)
+constexpr uint64_t kFlushBits = uint64_t(1) << 24;  // FPCR.FZ (inputs and results)
+uint64_t fp_mode() { uint64_t m; __asm__ __volatile__("mrs %0, fpcr" : "=r"(m)); return m; }
+void set_fp_mode(uint64_t m) { __asm__ __volatile__("msr fpcr, %0" : : "r"(m)); }
+#else
+constexpr uint32_t kFlushBits = 0;  // no known switch: subnormals stay (correct, maybe slow)
+uint32_t fp_mode() { return 0; }
+void set_fp_mode(uint32_t) {}
+#endif
+using FpMode = decltype(fp_mode());
+
+// Per thread: how many flush scopes are open, and the mode before the first.
+thread_local int tl_flush_depth = 0;
+thread_local FpMode tl_saved_mode = 0;
+
+void flush_enter() {
+  if (tl_flush_depth++ == 0) {
+    tl_saved_mode = fp_mode();
+    set_fp_mode(tl_saved_mode | kFlushBits);
+  }
+}
+void flush_leave() {
+  if (tl_flush_depth > 0 && --tl_flush_depth == 0) set_fp_mode(tl_saved_mode);
+}
+
+// This thread, for one scope (a call, or one parallel_for body).
+struct ThreadFlush {
+  const bool on = g_flush.load(std::memory_order_relaxed);
+  ThreadFlush() { if (on) flush_enter(); }
+  ~ThreadFlush() { if (on) flush_leave(); }
+  ThreadFlush(const ThreadFlush&) = delete;
+  ThreadFlush& operator=(const ThreadFlush&) = delete;
+};
+
+// f on the calling thread and on every other thread of torch's OpenMP pool:
+// the threads MKL's GEMMs and oneDNN's kernels run on, which no
+// parallel_for body of ours reaches. (The extension's OpenMP is torch's
+// libgomp, one pool; libgomp reuses the same threads for every team.)
+template <typename F>
+void on_pool(F f) {
+  f();
+#ifdef _OPENMP
+  if (omp_in_parallel()) return;  // inside a parallel region: the pool is busy, nested teams are serial
+  const int n = at::get_num_threads();
+#pragma omp parallel num_threads(n)
+  {
+    if (omp_get_thread_num() != 0) f();
+  }
+#endif
+}
+
+// The calling thread and the pool, for one sequence call (forward, backward).
+struct PoolFlush {
+  const bool on = g_flush.load(std::memory_order_relaxed);
+  PoolFlush() { if (on) on_pool(flush_enter); }
+  ~PoolFlush() { if (on) on_pool(flush_leave); }
+  PoolFlush(const PoolFlush&) = delete;
+  PoolFlush& operator=(const PoolFlush&) = delete;
+};
+
 // ----------------------------------------------------------- helpers
 template <typename T>
 T* ptr(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
@@ -521,6 +605,7 @@ template <typename T>
 void fwd_par(const Step<T>& s, int64_t cell, int64_t a, int phase) {
   const int64_t grain = std::max<int64_t>(1, 16384 / (s.U * gate_width(cell)));
   at::parallel_for(0, s.B, grain, [&](int64_t b0, int64_t b1) {
+    ThreadFlush flush;
     Step<T> part = s;
     part.b0 = b0, part.b1 = b1;
     fwd_step(part, cell, a, phase);
@@ -531,6 +616,7 @@ template <typename T>
 void bwd_par(const Back<T>& s, T* gh, int64_t cell, int64_t a, int phase) {
   const int64_t grain = std::max<int64_t>(1, 16384 / (s.U * gate_width(cell)));
   at::parallel_for(0, s.B, grain, [&](int64_t b0, int64_t b1) {
+    ThreadFlush flush;
     Back<T> part = s;
     part.b0 = b0, part.b1 = b1;
     bwd_step(part, gh + b0 * s.U, cell, a, phase);  // gh: per-row scratch, one row per chunk
@@ -673,6 +759,73 @@ void gemm(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda
   at::mm_out(c, a, b);
 }
 
+// ------------------------------------------------------------- bfloat16
+// Under torch.autocast("cpu", dtype=torch.bfloat16) the layer passes its
+// kernels as bfloat16: each product rounds its float32 left operand to
+// bfloat16 and multiplies through at::mm (oneDNN: AVX512-BF16/AMX where the
+// CPU has them, float32 accumulation, a bfloat16 result as every autocast
+// matmul gives), and the result joins the float32 pointwise pass; the state
+// and the gates stay float32. MKL's gemm_bf16bf16f32 (float32 result) was
+// measured 5-30x slower here (it repacks the weights on every call; AMD
+// EPYC), at::mm on bfloat16 2x faster than float32 from 32 rows, slower
+// below: products of fewer than kBf16MinRows rows use the bfloat16-rounded
+// weights in float32 instead.
+constexpr int64_t kBf16MinRows = 16;
+
+// float32 -> bfloat16 bits, rounded to nearest even (what at::BFloat16 does)
+RNNKIT_INLINE uint16_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // NaN stays NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// C (m, n) = bf16(A) (m, k) @ op(B), B bfloat16 bits; A rounded into `scratch` (m * k).
+void gemm_bf16(bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const uint16_t* B,
+               int64_t ldb, float* C, int64_t ldc, uint16_t* scratch) {
+  if (m == 0 || n == 0) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) scratch[i * k + j] = bf16_bits(A[i * lda + j]);
+  const auto bf = at::TensorOptions().dtype(at::kBFloat16);
+  at::Tensor a = at::from_blob(scratch, {m, k}, bf);
+  at::Tensor b = trans_b ? at::from_blob(const_cast<uint16_t*>(B), {n, k}, {ldb, 1}, bf).t()
+                         : at::from_blob(const_cast<uint16_t*>(B), {k, n}, {ldb, 1}, bf);
+  at::from_blob(C, {m, n}, {ldc, 1}, at::TensorOptions().dtype(at::kFloat)).copy_(at::mm(a, b));
+}
+
+// A weight matrix of T, or its bfloat16 copy under autocast (then `rounded`
+// is that copy in float32, for products too small to gain from bfloat16).
+// `mul` is C = A @ op(this + off).
+template <typename T>
+struct Weights {
+  const T* full = nullptr;
+  const uint16_t* half = nullptr;
+  at::Tensor rounded;
+  explicit Weights(const at::Tensor& w) {
+    if (w.scalar_type() == at::kBFloat16) {
+      half = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+      rounded = w.to(c10::CppTypeToScalarType<T>::value);
+      full = rounded.data_ptr<T>();
+    } else {
+      full = w.data_ptr<T>();
+    }
+  }
+  void mul(bool trans_b, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda, int64_t off, int64_t ld, T* C,
+           int64_t ldc, uint16_t* scratch) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (half && m >= kBf16MinRows) return gemm_bf16(trans_b, m, n, k, A, lda, half + off, ld, C, ldc, scratch);
+    }
+    gemm<T>(trans_b, m, n, k, A, lda, full + off, ld, C, ldc);
+  }
+};
+
+// a @ b for the whole-sequence products of backward: bfloat16 operands under autocast.
+at::Tensor mm_as(const at::Tensor& a, const at::Tensor& b, bool half) {
+  if (!half) return at::mm(a, b);
+  return at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)).to(at::kFloat);
+}
+
 // --------------------------------------------------------------- forward
 // x (T, B, F) time-major; W (F, G); U (units, G). Computes the input
 // projection xw = x W of every step as one GEMM into a reused buffer (the
@@ -692,7 +845,12 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   // (a fresh one page-faults in on every call, measured 0.5 ms at this size).
   at::Tensor X = x.is_contiguous() ? x : cache().empty({T_, B, F}, opts).copy_(x);
   at::Tensor XW = cache().empty({T_, B, G}, opts);
-  gemm<T>(false, T_ * B, G, F, X.data_ptr<T>(), F, W.data_ptr<T>(), G, XW.data_ptr<T>(), G);
+  const Weights<T> Wm(W), Um(U);
+  const bool half = Um.half != nullptr;
+  // bfloat16 copies of each product's left operand (autocast): the input, then per block of rows one step's
+  at::Tensor scratch = half ? at::empty({std::max(T_ * B * F, B * G)}, at::kBFloat16) : at::Tensor();
+  uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
+  Wm.mul(false, T_ * B, G, F, X.data_ptr<T>(), F, 0, G, XW.data_ptr<T>(), G, scr);
   at::Tensor bz = bin.defined() ? bin : at::zeros({G}, opts);
   at::Tensor brz = cell == GRU_AFTER ? (brec.defined() ? brec : at::zeros({G}, opts)) : at::Tensor();
 
@@ -712,7 +870,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   at::Tensor hin_next = rd.defined() ? at::empty({B, units}, opts) : at::Tensor();
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  const T *xwp = XW.data_ptr<T>(), *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
+  const T *xwp = XW.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
   T *Hp = Hs.data_ptr<T>(), *Yp = Y.data_ptr<T>(), *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *RHp = ptr<T>(RH);
   T *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
   const bool* maskp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
@@ -730,7 +888,8 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
       const int64_t ts = save ? t : 0;
       const T* hprev = Hp + t * BU;
       const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
-      gemm<T>(false, nb, mw, units, hin_t, units, Up, G, mmp + b0 * mw, mw);
+      uint16_t* scr_r = half ? scr + b0 * G : nullptr;  // this block's rows of the scratch
+      Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
       s.xw = xwp + t * B * G;
@@ -757,7 +916,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
         s1.hin = hin_l;
         if (split) fwd_par(s1, cell, a, 1);
         else fwd_step(s1, cell, a, 1);
-        gemm<T>(false, nb, units, units, s.rh + b0 * units, units, Up + 2 * units, G, mm2p + b0 * units, units);
+        Um.mul(false, nb, units, units, s.rh + b0 * units, units, 2 * units, G, mm2p + b0 * units, units, scr_r);
         s.mm2 = mm2p;
       }
       if (split) fwd_par(s, cell, a, 2);
@@ -771,6 +930,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
       at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
+      ThreadFlush flush;
       OneBlasThread one_blas;
       for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
     });
@@ -788,12 +948,17 @@ std::vector<at::Tensor> forward(int64_t cell, int64_t a, const at::Tensor& x, co
                                 const c10::optional<at::Tensor>& c0, const c10::optional<at::Tensor>& mask,
                                 const c10::optional<at::Tensor>& rd, bool zero_out, bool save, bool need_y) {
   TORCH_CHECK(x.dim() == 3, "x: expected a (T, B, F) tensor");
+  PoolFlush flush;
   TORCH_CHECK(x.device().is_cpu(), "x: the native kernels run on CPU tensors");
   auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
-  if (x.scalar_type() == at::kDouble)
+  if (x.scalar_type() == at::kDouble) {
+    TORCH_CHECK(W.scalar_type() == at::kDouble && U.scalar_type() == at::kDouble, "W, U: expected float64 with a float64 x");
     return forward_impl<double>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
                                 c(mask), c(rd), zero_out, save, need_y);
+  }
   TORCH_CHECK(x.scalar_type() == at::kFloat, "x: expected float32 or float64");
+  TORCH_CHECK(W.scalar_type() == U.scalar_type() && (W.scalar_type() == at::kFloat || W.scalar_type() == at::kBFloat16),
+              "W, U: expected both float32 or both bfloat16 (autocast) with a float32 x");
   return forward_impl<float>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
                              c(mask), c(rd), zero_out, save, need_y);
 }
@@ -829,7 +994,11 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   }
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  const T *Up = U.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0), *Hp = Hs.data_ptr<T>();
+  const Weights<T> Um(U);
+  const bool half = Um.half != nullptr;
+  at::Tensor scratch = half ? at::empty({B * G}, at::kBFloat16) : at::Tensor();  // per block of rows, as in forward
+  uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
+  const T *rdp = ptr<T>(rd), *c0p = ptr<T>(c0), *Hp = Hs.data_ptr<T>();
   const T *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *Hinp = Hin.data_ptr<T>();
   const T* dyp = dY.defined() ? dY.data_ptr<T>() : nullptr;
   T *dxwp = dXW.data_ptr<T>(), *dhup = dHU.data_ptr<T>(), *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
@@ -863,14 +1032,15 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
       if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 1);
       else bwd_step(s, gh_r, cell, a, 1);
       T* dxw_r = s.dxw + b0 * G;
+      uint16_t* scr_r = half ? scr + b0 * G : nullptr;
       if (before) {
-        gemm<T>(true, nb, units, units, dxw_r + 2 * units, G, Up + 2 * units, G, mm2p + b0 * units, units);
+        Um.mul(true, nb, units, units, dxw_r + 2 * units, G, 2 * units, G, mm2p + b0 * units, units, scr_r);
         s.mm2 = mm2p;
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
-        gemm<T>(true, nb, units, 2 * units, dxw_r, G, Up, G, mmp + b0 * units, units);
+        Um.mul(true, nb, units, 2 * units, dxw_r, G, 0, G, mmp + b0 * units, units, scr_r);
       } else {
-        gemm<T>(true, nb, units, G, s.dhu + b0 * G, G, Up, G, mmp + b0 * units, units);
+        Um.mul(true, nb, units, G, s.dhu + b0 * G, G, 0, G, mmp + b0 * units, units, scr_r);
       }
     }
   };
@@ -880,6 +1050,7 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
       at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
+      ThreadFlush flush;
       OneBlasThread one_blas;
       for (int64_t k = k0; k < k1; ++k) run_rows(k * B / blocks, (k + 1) * B / blocks, false);
     });
@@ -888,21 +1059,22 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   // The weights' gradients: one product over all steps each.
   const int64_t N = T_ * B;
   at::Tensor d2 = dXW.view({N, G});
-  at::Tensor dW = at::mm(X.view({N, F}).t(), d2);
+  at::Tensor dW = mm_as(X.view({N, F}).t(), d2, half);
   at::Tensor db_in = has_bin ? d2.sum(0) : at::Tensor();
   at::Tensor dX;
   if (need_dx) {
     dX = cache().empty({T_, B, F}, opts);
     at::Tensor dX2 = dX.view({N, F});
-    at::mm_out(dX2, d2, W.t());
+    if (half) dX2.copy_(mm_as(d2, W.t(), true));
+    else at::mm_out(dX2, d2, W.t());
   }
   at::Tensor Hin2 = Hin.reshape({N, units});
   at::Tensor dU;
   if (before) {
-    dU = at::cat({at::mm(Hin2.t(), d2.narrow(1, 0, 2 * units)),
-                  at::mm(RH.view({N, units}).t(), d2.narrow(1, 2 * units, units))}, 1);
+    dU = at::cat({mm_as(Hin2.t(), d2.narrow(1, 0, 2 * units), half),
+                  mm_as(RH.view({N, units}).t(), d2.narrow(1, 2 * units, units), half)}, 1);
   } else {
-    dU = at::mm(Hin2.t(), dHU.view({N, G}));
+    dU = mm_as(Hin2.t(), dHU.view({N, G}), half);
   }
   at::Tensor db_rec = has_brec ? dHU.view({N, G}).sum(0) : at::Tensor();
   return {dX, dW, db_in, dU, db_rec, dh0, dc};
@@ -916,10 +1088,14 @@ std::vector<at::Tensor> backward(int64_t cell, int64_t a, const c10::optional<at
                                  const c10::optional<at::Tensor>& rd, bool zero_out, const at::Tensor& Hs,
                                  const c10::optional<at::Tensor>& Cs, const c10::optional<at::Tensor>& Gates,
                                  const c10::optional<at::Tensor>& RH) {
+  PoolFlush flush;
   auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
   // dY arrives as the transpose of the (B, T, U) output gradient: read it in
   // place when its rows are contiguous, instead of copying it.
   at::Tensor dy = dY && dY->defined() && dY->stride(2) == 1 ? *dY : c(dY);
+  TORCH_CHECK(W.scalar_type() == U.scalar_type() && (W.scalar_type() == Hs.scalar_type() ||
+              (Hs.scalar_type() == at::kFloat && W.scalar_type() == at::kBFloat16)),
+              "W, U: expected the state's dtype, or bfloat16 (autocast) with float32");
   if (Hs.scalar_type() == at::kDouble)
     return backward_impl<double>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
                                  need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));
@@ -1042,7 +1218,10 @@ std::vector<at::Tensor> step_small(int64_t cell, int64_t a, const at::Tensor& x,
   const int64_t tiles = (s.U + kTile<T> - 1) / kTile<T>;
   // Two or more threads only when the weights are big enough to be worth splitting.
   const int64_t grain = Uw.numel() >= (1 << 17) ? 1 : tiles;
-  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) { small_step(s, cell, t0, t1); });
+  at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
+    ThreadFlush flush;
+    small_step(s, cell, t0, t1);
+  });
   return {hn, cn};
 }
 
@@ -1055,6 +1234,7 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
                              const c10::optional<at::Tensor>& brec, const at::Tensor& h,
                              const c10::optional<at::Tensor>& c) {
   at::NoGradGuard no_grad;
+  ThreadFlush flush;  // generation's small steps: the calling thread (the pool enters per call in forward)
   auto def = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
   at::Tensor bi = def(b_in), br = def(brec), cc = def(c);
   if (bi.defined() && bi.dim() == 2) {
@@ -1071,6 +1251,23 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
   return {out[1], out[2]};
 }
 
+// The switch, and the pool-wide scope for the torch ops rnnkit calls (oneDNN's LSTM).
+bool set_flush_denormals(bool on) { return g_flush.exchange(on); }
+void flush_pool_enter() { on_pool(flush_enter); }
+void flush_pool_leave() { on_pool(flush_leave); }
+
+// Whether subnormals are flushed on the calling thread (first) and each other pool thread.
+std::vector<bool> pool_flush_state() {
+  std::vector<bool> out(1 + (at::in_parallel_region() ? 0 : at::get_num_threads() - 1), false);
+  std::mutex mu;
+  int k = 0;
+  on_pool([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    if (k < static_cast<int>(out.size())) out[k++] = kFlushBits != 0 && (fp_mode() & kFlushBits) == kFlushBits;
+  });
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1078,4 +1275,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "Run a built-in cell over a time-major sequence");
   m.def("backward", &backward, "Backprop through time for `forward`");
   m.def("step", &step, "One step of a cell, no autograd (generation)");
+  m.def("set_flush_denormals", &set_flush_denormals, "Flush subnormals in the kernels' calls (on by default); returns the previous setting");
+  m.def("flush_pool_enter", &flush_pool_enter, "Flush subnormals on this thread and torch's OpenMP pool (nestable)");
+  m.def("flush_pool_leave", &flush_pool_leave, "Undo one flush_pool_enter: each thread gets its own mode back");
+  m.def("pool_flush_state", &pool_flush_state, "Whether the calling thread, then each pool thread, flushes subnormals");
+  m.attr("FLUSH_SUPPORTED") = kFlushBits != 0;
 }

@@ -19,8 +19,8 @@ import torch
 import rnnkit as rk
 from rnnkit import kernels
 from rnnkit.cells import DropoutMasks
-from rnnkit.kernels import Stepper, explain, native, native_available, select, torch_route
-from rnnkit.rnn import RNN, tree_flatten
+from rnnkit.kernels import Stepper, native, native_available, select, torch_route
+from rnnkit.rnn import RNN, explain, tree_flatten
 
 BUILT, WHY_NOT = native_available()
 needs_native = pytest.mark.skipif(not BUILT, reason=f"{WHY_NOT} (the reference loop runs instead)")
@@ -413,7 +413,7 @@ def test_explain_and_debug_log(caplog):
 def test_torch_route_matches_reference(name, monkeypatch):
     """CUDA's route (torch's fused RNN op, cuDNN there), checked on the CPU, where the same op runs:
     the weight and gate-order conversion gives the reference loop's outputs and every gradient."""
-    monkeypatch.setattr(kernels, "select", lambda layer, x, state, mask, dropout: torch_route(layer, x, mask, dropout))
+    monkeypatch.setattr(kernels, "select", lambda cell, x, mask, dropout, label: torch_route(cell, x, mask, dropout))
     for stacked in (False, True):
         torch.manual_seed(int(stacked))
         cell = [CELLS[name](3), CELLS[name](4)] if stacked else CELLS[name](4)
@@ -432,14 +432,14 @@ def test_torch_route_says_what_it_cannot_cover():
         (rk.LSTMCell(3, recurrent_activation="hard_sigmoid"), "the fused kernel covers tanh/sigmoid"),
     ):
         layer = RNN(cell, input_shape=(3, 2))
-        kernel, reason = torch_route(layer, x, None, None)
+        kernel, reason = torch_route(layer.cell, x, None, None)
         assert kernel is None and expected in reason, reason
     layer = rk.LSTM(3, input_shape=(3, 2))
     mask = torch.ones(2, 3, dtype=torch.bool)
-    assert "no mask" in torch_route(layer, x, mask, None)[1]
+    assert "no mask" in torch_route(layer.cell, x, mask, None)[1]
     drop = DropoutMasks(input=torch.ones(2, 2), recurrent=None)
-    assert "dropout" in torch_route(layer, x, None, drop)[1]
-    kernel, reason = torch_route(layer, x, None, DropoutMasks())
+    assert "dropout" in torch_route(layer.cell, x, None, drop)[1]
+    kernel, reason = torch_route(layer.cell, x, None, DropoutMasks())
     assert kernel is not None and kernel.name == "torch-cudnn:LSTMCell", reason
 
 
@@ -447,7 +447,7 @@ def test_select_reports_non_cpu_devices():
     layer = rk.LSTM(3)
     layer(torch.randn(1, 2, 2))
     x = torch.empty(1, 2, 2, device="meta")
-    kernel, reason = select(layer, x, None, None, DropoutMasks())
+    kernel, reason = select(layer.cell, x, None, DropoutMasks())
     if BUILT:
         assert kernel is None and reason.startswith("META: reference loop")
 

@@ -459,3 +459,189 @@ def test_seed_time_series_model_trains_and_generates():
             y_pred, _ = v1.dynamic_rnn(cell, np.array(sequence[-n_steps:]).reshape(1, n_steps, 1))
             sequence.append(float(y_pred[0, -1, 0]))
     assert len(sequence) == n_steps + 30 and np.isfinite(sequence).all()
+
+
+# ------------------------------------------------- the fused kernels run v1 cells
+
+
+FUSED = {
+    "GRUCell": lambda: v1.GRUCell(4),
+    "BasicLSTMCell": lambda: v1.BasicLSTMCell(4, forget_bias=0.7),
+    "LSTMCell": lambda: v1.LSTMCell(4, forget_bias=1.3),
+    "MultiRNNCell": lambda: v1.MultiRNNCell([v1.BasicLSTMCell(4), v1.GRUCell(3), v1.BasicRNNCell(2)]),
+}
+
+
+def reference(cell, x, init=None, lengths=None):
+    """The readable loop: RNN with unroll=True calls the v1 cell's own TF1 step at each time step."""
+    layer = rk.RNN(cell, return_sequences=True, return_state=True, zero_output_for_mask=True, unroll=True)
+    out, *flat = layer(x, initial_state=init, lengths=lengths)
+    return out, rk.rnn.tree_unflatten(cell.get_initial_state(x.shape[0], dtype=x.dtype), flat)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(FUSED))
+def test_v1_gru_and_lstm_run_fused_and_match_their_own_step(name, dtype):
+    torch.manual_seed(0)
+    cell = FUSED[name]()
+    cell.maybe_build((IN,))
+    cell = randomize(cell.to(dtype))
+    x = torch.randn(4, 20, IN, dtype=dtype)
+    lengths = [20, 7, 0, 13]
+    init = rk.rnn.tree_unflatten(
+        cell.get_initial_state(4), [torch.randn_like(s) for s in tree_flatten(cell.get_initial_state(4))]
+    )
+    tol = {} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
+    for kw in ({}, {"sequence_length": lengths, "initial_state": init}):
+        outs, state = v1.dynamic_rnn(cell, x, **kw)
+        assert cell.kernel_used.split(":")[0] in ("native", "torch-onednn"), (cell.kernel_used, cell.kernel_reason)
+        assert "fused" in cell.kernel_reason or "oneDNN" in cell.kernel_reason
+        outs_s, state_s = v1.static_rnn(cell, list(x.unbind(1)), **kw)
+        assert cell.kernel_used.split(":")[0] in ("native", "torch-onednn"), (cell.kernel_used, cell.kernel_reason)
+        ref_outs, ref_state = reference(cell, x, kw.get("initial_state"), kw.get("sequence_length"))
+        torch.testing.assert_close(outs, ref_outs, **tol)
+        torch.testing.assert_close(torch.stack(outs_s, 1), ref_outs, **tol)
+        assert_states_close(state, state_s)
+        assert type(state) is type(ref_state)
+        for p, q in zip(tree_flatten(state), tree_flatten(ref_state), strict=True):
+            torch.testing.assert_close(p, q, **tol)
+
+
+@pytest.mark.parametrize("name", list(FUSED))
+def test_v1_fused_gradients_equal_the_reference_loop(name):
+    torch.manual_seed(0)
+    cell = built64(FUSED[name]())
+    x = torch.randn(3, 6, IN, dtype=torch.float64, requires_grad=True)
+    lengths = [6, 2, 4]
+    grads = []
+    for run in (
+        lambda: v1.dynamic_rnn(cell, x, sequence_length=lengths),
+        lambda: reference(cell, x, lengths=lengths),
+    ):
+        cell.zero_grad()
+        x.grad = None
+        outs, state = run()
+        (outs.square().sum() + sum(s.sum() for s in tree_flatten(state))).backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in cell.parameters()])
+    assert cell.kernel_used != "reference"
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: v1.GRUCell(2), lambda: v1.BasicLSTMCell(2, forget_bias=0.6)], ids=["GRU", "LSTM"]
+)
+def test_gradcheck_through_the_fused_v1_path(make):
+    torch.manual_seed(0)
+    cell = make()
+    cell.maybe_build((2,))
+    cell = randomize(cell.double())
+    names = [n for n, _ in cell.named_parameters()]
+
+    class Run(nn.Module):
+        def __init__(self, cell):
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x):
+            outputs, state = v1.dynamic_rnn(self.cell, x, sequence_length=[3, 1])
+            return (outputs, *tree_flatten(state))
+
+    run = Run(cell)
+
+    def g(x, *params):
+        return functional_call(run, {f"cell.{n}": p for n, p in zip(names, params)}, (x,))
+
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in cell.parameters()]
+    assert torch.autograd.gradcheck(g, (x, *params))
+    assert cell.kernel_used.startswith("native:")
+
+
+@pytest.mark.parametrize(
+    "kw, feature",
+    [({"use_peepholes": True}, "use_peepholes"), ({"cell_clip": 0.5}, "cell_clip"), ({"num_proj": 2}, "num_proj")],
+    ids=["peepholes", "cell_clip", "num_proj"],
+)
+def test_tf1_only_lstm_features_say_why_they_run_the_reference_loop(kw, feature, caplog):
+    cell = v1.LSTMCell(4, **kw)
+    x = torch.randn(2, 5, IN)
+    with caplog.at_level("DEBUG", logger="rnnkit.kernels"):
+        v1.dynamic_rnn(cell, x)
+    assert cell.core_cell() is None and cell.tf1_features() == [feature]
+    assert cell.kernel_used == "reference" and feature in cell.kernel_reason and "own step" in cell.kernel_reason
+    assert any(feature in r.getMessage() for r in caplog.records)
+    multi = v1.MultiRNNCell([v1.GRUCell(3), v1.LSTMCell(4, **kw)])
+    v1.static_rnn(multi, list(x.unbind(1)))
+    assert multi.kernel_used == "reference" and multi.kernel_reason.startswith("cells[1]: ")
+
+
+def test_a_flat_initial_state_is_in_tf1_order_on_the_fused_path():
+    cell = built64(v1.BasicLSTMCell(4))
+    x = torch.randn(3, 5, IN, dtype=torch.float64)
+    c0, h0 = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    outs, state = v1.dynamic_rnn(cell, x, initial_state=[c0, h0])  # TF1's flat order: c, then h
+    ref, ref_state = reference(cell, x, v1.LSTMStateTuple(c0, h0))
+    assert cell.kernel_used.startswith("native:")
+    torch.testing.assert_close(outs, ref)
+    assert_states_close(state, ref_state)
+
+
+def test_core_cell_is_the_same_math_on_reordered_weights():
+    u = 4
+    lstm = randomize(v1.BasicLSTMCell(u, forget_bias=0.7, input_size=IN).double())
+    core = lstm.core_cell()
+    assert type(core) is rk.LSTMCell and list(core.parameters()) == []  # views of lstm's parameters, no copy kept
+    torch.testing.assert_close(core.kernel, tf1_to_keras_lstm(lstm.kernel, u))
+    bias = tf1_to_keras_lstm(lstm.bias, u).clone()
+    bias[u : 2 * u] += 0.7
+    torch.testing.assert_close(core.bias, bias)
+    x, c, h = (torch.randn(3, n, dtype=torch.float64) for n in (IN, u, u))
+    y, (c1, h1) = lstm(x, v1.LSTMStateTuple(c, h))
+    y_core, (h_core, c_core) = core(x, rk.LSTMState(h, c))
+    torch.testing.assert_close(y, y_core)
+    torch.testing.assert_close(c1, c_core)
+    gru = randomize(v1.GRUCell(u, input_size=IN).double())
+    core = gru.core_cell()
+    assert type(core) is rk.GRUCell and not core.reset_after
+    torch.testing.assert_close(core(x, h)[0], gru(x, h)[0])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: v1.GRUCell(4, input_size=IN),
+        lambda: v1.BasicLSTMCell(4, forget_bias=0.3, input_size=IN),
+        lambda: v1.LSTMCell(4, use_peepholes=True, num_proj=2, input_size=IN),
+    ],
+    ids=["GRU", "BasicLSTM", "LSTM-peephole-proj"],
+)
+def test_weights_round_trip_in_tf1_layout(make):
+    cell = make()
+    rng = np.random.default_rng(0)
+    arrays = [rng.uniform(-1, 1, w.shape).astype(np.float32) for w in cell.get_weights()]
+    cell.set_weights(arrays)
+    for a, b in zip(cell.get_weights(), arrays, strict=True):
+        np.testing.assert_array_equal(a, b)  # the stored parameters are TF1's, untouched by the core form
+    v1.dynamic_rnn(cell, torch.randn(2, 3, IN))
+    for a, b in zip(cell.get_weights(), arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert list(cell.state_dict()) == [n for n, _ in cell.named_parameters()][: len(arrays)]
+
+
+def test_a_plain_callable_cell_runs_in_both_functions():
+    class Accumulate:  # not a module: state_size and cell(x, state) are all a cell needs
+        state_size = IN
+
+        def __call__(self, x, state):
+            return x + state, x + state
+
+    x = torch.randn(2, 4, IN, dtype=torch.float64)
+    outs, state = v1.dynamic_rnn(Accumulate(), x, sequence_length=[4, 2])
+    outs_s, state_s = v1.static_rnn(Accumulate(), list(x.unbind(1)), sequence_length=[4, 2])
+    torch.testing.assert_close(
+        outs, x.cumsum(1) * (torch.arange(4)[None, :, None] < torch.tensor([4, 2])[:, None, None])
+    )
+    torch.testing.assert_close(torch.stack(outs_s, 1), outs)
+    torch.testing.assert_close(state, state_s)
+    torch.testing.assert_close(state, torch.stack([x[0].sum(0), x[1, :2].sum(0)]))

@@ -10,7 +10,7 @@ import torch
 import rnnkit as rk
 from rnnkit import v1
 from rnnkit.rnn import sample_dropout_masks, tree_flatten
-from rnnkit.wrappers import WrapperDropout
+from rnnkit.wrappers import DropoutWrapperMasks
 
 
 def copy_of(cell):
@@ -204,7 +204,7 @@ def test_dropout_passes_the_wrapped_cells_own_masks():
     drop = v1.DropoutWrapper(inner, variational_recurrent=True)
     x, s0 = torch.randn(6, 3), inner.get_initial_state(6)
     masks = sample_dropout_masks(drop, 6, x)
-    assert isinstance(masks, WrapperDropout) and isinstance(masks.inner, rk.DropoutMasks)
+    assert isinstance(masks, DropoutWrapperMasks) and isinstance(masks.inner, rk.DropoutMasks)
     y, s = drop(x, s0, masks)
     y_inner, s_inner = inner(x, s0, masks.inner)
     torch.testing.assert_close(y, y_inner)

@@ -4,11 +4,17 @@
     rnn = rk.SimpleRNN(2, return_sequences=True, return_state=True)
     outputs, states = rnn(x_data)          # x_data: (batch, time, features)
 
-The tree reads in dependency order: ops (activations, initializers) ->
-base (Layer) -> cells (one time step) -> kernels (fused paths) -> rnn (the
-time loop) -> layers -> training, callbacks -> model (Sequential) -> io (run
-directories); then wrappers and v1 (TF1), tbptt, interop, distributed, data
-(the seeds' tasks), plots and cli.
+The tree reads in dependency order, floor by floor (``python
+scripts/import_graph.py`` prints the floors; there is no import cycle):
+
+* files (atomic writes), ops (activations, initializers, checks), base (Layer),
+  losses, optimizers, callbacks, distributed;
+* cells (one time step) -> kernels/ (fused paths) -> rnn (the time loop, the
+  definition) -> layers, wrappers -> v1 (TF1 names, thin over the core);
+* training (compile/fit/evaluate/predict) -> model (Sequential) -> tbptt;
+* serialization (configs, safetensors) -> checkpoint (resumable runs) -> interop/;
+* data/ (each task's presets, report, sampling) -> runs (run directories) -> cli
+  (parses and dispatches only).
 """
 
 from . import distributed, interop, v1
@@ -23,7 +29,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .checkpoint import ModelCheckpoint
-from .kernels import Stepper, explain
+from .kernels import Stepper
 from .layers import (
     GRU,
     LSTM,
@@ -40,7 +46,7 @@ from .layers import (
 from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
 from .model import Sequential
 from .ops import Constant
-from .rnn import RNN, reference_loop
+from .rnn import RNN, explain, reference_loop
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
 from .training import History

@@ -36,15 +36,39 @@ class Layer(nn.Module):
 
     Subclasses create their parameters in ``build(input_shape)`` (the shape
     without the batch axis) and list them in Keras's order in ``weights``.
+    A layer made of other layers (an ``RNN`` around its cell, a stack, a
+    wrapper) names them in ``_built_parts()`` and is built when they are.
+
+    Class attributes a ``Sequential`` reads: ``supports_masking`` (the layer
+    passes the incoming mask on) and ``takes_mask`` (its forward reads one,
+    as ``layer(x, mask=mask)``).
     """
 
     supports_masking = False
+    takes_mask = False
 
     def __init__(self, name: str | None = None, input_shape=None):
         super().__init__()
         self.name = name or unique_name(type(self).__name__)
         self.built = False
         self.input_shape = None if input_shape is None else tuple(input_shape)
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist: recorded by ``build``, or all of ``_built_parts()`` built."""
+        parts = self._built_parts()
+        if parts is None:
+            return self._built
+        return all(getattr(p, "built", True) for p in parts)  # a plain torch module is built when made
+
+    @built.setter
+    def built(self, value: bool) -> None:
+        # Assigned by __init__ and build; ignored by a layer whose parts decide.
+        self._built = bool(value)
+
+    def _built_parts(self):
+        """The sub-layers whose build is this layer's; None when the layer records its own."""
+        return None
 
     def build(self, input_shape) -> None:  # noqa: ARG002 - layers without weights
         self.built = True

@@ -38,11 +38,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from .base import Layer
-from .ops import activation_name, as_tensor, check_positive_int, check_rate, get_activation, get_initializer
+from .ops import (
+    as_tensor,
+    check_positive_int,
+    check_rate,
+    config_spec,
+    get_activation,
+    get_initializer,
+    like_weights,
+)
 
 
 class LSTMState(NamedTuple):
@@ -212,19 +221,6 @@ class Cell(Layer):
 
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict:
-        def spec(value):
-            if isinstance(value, str) or value is None:
-                return value
-            if isinstance(value, (int, float)):
-                return value
-            name = activation_name(value)
-            if name is not None:
-                return name
-            value_attr = getattr(value, "value", None)  # ops.Constant
-            if isinstance(value_attr, float):
-                return value_attr
-            raise ValueError(f"{self.name}: a custom callable {value!r} cannot be stored in a JSON config")
-
         cfg = {
             "name": self.name,
             "units": self.units,
@@ -234,7 +230,7 @@ class Cell(Layer):
             "seed": self.seed,
             "input_size": self.input_size,
         }
-        cfg.update({k: spec(v) for k, v in self._specs.items()})
+        cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
         return cfg
 
     def extra_repr(self) -> str:
@@ -315,6 +311,20 @@ class GRUCell(Cell):
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
+
+
+def swap_gru_gates(w):
+    """Keras's GRU gate blocks z, r, h <-> torch's r, z, n along the last axis.
+
+    The first two of three equal blocks swap places, so the same function
+    converts both ways. ``w``: a torch tensor (differentiable) or a numpy
+    array, e.g. a kernel (in, 3u), a recurrent kernel (u, 3u) or a bias (3u,).
+    """
+    if isinstance(w, torch.Tensor):
+        z, r, h = w.chunk(3, -1)
+        return torch.cat([r, z, h], -1)
+    z, r, h = np.split(w, 3, -1)
+    return np.concatenate([r, z, h], -1)
 
 
 class LSTMCell(Cell):
@@ -426,13 +436,8 @@ class StackedRNNCells(Layer):
     def output_size(self):
         return self.cells[-1].output_size
 
-    @property
-    def built(self):  # noqa: D401 - mirrors Cell.built
-        return all(getattr(c, "built", True) for c in self.cells)
-
-    @built.setter
-    def built(self, value):  # Layer.__init__ assigns it; the cells decide.
-        pass
+    def _built_parts(self):
+        return self.cells
 
     def build(self, input_shape):
         size = int(input_shape[-1])
@@ -442,10 +447,7 @@ class StackedRNNCells(Layer):
             size = c.output_size
 
     def get_initial_state(self, batch_size, dtype=None, device=None):
-        like = torch.empty(0, dtype=dtype or torch.get_default_dtype(), device=device)
-        for p in self.parameters():
-            like = torch.empty(0, dtype=dtype or p.dtype, device=device or p.device)
-            break
+        like = like_weights(self, dtype, device)
         return tuple(initial_state_of(c, batch_size, like) for c in self.cells)
 
     @property

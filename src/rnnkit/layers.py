@@ -17,7 +17,7 @@ from torch import nn
 
 from .base import Layer
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
-from .ops import as_tensor, check_positive_int, check_rate, get_activation, get_initializer
+from .ops import as_tensor, bernoulli_mask, check_positive_int, check_rate, config_spec, get_activation, get_initializer
 from .rnn import RNN, tree_flatten
 
 
@@ -117,6 +117,7 @@ class Bidirectional(Layer):
     """
 
     supports_masking = True
+    takes_mask = True
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, name: str | None = None, input_shape=None):
         super().__init__(name=name)
@@ -151,13 +152,8 @@ class Bidirectional(Layer):
         if input_shape is not None:
             self.maybe_build(input_shape)
 
-    @property
-    def built(self):
-        return self.forward_layer.built and self.backward_layer.built
-
-    @built.setter
-    def built(self, value):
-        pass
+    def _built_parts(self):
+        return (self.forward_layer, self.backward_layer)
 
     def build(self, input_shape):
         self.forward_layer.maybe_build(input_shape)
@@ -299,10 +295,7 @@ class Dense(Layer):
 
     def get_config(self):
         cfg = {"name": self.name, "units": self.units, "use_bias": self.use_bias, "input_size": self.input_size}
-        for k, v in self._specs.items():
-            if not (v is None or isinstance(v, (str, int, float))):
-                raise ValueError(f"{self.name}: {k}={v!r} is a custom callable and cannot be stored in a JSON config")
-            cfg[k] = v
+        cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
         return cfg
 
 
@@ -388,8 +381,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             return x
         keep = 1.0 - self.rate
-        m = torch.empty(x.shape, dtype=x.dtype).bernoulli_(keep, generator=self._generator).to(x.device)
-        return x * m / keep
+        return x * bernoulli_mask(x.shape, keep, x, self._generator) / keep
 
     def get_config(self):
         return {"name": self.name, "rate": self.rate, "seed": self.seed}
@@ -448,13 +440,11 @@ class Embedding(Layer):
         return F.embedding(self._ids(inputs), self.embeddings)
 
     def get_config(self):
-        if not isinstance(self._init_spec, (str, int, float)):
-            raise ValueError(f"{self.name}: a custom embeddings_initializer cannot be stored in a JSON config")
         return {
             "name": self.name,
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
-            "embeddings_initializer": self._init_spec,
+            "embeddings_initializer": config_spec(self._init_spec, self.name, "embeddings_initializer"),
             "mask_zero": self.mask_zero,
         }
 

@@ -8,27 +8,23 @@ from torch import nn
 
 from .base import Layer
 from .layers import Embedding, InputLayer, deserialize, serialize
-from .ops import as_tensor
+from .ops import as_tensor, like_weights
 from .rnn import RNN
 from .training import TrainingMixin
-
-
-def _passes_mask(layer) -> bool:
-    return getattr(layer, "supports_masking", False)
-
-
-def _takes_mask(layer) -> bool:
-    # Layers whose forward reads a mask: the recurrent ones.
-    return isinstance(layer, RNN) or hasattr(layer, "forward_layer")
 
 
 class Sequential(TrainingMixin, Layer):
     """A stack of layers, each feeding the next (Keras's ``Sequential``).
 
     Masks travel as in Keras: ``Masking`` and ``Embedding(mask_zero=True)``
-    make one, recurrent layers read it, layers that support masking pass it
-    on, and a recurrent layer without ``return_sequences`` ends it. Plain
-    ``torch.nn`` modules are accepted and drop the mask.
+    make one (``compute_mask``), layers with ``takes_mask`` (the recurrent
+    ones) read it, layers with ``supports_masking`` pass it on, and a
+    recurrent layer without ``return_sequences`` ends it. Plain ``torch.nn``
+    modules are accepted and drop the mask.
+
+    Output shapes (for ``summary()``) are known once the input shape is:
+    ``build`` traces every layer on zeros, and each later ``add`` traces
+    only the new layer, from the last output shape.
 
     >>> model = Sequential()
     >>> model.add(SimpleRNN(2, return_sequences=True, input_shape=(5, 4)))
@@ -60,63 +56,74 @@ class Sequential(TrainingMixin, Layer):
         self.layers.append(layer)
         if len(self.layers) == 1 and self.input_shape is None:
             self.input_shape = getattr(layer, "input_shape", None)
-        self._output_shapes = None
-        if self.input_shape is not None:
+        if self.input_shape is None:
+            self._set_output_shapes(None)
+        elif self._output_shapes is None:
             self.build(self.input_shape)
+        else:  # the layers before are traced: trace the new one from their last output shape
+            known = self._output_shapes
+            self._set_output_shapes(None)  # until the trace succeeds
+            self._set_output_shapes(known + self._trace([layer], known[-1][1:]))
 
     # ------------------------------------------------------------------ build
-    @property
-    def built(self):
-        return self._output_shapes is not None
-
-    @built.setter
-    def built(self, value):
-        pass
-
     def build(self, input_shape) -> None:
         """Build every layer for inputs of ``input_shape`` (no batch axis) and record output shapes."""
         self.input_shape = tuple(input_shape)
-        self._output_shapes = self._trace(self.input_shape)
+        self._set_output_shapes(None)
+        self._set_output_shapes(self._trace(list(self.layers), self.input_shape))
 
-    def _trace(self, input_shape):
-        # Batch-1 passes in eval mode build lazy layers and yield each layer's
-        # output shape. A None axis (e.g. time) is traced at two sizes: output
-        # axes that change with it are reported as None, as Keras shows them.
-        # Stateful layers get their carried state back afterwards.
-        saved = [(m, m.states) for m in self.modules() if isinstance(m, RNN)]
-        was_training = self.training
-        self.eval()
+    def _set_output_shapes(self, shapes: list[tuple] | None) -> None:
+        # The model is built exactly when every layer's output shape is known.
+        self._output_shapes = shapes
+        self.built = shapes is not None
+
+    def _trace(self, layers, input_shape) -> list[tuple]:
+        """The output shape of each of ``layers``, run in turn on zeros of ``input_shape`` (no batch axis).
+
+        Batch-1 passes in eval mode build lazy layers. A None axis (e.g.
+        time) is traced at two sizes: output axes that change with it are
+        reported as None, as Keras shows them. The traced layers take the
+        model's train/eval mode afterwards, and stateful ones get their
+        carried state back.
+        """
+        if not layers:
+            return []
+        saved = [(m, m.states) for layer in layers for m in layer.modules() if isinstance(m, RNN)]
         traces = []
         try:
+            for layer in layers:
+                layer.eval()
             with torch.no_grad():
                 for size in (2, 3) if None in input_shape else (1,):
                     shapes = []
-                    self._forward(self._zeros([size if d is None else d for d in input_shape]), None, shapes)
+                    x = self._zeros([size if d is None else d for d in input_shape], layers[0])
+                    self._forward(x, None, layers, shapes)
                     traces.append(shapes)
         finally:
-            self.train(was_training)
+            for layer in layers:
+                layer.train(self.training)
             for m, s in saved:
                 m.states = s
         if len(traces) == 1:
             return traces[0]
         return [tuple(a if a == b else None for a, b in zip(s2, s3)) for s2, s3 in zip(*traces)]
 
-    def _zeros(self, shape):
-        first = self.layers[0]
-        if isinstance(first, Embedding):
+    def _zeros(self, shape, layer):
+        """A batch of one zero input for ``layer``: token ids for an Embedding, else the weights' dtype and device."""
+        if isinstance(layer, Embedding):
             return torch.zeros((1, *shape), dtype=torch.long)
-        p = next(self.parameters(), None)
-        return torch.zeros((1, *shape)) if p is None else torch.zeros((1, *shape), dtype=p.dtype, device=p.device)
+        like = like_weights(self)
+        return torch.zeros((1, *shape), dtype=like.dtype, device=like.device)
 
     # ---------------------------------------------------------------- forward
-    def _forward(self, x, mask, shapes=None):
-        for layer in self.layers:
+    def _forward(self, x, mask, layers, shapes=None):
+        for layer in layers:
             new_mask = None
             if hasattr(layer, "compute_mask"):
                 new_mask = layer.compute_mask(x, mask)
-            elif _passes_mask(layer):
+            elif getattr(layer, "supports_masking", False):
                 new_mask = mask
-            if mask is not None and _takes_mask(layer):
+            if mask is not None and getattr(layer, "takes_mask", False):
                 x = layer(x, mask=mask)
             else:
                 if not isinstance(layer, Layer) and not isinstance(x, torch.Tensor):
@@ -130,9 +137,9 @@ class Sequential(TrainingMixin, Layer):
     def forward(self, inputs, mask=None):
         if not len(self.layers):
             raise ValueError("Sequential: the model has no layers; add() some first")
-        if self._output_shapes is None and isinstance(inputs, (torch.Tensor, np.ndarray)):
+        if not self.built and isinstance(inputs, (torch.Tensor, np.ndarray)):
             self.build(tuple(inputs.shape[1:]))
-        return self._forward(inputs, mask)
+        return self._forward(inputs, mask, self.layers)
 
     # ---------------------------------------------------------------- weights
     @property
@@ -141,7 +148,7 @@ class Sequential(TrainingMixin, Layer):
 
     def summary(self, print_fn=print) -> None:
         """Print Keras's table: layer (type), output shape, parameter count, totals."""
-        if self._output_shapes is None:
+        if not self.built:
             raise ValueError(
                 "summary: the model is not built yet; give the first layer input_shape=(time, features) "
                 "or call the model once on data"

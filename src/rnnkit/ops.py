@@ -1,7 +1,11 @@
-"""Activations, initializers and argument checks shared by every layer.
+"""Activations, initializers, argument checks and small tools shared by every layer.
 
 Both registries are closed dictionaries: a name from a config file can only
 ever select one of these functions, never import or run anything else.
+``config_spec`` is their inverse, for ``get_config``. The tools at the end
+are each the one place a mechanism lives: dropout masks (``dropout_mask``),
+rebuilding a (named) tuple (``rebuild_tuple``), the weights' dtype and device
+(``first_parameter``, ``like_weights``).
 """
 
 from __future__ import annotations
@@ -170,6 +174,27 @@ def get_initializer(spec, arg: str = "initializer"):
     raise TypeError(f"{arg}: expected an initializer name, a number or a callable, got {type(spec).__name__}")
 
 
+def config_spec(value, owner: str, arg: str):
+    """How an activation or initializer argument is written in a JSON config.
+
+    A name, a number or None stays as given; a function of ``ACTIVATIONS``
+    or ``INITIALIZERS`` becomes its name and a ``Constant`` its value.
+    Anything else (a custom callable) has no JSON form: ``ValueError``
+    naming ``owner`` (the layer) and ``arg``.
+
+    >>> config_spec(torch.tanh, "gru", "activation"), config_spec(Constant(0.5), "gru", "bias_initializer")
+    ('tanh', 0.5)
+    """
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    name = activation_name(value) or next((k for k, f in INITIALIZERS.items() if f is value), None)
+    if name is not None:
+        return name
+    if isinstance(value, Constant):
+        return value.value
+    raise ValueError(f"{owner}: {arg}={value!r} is a custom callable and cannot be stored in a JSON config")
+
+
 # ------------------------------------------------------------- argument checks
 
 
@@ -208,3 +233,69 @@ def as_tensor(x, arg: str = "inputs") -> torch.Tensor:
             "convert with .float() (token ids go through Embedding)"
         )
     return t
+
+
+# ----------------------------------------------------------------- dropout
+
+
+def bernoulli_mask(shape, keep_prob: float, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """0/1 draws, 1 with probability ``keep_prob``, of ``like``'s dtype and device.
+
+    Drawn on the CPU and then moved, so a seeded ``generator`` (a CPU
+    generator; torch's global RNG when None) gives the same masks on every
+    device.
+    """
+    m = torch.empty(tuple(shape), dtype=like.dtype).bernoulli_(keep_prob, generator=generator)
+    return m.to(like.device)
+
+
+def dropout_mask(shape, keep_prob: float, like: torch.Tensor, generator: torch.Generator | None = None):
+    """Inverted-dropout mask ``Bernoulli(keep_prob) / keep_prob``; None when ``keep_prob == 1`` (nothing dropped).
+
+    ``x * mask`` keeps a fraction ``keep_prob`` of ``x`` with its expected
+    value unchanged. Keras speaks of ``rate = 1 - keep_prob``, TF1 of
+    ``keep_prob``; callers pass the keep probability they hold, so the scale
+    is exactly ``1 / keep_prob``.
+
+    >>> m = dropout_mask((2, 3), 0.5, torch.zeros(0))
+    >>> bool(((m == 0) | (m == 2)).all())
+    True
+    """
+    if keep_prob == 1.0:
+        return None
+    return bernoulli_mask(shape, keep_prob, like, generator) / keep_prob
+
+
+# ------------------------------------------------------------ nested tuples
+
+
+def rebuild_tuple(template, parts):
+    """A tuple (or list) of ``template``'s type holding ``parts``; a named tuple (``LSTMState``) takes them as fields.
+
+    >>> from rnnkit.cells import LSTMState
+    >>> rebuild_tuple(LSTMState(1, 2), [3, 4]), rebuild_tuple((1, 2), [3, 4])
+    (LSTMState(h=3, c=4), (3, 4))
+    """
+    return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
+
+
+# --------------------------------------------------------- weights' dtype
+
+
+def first_parameter(module) -> torch.Tensor | None:
+    """The first parameter of a ``torch.nn.Module`` (it tells the weights' dtype and device); None when there is none."""
+    if not isinstance(module, torch.nn.Module):
+        return None
+    return next(module.parameters(), None)
+
+
+def like_weights(module, dtype=None, device=None) -> torch.Tensor:
+    """An empty tensor of ``module``'s weights' dtype and device, to make zeros like them.
+
+    ``dtype``/``device`` when given win; without weights, torch's default
+    dtype on the default device.
+    """
+    p = first_parameter(module)
+    if p is not None:
+        dtype, device = dtype or p.dtype, device or p.device
+    return torch.empty(0, dtype=dtype or torch.get_default_dtype(), device=device)

@@ -2,7 +2,13 @@
 
 The loop in ``reference_loop`` is the definition of every recurrent layer in
 rnnkit. Fused kernels (``rnnkit.kernels``) may run instead, but only where
-they give the same numbers, and the layer records which one ran and why.
+they give the same numbers: ``RNN`` asks ``kernels.select`` with the cell,
+the inputs, the mask and the dropout masks, runs what it returns, and
+records which kernel ran and why (``kernel_used``, ``kernel_reason``);
+``explain(model)`` lists that for every recurrent layer.
+
+Also here: nested-state helpers (``tree_flatten`` ...), the input checks,
+and ``sample_dropout_masks`` (one mask per sequence, Keras's dropout).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import torch
 from . import kernels
 from .base import Layer
 from .cells import Cell, DropoutMasks, StackedRNNCells, initial_state_of, is_cell
-from .ops import as_tensor
+from .kernels.autocast import autocast_outputs
+from .ops import as_tensor, dropout_mask, first_parameter, rebuild_tuple
 
 # ----------------------------------------------------------- nested states
 # A state is a tensor, or a (named) tuple of states: LSTMState(h, c) for an
@@ -32,16 +39,14 @@ def tree_unflatten(template, leaves: list[torch.Tensor]):
     """Rebuild ``template``'s structure from a flat list (consumed in order)."""
     if isinstance(template, torch.Tensor):
         return leaves.pop(0)
-    parts = [tree_unflatten(t, leaves) for t in template]
-    return type(template)(*parts) if hasattr(template, "_fields") else type(template)(parts)
+    return rebuild_tuple(template, [tree_unflatten(t, leaves) for t in template])
 
 
 def tree_where(m: torch.Tensor, new, old):
     """``new`` where the (batch, 1) mask ``m`` is True, else ``old``, leaf by leaf."""
     if isinstance(new, torch.Tensor):
         return torch.where(m, new, old)
-    parts = [tree_where(m, n, o) for n, o in zip(new, old)]
-    return type(new)(*parts) if hasattr(new, "_fields") else type(new)(parts)
+    return rebuild_tuple(new, [tree_where(m, n, o) for n, o in zip(new, old)])
 
 
 # ------------------------------------------------------------ the definition
@@ -161,12 +166,6 @@ def check_initial_state(initial_state, template, arg: str = "initial_state"):
 # ------------------------------------------------------------------ dropout
 
 
-def _bernoulli_scaled(shape, rate, like, generator):
-    keep = 1.0 - rate
-    m = torch.empty(shape, dtype=like.dtype).bernoulli_(keep, generator=generator)
-    return (m / keep).to(like.device)
-
-
 def sample_dropout_masks(cell, batch: int, like: torch.Tensor, generator=None):
     """One mask per sequence for each cell with dropout; None when none applies.
 
@@ -182,8 +181,8 @@ def sample_dropout_masks(cell, batch: int, like: torch.Tensor, generator=None):
     if not isinstance(cell, Cell) or (cell.dropout == 0 and cell.recurrent_dropout == 0):
         return None
     return DropoutMasks(
-        input=_bernoulli_scaled((batch, cell.input_size), cell.dropout, like, generator) if cell.dropout else None,
-        recurrent=_bernoulli_scaled((batch, cell.units), cell.recurrent_dropout, like, generator)
+        input=dropout_mask((batch, cell.input_size), 1.0 - cell.dropout, like, generator) if cell.dropout else None,
+        recurrent=dropout_mask((batch, cell.units), 1.0 - cell.recurrent_dropout, like, generator)
         if cell.recurrent_dropout
         else None,
     )
@@ -230,6 +229,7 @@ class RNN(Layer):
     """
 
     supports_masking = True
+    takes_mask = True
 
     def __init__(
         self,
@@ -265,13 +265,8 @@ class RNN(Layer):
             self.maybe_build(self.input_shape)
 
     # ---------------------------------------------------------------- build
-    @property
-    def built(self):
-        return getattr(self.cell, "built", True)
-
-    @built.setter
-    def built(self, value):  # Layer.__init__ assigns it; the cell decides.
-        pass
+    def _built_parts(self):
+        return (self.cell,)
 
     def build(self, input_shape):
         if isinstance(self.cell, Layer) and not self.cell.built:
@@ -302,7 +297,7 @@ class RNN(Layer):
                 f"inputs: layer {self.name!r} was built for {expected} features, got {features} (shape {tuple(x.shape)})"
             )
         self.maybe_build((time, features), like=x)
-        param = next(iter(self.cell.parameters()), None)
+        param = first_parameter(self.cell)
         if param is not None and x.dtype != param.dtype:
             raise TypeError(
                 f"inputs: dtype {x.dtype} does not match the layer's weights ({param.dtype}); "
@@ -335,12 +330,16 @@ class RNN(Layer):
         if self.unroll:
             fused, why = None, "unroll=True asks for the readable Python loop"
         else:
-            fused, why = kernels.select(self, x, state, mask, dropout)
+            fused, why = kernels.select(self.cell, x, mask, dropout, label=self.name)
         if fused is None:
             self.kernel_used, self.kernel_reason = "reference", why
-            return reference_loop(self.cell, x, state, mask, dropout, self.zero_output_for_mask)
-        self.kernel_used, self.kernel_reason = fused.name, why
-        return fused(self, x, state, mask, dropout)
+            outputs, state = reference_loop(self.cell, x, state, mask, dropout, self.zero_output_for_mask)
+        else:
+            self.kernel_used, self.kernel_reason = fused.name, why
+            outputs, state = fused(x, state, mask, dropout, self.zero_output_for_mask, need_sequences=self.return_sequences)
+        # Under CPU bfloat16 autocast the outputs come back in bfloat16, as torch's layers return them; the
+        # state stays float32 (it is fed back as initial_state). See kernels/autocast.py.
+        return autocast_outputs(x, outputs, state)
 
     def _initial_state(self, initial_state, batch, x):
         template = initial_state_of(self.cell, batch, x)
@@ -379,3 +378,32 @@ class RNN(Layer):
     def extra_repr(self):
         flags = [k for k in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll") if getattr(self, k)]
         return ", ".join([f"name={self.name!r}", *flags])
+
+
+# ------------------------------------------------------------------ explain
+
+
+def explain(layer_or_model) -> str:
+    """One line per ``RNN`` layer in ``layer_or_model``: which kernel ran last and why.
+
+    Layers that have not run yet show what would run for CPU float32 inputs.
+
+    >>> layer = RNN(LSTMCell(8), name="lstm")
+    >>> _ = layer(torch.zeros(2, 5, 3))
+    >>> print(explain(layer))            # doctest: +SKIP
+    lstm: native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32)
+    """
+    lines = []
+    for name, module in layer_or_model.named_modules():
+        if not isinstance(module, RNN):
+            continue
+        label = module.name or name
+        if module.kernel_used is not None:
+            lines.append(f"{label}: {module.kernel_used} ({module.kernel_reason})")
+        elif module.unroll:
+            lines.append(f"{label}: not run yet; would use reference (unroll=True asks for the readable Python loop)")
+        else:
+            plan, what = kernels.plan_for(module.cell)
+            would = "reference" if plan is None else "a fused kernel"
+            lines.append(f"{label}: not run yet; would use {would} on CPU ({what})")
+    return "\n".join(lines) if lines else f"{type(layer_or_model).__name__}: no recurrent layers"

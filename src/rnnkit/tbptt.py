@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .layers import Bidirectional
 from .ops import check_positive_int
 from .rnn import RNN
 
@@ -129,7 +130,7 @@ def _check_stateful(model: nn.Module) -> None:
     if not rnns:
         raise ValueError(f"model: expected at least one recurrent layer (stateful=True), got {type(model).__name__} with none")
     for m in model.modules():
-        if hasattr(m, "forward_layer") and hasattr(m, "backward_layer"):
+        if isinstance(m, Bidirectional):
             raise ValueError(
                 f"model: {m.name!r} is Bidirectional; its backward half would need the future of the sequence, "
                 "so it cannot be trained in chunks carried forward in time"

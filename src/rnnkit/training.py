@@ -43,6 +43,7 @@ import torch
 from . import distributed
 from .callbacks import Callback
 from .losses import get_loss, get_metric
+from .ops import first_parameter
 from .optimizers import get_optimizer
 
 
@@ -274,11 +275,11 @@ class TrainingMixin:
             raise ValueError(f"{what}: call compile(optimizer, loss, metrics) first")
 
     def _device(self) -> torch.device:
-        p = next(self.parameters(), None)
+        p = first_parameter(self)
         return p.device if p is not None else torch.device("cpu")
 
     def _dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
+        p = first_parameter(self)
         return p.dtype if p is not None else torch.float32
 
     def _prepare(self, x: torch.Tensor, y: torch.Tensor | None):

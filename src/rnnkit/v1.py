@@ -12,20 +12,27 @@ by cutting TF1's one kernel over ``[x, h]`` into its input and recurrent rows::
 
     cell.set_weights([K[:input_size], K[input_size:], b])     # K: (input_size + h, gates * units)
 
-How each name maps to the Keras-style classes is in docs/tf1.md.
+``static_rnn`` and ``dynamic_rnn`` run one ``RNN`` layer, so the fused
+kernels run every cell that has a core form: ``BasicRNNCell`` (a
+``SimpleRNNCell``), the v1 GRU and LSTM (their ``core_cell()``) and stacks of
+them. How each name maps to the Keras-style classes, and what runs fused, is
+in docs/tf1.md.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .base import Layer, unique_name
-from .cells import Cell, SimpleRNNCell, initial_state_of, is_cell
+from .cells import Cell, LSTMState, SimpleRNNCell, StackedRNNCells, initial_state_of, is_cell
+from .cells import GRUCell as KerasGRUCell
+from .cells import LSTMCell as KerasLSTMCell
 from .ops import as_tensor, check_positive_int, glorot_uniform
-from .rnn import RNN, call_cell, check_initial_state, check_lengths, sample_dropout_masks, tree_unflatten, tree_where
+from .rnn import RNN, check_initial_state, check_lengths, tree_unflatten
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __all__ = [
@@ -82,6 +89,29 @@ def _check_state_is_tuple(state_is_tuple) -> None:
         )
 
 
+# The v1 GRU and LSTM compute a core cell's equations in TF1's gate order. The
+# fused kernels match exact core cell types, so static_rnn/dynamic_rnn run the
+# core cell on this cell's weights with the gate blocks re-ordered (and, for
+# the LSTM, forget_bias added to the f bias): a permutation and a shift,
+# computed from the parameters at each call, so the gradients reach the
+# TF1-layout parameters unchanged and the parameters stay TF1's (state_dict,
+# in-place edits, get_weights/set_weights all as before).
+
+
+def _reorder(w: torch.Tensor, units: int, order) -> torch.Tensor:
+    """The last axis's blocks of ``units`` columns, taken in ``order``."""
+    blocks = w.split(units, dim=-1)
+    return torch.cat([blocks[k] for k in order], dim=-1)
+
+
+def _core_view(core: Cell, cell: Cell, kernel, recurrent_kernel, bias) -> Cell:
+    """``core`` (new, unbuilt: no weights drawn) built on the given tensors instead of weights of its own."""
+    core.input_size = cell.input_size
+    core.kernel, core.recurrent_kernel, core.bias = kernel, recurrent_kernel, bias
+    core.built = True
+    return core
+
+
 # --------------------------------------------------------------------- cells
 
 
@@ -117,7 +147,8 @@ class GRUCell(Cell):
     ``kernel`` (in, 3u) and ``recurrent_kernel`` (u, 3u); ``bias`` (3u,) is
     ``[b_g, b_c]``, the gate part starting at 1.0 as in TF1. The same numbers as Keras's
     ``GRUCell(reset_after=False)`` with its z, r, h blocks taken from TF1's
-    u, r, c.
+    u, r, c: ``core_cell()``, which ``static_rnn``/``dynamic_rnn`` run (the
+    fused kernels); ``RNN`` and the wrappers run ``step``, TF1's equations.
     """
 
     gates = 3
@@ -133,11 +164,23 @@ class GRUCell(Cell):
             self.bias[2 * u :] = 0.0
 
     def step(self, xw_t, h, dropout=None):  # noqa: ARG002 - TF1 cells take no Keras dropout masks
+        """TF1's step, the readable reference (``RNN``, wrappers and direct calls run it)."""
         u = self.units
         r, z = torch.sigmoid(xw_t[..., : 2 * u] + h @ self.recurrent_kernel[:, : 2 * u]).split(u, dim=-1)
         c = self.activation(xw_t[..., 2 * u :] + (r * h) @ self.recurrent_kernel[:, 2 * u :])
         h = z * h + (1 - z) * c
         return h, h
+
+    def core_cell(self) -> KerasGRUCell:
+        """This cell as Keras's ``GRUCell(reset_after=False)`` on the same weights.
+
+        Blocks r, u, c become z (= u), r, h (= c) in the kernel, the
+        recurrent kernel and the bias; the state is the same tensor h.
+        ``static_rnn``/``dynamic_rnn`` run it, so the fused kernels do.
+        """
+        core = KerasGRUCell(self.units, activation=self.activation, reset_after=False, name=self.name)
+        ws = (_reorder(w, self.units, (1, 0, 2)) for w in (self.kernel, self.recurrent_kernel, self.bias))
+        return _core_view(core, self, *ws)
 
 
 class LSTMCell(Cell):
@@ -159,6 +202,11 @@ class LSTMCell(Cell):
     (4u,), then ``w_f_diag``, ``w_i_diag``, ``w_o_diag`` (u,) with
     peepholes, then ``proj_kernel`` (u, num_proj) with a projection. TF1's
     ``kernel`` (in + h, 4u) is ``[kernel; recurrent_kernel]``.
+
+    Without peepholes, clipping or projection this is Keras's ``LSTMCell``
+    on reordered weights, ``core_cell()``, which ``static_rnn``/
+    ``dynamic_rnn`` run (the fused kernels); otherwise they, like ``RNN``
+    and the wrappers, run ``step``, TF1's equations.
 
     >>> cell = LSTMCell(8, use_peepholes=True, num_proj=4)
     >>> outputs, state = dynamic_rnn(cell, torch.zeros(2, 5, 3))   # outputs (2, 5, 4); state.c (2, 8), state.h (2, 4)
@@ -233,6 +281,7 @@ class LSTMCell(Cell):
         return LSTMStateTuple(c, c.new_zeros(batch_size, self.output_size))
 
     def step(self, xw_t, state, dropout=None):  # noqa: ARG002 - TF1 cells take no Keras dropout masks
+        """TF1's step, the readable reference (``RNN``, wrappers, direct calls and TF1's features run it)."""
         c_prev, m_prev = state
         i, j, f, o = (xw_t + m_prev @ self.recurrent_kernel).split(self.units, dim=-1)
         if self.use_peepholes:
@@ -249,6 +298,29 @@ class LSTMCell(Cell):
             if self.proj_clip is not None:
                 m = m.clamp(-self.proj_clip, self.proj_clip)
         return m, LSTMStateTuple(c, m)
+
+    def tf1_features(self) -> list[str]:
+        """The options set that Keras's ``LSTMCell`` (and so the fused kernels) lacks."""
+        named = [("use_peepholes", self.use_peepholes), ("cell_clip", self.cell_clip is not None)]
+        named += [("num_proj", self.num_proj is not None)]
+        return [name for name, on in named if on]
+
+    def core_cell(self) -> KerasLSTMCell | None:
+        """This cell as Keras's ``LSTMCell`` on the same weights; None with peepholes, clipping or a projection.
+
+        Blocks i, j, f, o become i, f, c (= j), o, and ``forget_bias`` is
+        added to the f block of the bias (Keras has no run-time forget
+        bias): ``sigmoid(f + b_f + forget_bias)`` either way. The state maps
+        ``LSTMStateTuple(c, h)`` <-> ``LSTMState(h, c)``.
+        """
+        if self.tf1_features():
+            return None
+        u = self.units
+        kernel, recurrent_kernel = (_reorder(w, u, (0, 2, 1, 3)) for w in (self.kernel, self.recurrent_kernel))
+        i, j, f, o = self.bias.split(u)
+        bias = torch.cat([i, f + self.forget_bias, j, o])
+        core = KerasLSTMCell(u, activation=self.activation, name=self.name)
+        return _core_view(core, self, kernel, recurrent_kernel, bias)
 
     def extra_repr(self):
         extras = [f"forget_bias={self.forget_bias}"]
@@ -288,6 +360,9 @@ class BasicLSTMCell(LSTMCell):
 
 # ---------------------------------------------------------------- the loops
 
+# kernels.select logs what each call ran on this logger; v1 adds why a TF1-only feature kept a cell off the kernels.
+log = logging.getLogger("rnnkit.kernels")
+
 
 def _training(cell) -> bool:
     # TF1 has no mode: its dropout always runs. Here the cell's module mode decides.
@@ -299,8 +374,105 @@ def _check_cell(cell) -> None:
         raise TypeError(f"cell: expected a cell (with state_size and forward(x, state)), got {type(cell).__name__}")
 
 
+# Exact types, as the kernels match them: a subclass may redefine the step.
+_LSTMS = (LSTMCell, BasicLSTMCell)
+
+
+class _ModuleCell(nn.Module):
+    """A plain callable cell (``state_size`` and ``cell(x_t, state)``) as the module ``RNN`` holds."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+        self.state_size = cell.state_size
+
+    def get_initial_state(self, batch_size, dtype=None, device=None):
+        return initial_state_of(self.cell, batch_size, torch.empty(0, dtype=dtype, device=device))
+
+    def forward(self, x_t, state):
+        return self.cell(x_t, state)
+
+
+def _core_form(cell):
+    """``(cell to run, why not fused)``: the v1 GRU/LSTM (alone or in a stack) as core cells, else ``cell``.
+
+    A stack changes only when every v1 cell in it has a core form (the
+    fused kernels take a stack whole). ``why`` names a TF1-only feature that
+    keeps ``cell`` on the reference loop, else None.
+    """
+    if type(cell) in _LSTMS and cell.tf1_features():
+        features = ", ".join(cell.tf1_features())
+        return cell, f"{cell.name}: TF1's LSTMCell with {features} has no fused kernel; its own step runs"
+    if type(cell) in (GRUCell, *_LSTMS):
+        return cell.core_cell(), None
+    if not isinstance(cell, nn.Module):
+        return _ModuleCell(cell), None
+    if isinstance(cell, StackedRNNCells):
+        forms = [_core_form(c) for c in cell.cells]
+        for k, (_, why) in enumerate(forms):
+            if why is not None:
+                return cell, f"cells[{k}]: {why}"
+        if all(run is c for (run, _), c in zip(forms, cell.cells)):
+            return cell, None
+        return StackedRNNCells([run for run, _ in forms], name=cell.name), None
+    return cell, None
+
+
+def _to_core_state(cell, state):
+    """``cell``'s state in its core form's structure: ``LSTMStateTuple(c, h)`` -> ``LSTMState(h, c)``."""
+    if type(cell) in _LSTMS:
+        return LSTMState(state.h, state.c)
+    if isinstance(cell, StackedRNNCells):
+        return tuple(_to_core_state(c, s) for c, s in zip(cell.cells, state))
+    return state
+
+
+def _from_core_state(cell, state):
+    """The inverse of ``_to_core_state``."""
+    if type(cell) in _LSTMS:
+        return LSTMStateTuple(state.c, state.h)
+    if isinstance(cell, StackedRNNCells):
+        return tuple(_from_core_state(c, s) for c, s in zip(cell.cells, state))
+    return state
+
+
+def _run(api: str, cell, x: torch.Tensor, initial_state, lengths):
+    """Both functions' body: ``RNN`` over x (batch, time, features), on the cell's core form where it has one.
+
+    Records on the cell (when it is a module) ``kernel_used`` and
+    ``kernel_reason``: which kernel this call ran and why, as ``RNN`` does.
+    """
+    batch = x.shape[0]
+    if isinstance(cell, Layer):
+        cell.maybe_build(x.shape[2:], like=x)
+    param = next(iter(cell.parameters()), None) if isinstance(cell, nn.Module) else None
+    if param is not None and param.dtype != x.dtype:
+        raise TypeError(
+            f"inputs: dtype {x.dtype} does not match the cell's weights ({param.dtype}); "
+            f"pass dtype={param.dtype} or convert the cell with .to({x.dtype})"
+        )
+    template = initial_state_of(cell, batch, x)
+    state = None if initial_state is None else check_initial_state(initial_state, template)
+    run, why_not = _core_form(cell)
+    if run is not cell and state is not None:
+        state = _to_core_state(cell, state)
+    name = f"{api}({getattr(cell, 'name', type(cell).__name__)})"
+    layer = RNN(run, return_sequences=True, return_state=True, zero_output_for_mask=True, name=name)
+    outputs, *flat_state = layer(x, initial_state=state, lengths=lengths, training=_training(cell))
+    state = tree_unflatten(initial_state_of(run, batch, x), flat_state)
+    if run is not cell:
+        state = _from_core_state(cell, state)
+    reason = layer.kernel_reason
+    if layer.kernel_used == "reference" and why_not is not None:
+        reason = why_not
+        log.debug("%s: reference (%s)", name, reason)
+    if isinstance(cell, nn.Module):
+        cell.kernel_used, cell.kernel_reason = layer.kernel_used, reason
+    return outputs, state
+
+
 def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None):
-    """TF1's ``static_rnn``: the loop unrolled in Python over a list of steps.
+    """TF1's ``static_rnn``: the cell over a list of time steps.
 
     Args:
         cell: any rnnkit cell or wrapper.
@@ -318,8 +490,9 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
         y_t   = y_t        if t < length else 0
         state = new        if t < length else state      # kept from the last valid step
 
-    so a row of length 0 gives zeros and its initial state. The same
-    numbers as ``dynamic_rnn`` on the stacked steps.
+    so a row of length 0 gives zeros and its initial state. TF1 unrolled
+    this loop in its graph; here it is ``dynamic_rnn`` on the steps stacked
+    along time, then split again: the same kernels and the same numbers.
 
     >>> (Y0, Y1), h = static_rnn(BasicRNNCell(5), [X0, X1])   # X0, X1: (4, 3) -> Y0, Y1: (4, 5)
     """
@@ -340,38 +513,11 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
     for t, x in enumerate(xs):
         if x.shape != first.shape:
             raise ValueError(f"inputs[{t}]: expected shape {tuple(first.shape)} like inputs[0], got {tuple(x.shape)}")
-    batch = first.shape[0]
-    if isinstance(cell, Layer):
-        cell.maybe_build(first.shape[1:], like=first)
-    param = next(iter(cell.parameters()), None) if isinstance(cell, nn.Module) else None
-    if param is not None and param.dtype != first.dtype:
-        raise TypeError(
-            f"inputs: dtype {first.dtype} does not match the cell's weights ({param.dtype}); "
-            f"pass dtype={param.dtype} or convert the cell with .to({first.dtype})"
-        )
-    template = initial_state_of(cell, batch, first)
-    state = template if initial_state is None else check_initial_state(initial_state, template)
     lengths = None
     if sequence_length is not None:
-        lengths = check_lengths(sequence_length, batch, len(xs), "sequence_length").to(first.device)
-    # One set of dropout masks per sequence, as RNN samples them (same generator rule).
-    seed = getattr(cell, "seed", None)
-    generator = None if seed is None else torch.Generator().manual_seed(seed)
-    dropout = sample_dropout_masks(cell, batch, first, generator) if _training(cell) else None
-
-    outputs = []
-    for t, x_t in enumerate(xs):
-        valid = None if lengths is None else (t < lengths)[:, None]
-        if valid is not None:
-            # Padding may hold NaN/Inf: zeroed, it stays out of the gradients too (as in RNN).
-            x_t = x_t.masked_fill(~valid, 0.0)
-        y, new_state = call_cell(cell, x_t, state, dropout)
-        if valid is not None:
-            y = torch.where(valid, y, torch.zeros_like(y))
-            new_state = tree_where(valid, new_state, state)
-        outputs.append(y)
-        state = new_state
-    return outputs, state
+        lengths = check_lengths(sequence_length, first.shape[0], len(xs), "sequence_length")
+    outputs, state = _run("static_rnn", cell, torch.stack(xs, dim=1), initial_state, lengths)
+    return list(outputs.unbind(1)), state
 
 
 def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None, time_major=False):
@@ -391,7 +537,10 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
     (``LSTMStateTuple`` for the v1 LSTMs, a tuple per cell for
     ``MultiRNNCell``). It is ``RNN(cell, return_sequences=True,
     return_state=True, zero_output_for_mask=True)`` called with
-    ``lengths=sequence_length``, so a fused kernel runs where one applies.
+    ``lengths=sequence_length``, so a fused kernel runs where one applies;
+    the v1 GRU and LSTM (without peepholes, clipping or projection), alone
+    or in a ``MultiRNNCell``, run as their ``core_cell()``. Afterwards
+    ``cell.kernel_used`` and ``cell.kernel_reason`` say what ran and why.
 
     >>> outputs, h = dynamic_rnn(BasicRNNCell(5), np.zeros((4, 2, 3)))      # outputs (4, 2, 5), h (4, 5)
     """
@@ -406,7 +555,5 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
         x = x.transpose(0, 1)
     batch, time = x.shape[:2]
     lengths = None if sequence_length is None else check_lengths(sequence_length, batch, time, "sequence_length")
-    layer = RNN(cell, return_sequences=True, return_state=True, zero_output_for_mask=True, name="dynamic_rnn")
-    outputs, *flat_state = layer(x, initial_state=initial_state, lengths=lengths, training=_training(cell))
-    state = tree_unflatten(initial_state_of(cell, batch, x), flat_state)
+    outputs, state = _run("dynamic_rnn", cell, x, initial_state, lengths)
     return (outputs.transpose(0, 1) if time_major else outputs), state

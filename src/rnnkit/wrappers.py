@@ -25,7 +25,7 @@ from torch import nn
 
 from .base import Layer
 from .cells import StackedRNNCells, initial_state_of, is_cell
-from .ops import check_positive_int, get_activation, glorot_uniform
+from .ops import check_positive_int, dropout_mask, get_activation, glorot_uniform, like_weights, rebuild_tuple
 from .rnn import call_cell, sample_dropout_masks
 
 
@@ -69,13 +69,8 @@ class Wrapper(Layer):
             raise TypeError(f"cell: expected a cell (with state_size and forward(x, state)), got {type(cell).__name__}")
         self.cell = cell
 
-    @property
-    def built(self):
-        return getattr(self.cell, "built", True)
-
-    @built.setter
-    def built(self, value):  # Layer.__init__ assigns it; the wrapped cell decides.
-        pass
+    def _built_parts(self):
+        return (self.cell,)
 
     def build(self, input_shape):
         if isinstance(self.cell, Layer):
@@ -99,10 +94,7 @@ class Wrapper(Layer):
         return getattr(self.cell, "input_size", None)
 
     def get_initial_state(self, batch_size: int, dtype=None, device=None):
-        p = next(self.parameters(), None)
-        dtype = dtype or (p.dtype if p is not None else torch.get_default_dtype())
-        device = device or (p.device if p is not None else None)
-        return initial_state_of(self.cell, batch_size, torch.empty(0, dtype=dtype, device=device))
+        return initial_state_of(self.cell, batch_size, like_weights(self, dtype, device))
 
     def zero_state(self, batch_size: int, dtype=None, device=None):
         """TF1's name for ``get_initial_state``."""
@@ -124,7 +116,7 @@ class Wrapper(Layer):
 # ------------------------------------------------------------------- dropout
 
 
-class WrapperDropout(NamedTuple):
+class DropoutWrapperMasks(NamedTuple):
     """What a ``DropoutWrapper`` receives from the loop for one sequence.
 
     ``variational_recurrent=True``: the masks themselves (already scaled by
@@ -150,23 +142,14 @@ def _check_keep_prob(value, arg: str) -> float:
     return float(value)
 
 
-def _keep_mask(shape, keep: float, like: torch.Tensor, generator) -> torch.Tensor | None:
-    """Bernoulli(keep) / keep, drawn on the CPU (reproducible with a seed) then moved; None when keep == 1."""
-    if keep == 1.0:
-        return None
-    m = torch.empty(tuple(shape), dtype=like.dtype).bernoulli_(keep, generator=generator)
-    return (m / keep).to(like.device)
-
-
 def _state_masks(state, keep: float, generator):
     """Masks in ``state``'s structure, None at an LSTM's memory ``c`` (TF1 never drops it)."""
     if keep == 1.0:
         return None
     if isinstance(state, torch.Tensor):
-        return _keep_mask(state.shape, keep, state, generator)
+        return dropout_mask(state.shape, keep, state, generator)
     names = getattr(state, "_fields", (None,) * len(state))
-    parts = [None if name == "c" else _state_masks(s, keep, generator) for name, s in zip(names, state)]
-    return type(state)(*parts) if hasattr(state, "_fields") else type(state)(parts)
+    return rebuild_tuple(state, [None if name == "c" else _state_masks(s, keep, generator) for name, s in zip(names, state)])
 
 
 def _apply(value, mask):
@@ -175,8 +158,7 @@ def _apply(value, mask):
         return value
     if isinstance(value, torch.Tensor):
         return value * mask
-    parts = [_apply(v, m) for v, m in zip(value, mask)]
-    return type(value)(*parts) if hasattr(value, "_fields") else type(value)(parts)
+    return rebuild_tuple(value, [_apply(v, m) for v, m in zip(value, mask)])
 
 
 class DropoutWrapper(Wrapper):
@@ -245,25 +227,25 @@ class DropoutWrapper(Wrapper):
             return None
         gen = self._generator if self._generator is not None else generator
         if not self.variational_recurrent:
-            return WrapperDropout(inner=inner, per_step=True, generator=gen)
+            return DropoutWrapperMasks(inner=inner, per_step=True, generator=gen)
         if self.input_size is None and self.input_keep_prob < 1.0:
             raise ValueError(f"DropoutWrapper {self.name!r}: build the cell before sampling its input mask")
-        return WrapperDropout(
-            input=_keep_mask((batch, self.input_size or 0), self.input_keep_prob, like, gen),
+        return DropoutWrapperMasks(
+            input=dropout_mask((batch, self.input_size or 0), self.input_keep_prob, like, gen),
             state=_state_masks(initial_state_of(self.cell, batch, like), self.state_keep_prob, gen),
-            output=_keep_mask((batch, self.output_size), self.output_keep_prob, like, gen),
+            output=dropout_mask((batch, self.output_size), self.output_keep_prob, like, gen),
             inner=inner,
         )
 
-    def forward(self, x_t: torch.Tensor, state, dropout: WrapperDropout | None = None):
+    def forward(self, x_t: torch.Tensor, state, dropout: DropoutWrapperMasks | None = None):
         self._build_from(x_t)
         if dropout is None:  # evaluation, or a call by hand: the plain cell
             return self.cell(x_t, state)
         if dropout.per_step:  # fresh masks at this step, in TF1's order: input, state, output
-            x_t = _apply(x_t, _keep_mask(x_t.shape, self.input_keep_prob, x_t, dropout.generator))
+            x_t = _apply(x_t, dropout_mask(x_t.shape, self.input_keep_prob, x_t, dropout.generator))
             y, state = call_cell(self.cell, x_t, state, dropout.inner)
             state = _apply(state, _state_masks(state, self.state_keep_prob, dropout.generator))
-            y = _apply(y, _keep_mask(y.shape, self.output_keep_prob, y, dropout.generator))
+            y = _apply(y, dropout_mask(y.shape, self.output_keep_prob, y, dropout.generator))
             return y, state
         y, state = call_cell(self.cell, _apply(x_t, dropout.input), state, dropout.inner)
         return _apply(y, dropout.output), _apply(state, dropout.state)
@@ -316,8 +298,7 @@ def _to(value, device):
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, tuple):
-        parts = [_to(v, device) for v in value]
-        return type(value)(*parts) if hasattr(value, "_fields") else type(value)(parts)
+        return rebuild_tuple(value, [_to(v, device) for v in value])
     return value
 
 

@@ -34,7 +34,7 @@ from ..cells import GRUCell, LSTMCell, SimpleRNNCell
 from ..files import atomic_write
 from ..layers import Bidirectional, Dense, Dropout, Embedding, Masking, TimeDistributed
 from ..model import Sequential
-from ..ops import activation_name
+from ..ops import activation_name, first_parameter
 from ..rnn import RNN
 
 OPSET = 17
@@ -296,7 +296,7 @@ def _example(model, example_input):
 
 def _run_rnnkit(model, x):
     """The model's output in eval mode (no dropout), on the model's device."""
-    param = next(model.parameters(), None)
+    param = first_parameter(model)
     was_training = model.training
     model.eval()
     try:

@@ -27,19 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell
+from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, swap_gru_gates
 from ..layers import GRU, LSTM, Bidirectional, Dropout, SimpleRNN
 from ..model import Sequential
-from ..ops import activation_name
+from ..ops import activation_name, first_parameter
 from ..rnn import RNN
 
 _LAYER_OF = {nn.RNN: SimpleRNN, nn.GRU: GRU, nn.LSTM: LSTM}  # torch module class -> rnnkit layer class
-
-
-def _swap_first_two_blocks(a: np.ndarray, units: int, axis: int) -> np.ndarray:
-    """GRU gate order r, z, n <-> z, r, n along ``axis`` (the same swap both ways)."""
-    r, z, n = np.split(a, [units, 2 * units], axis=axis)
-    return np.concatenate([z, r, n], axis=axis)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -51,7 +45,6 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 def _keras_weights(module: nn.RNNBase, layer: int, suffix: str) -> list[np.ndarray]:
     """Keras-order arrays of one direction of one torch layer."""
-    u = module.hidden_size
     is_gru = isinstance(module, nn.GRU)
 
     def get(name):
@@ -59,12 +52,12 @@ def _keras_weights(module: nn.RNNBase, layer: int, suffix: str) -> list[np.ndarr
 
     kernel, recurrent = get("weight_ih").T, get("weight_hh").T
     if is_gru:
-        kernel, recurrent = _swap_first_two_blocks(kernel, u, 1), _swap_first_two_blocks(recurrent, u, 1)
+        kernel, recurrent = swap_gru_gates(kernel), swap_gru_gates(recurrent)
     weights = [np.ascontiguousarray(kernel), np.ascontiguousarray(recurrent)]
     if module.bias:
         b_ih, b_hh = get("bias_ih"), get("bias_hh")
         if is_gru:
-            weights.append(np.stack([_swap_first_two_blocks(b_ih, u, 0), _swap_first_two_blocks(b_hh, u, 0)]))
+            weights.append(np.stack([swap_gru_gates(b_ih), swap_gru_gates(b_hh)]))
         else:
             weights.append(b_ih + b_hh)
     return weights
@@ -106,7 +99,7 @@ def from_torch(module: nn.Module) -> Sequential:
             f"module: LSTM with proj_size={module.proj_size} projects h_t to a smaller size after every step; "
             "rnnkit's LSTM has no projection (Keras has none either), so it cannot be converted"
         )
-    param = next(module.parameters())
+    param = first_parameter(module)
     cell_kwargs = {"use_bias": module.bias}
     if isinstance(module, nn.RNN):
         cell_kwargs["activation"] = module.nonlinearity  # "tanh" or "relu", the same names in rnnkit
@@ -181,16 +174,15 @@ def _check_cell(layer: RNN, where: str) -> Cell:
 
 def _torch_weights(cell: Cell) -> dict[str, np.ndarray]:
     """weight_ih, weight_hh, bias_ih, bias_hh (torch layout) of one direction."""
-    u = cell.units
     kernel, recurrent = _numpy(cell.kernel), _numpy(cell.recurrent_kernel)
     if isinstance(cell, GRUCell):
-        kernel, recurrent = _swap_first_two_blocks(kernel, u, 1), _swap_first_two_blocks(recurrent, u, 1)
+        kernel, recurrent = swap_gru_gates(kernel), swap_gru_gates(recurrent)
     out = {"weight_ih": kernel.T, "weight_hh": recurrent.T}
     if cell.use_bias:
         bias = _numpy(cell.bias)
         if isinstance(cell, GRUCell):
-            out["bias_ih"] = _swap_first_two_blocks(bias[0], u, 0)
-            out["bias_hh"] = _swap_first_two_blocks(bias[1], u, 0)
+            out["bias_ih"] = swap_gru_gates(bias[0])
+            out["bias_hh"] = swap_gru_gates(bias[1])
         else:
             out["bias_ih"], out["bias_hh"] = bias, np.zeros_like(bias)
     return out

@@ -1,21 +1,29 @@
 """Fused sequence kernels: faster ways to run ``RNN``'s loop, same numbers.
 
-``select(layer, x, state, mask, dropout)`` returns ``(kernel, reason)``:
-a callable ``kernel(layer, x, state, mask, dropout) -> (outputs, state)``
-with a ``name``, or ``None`` and the reason the reference loop must run.
-``RNN`` records the choice in ``layer.kernel_used``/``layer.kernel_reason``;
-``explain(model)`` lists it for every recurrent layer, and the logger
-``rnnkit.kernels`` says it at DEBUG level on every call.
+``select(cell, x, mask, dropout, label)`` returns ``(kernel, reason)``: a
+``FusedKernel`` (callable, with a ``name``) or ``None`` and the reason the
+reference loop must run. Every argument is explicit: the cell (or stack of
+cells), the inputs (batch, time, features), the bool (batch, time) mask or
+None, the dropout masks ``rnn.sample_dropout_masks`` drew (or None), and a
+label for the log. The kernel then runs as::
+
+    outputs, state = kernel(x, state, mask, dropout, zero_output_for_mask, need_sequences)
+
+``RNN`` records the choice in ``layer.kernel_used``/``layer.kernel_reason``
+(``rnnkit.explain`` lists them); the logger ``rnnkit.kernels`` says it at
+DEBUG level on every call.
 
 The native kernels (``rnnkit._native``, built at install) cover
 ``SimpleRNNCell`` (tanh, sigmoid, relu, linear), ``GRUCell`` (both
 ``reset_after``) and ``LSTMCell`` with tanh/sigmoid, stacks of them, masks,
 dropout masks, float32 and float64 on the CPU. An unmasked float32 LSTM
 without dropout goes to torch's own oneDNN LSTM instead (weights converted
-on the fly; faster here). On CUDA, ``torch_route`` sends unmasked LSTM, GRU
-(``reset_after=True``) and tanh/relu SimpleRNN layers without dropout to
-torch's fused RNN op (cuDNN), weights converted the same way. Anything else
-runs the reference loop and says why.
+on the fly; faster here): ``assign_lstm_routes`` decides per cell. On CUDA,
+``torch_route`` sends unmasked LSTM, GRU (``reset_after=True``) and
+tanh/relu SimpleRNN layers without dropout to torch's fused RNN op (cuDNN),
+weights converted the same way. Anything else runs the reference loop and
+says why. ``Stepper`` (``kernels.stepper``) runs one step at a time for
+generation.
 
 >>> import rnnkit as rk
 >>> layer = rk.LSTM(8)
@@ -32,9 +40,15 @@ import torch
 
 from ..cells import DropoutMasks, StackedRNNCells
 from . import native
+from .autocast import bf16_autocast, bf16_status
+from .fpmode import flush_denormals, flushing  # subnormals flushed inside the kernels
+from .native import FusedKernel
 from .stepper import Stepper
 
-__all__ = ["select", "native_route", "torch_route", "explain", "Stepper", "native_available"]
+__all__ = [
+    "select", "native_route", "torch_route", "assign_lstm_routes", "plan_for", "FusedKernel", "Stepper",
+    "native_available", "flush_denormals", "flushing",
+]
 
 log = logging.getLogger("rnnkit.kernels")
 
@@ -60,17 +74,21 @@ def plan_for(cell):
     return plan, " + ".join(names)
 
 
-def select(layer, x, state, mask, dropout):  # noqa: ARG001 - the state is checked by RNN
+def select(cell, x, mask, dropout, label: str = "") -> tuple[FusedKernel | None, str]:
+    """``(kernel, reason)`` for running ``cell`` over ``x`` with ``mask`` and ``dropout``; kernel None: the reference loop.
+
+    ``label`` (the layer's name) only goes to the DEBUG log.
+    """
     pick = torch_route if x.device.type == "cuda" else native_route
-    kernel, reason = pick(layer, x, mask, dropout)
+    kernel, reason = pick(cell, x, mask, dropout)
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("%s: %s (%s)", layer.name, kernel.name if kernel else "reference", reason)
+        log.debug("%s: %s (%s)", label, kernel.name if kernel else "reference", reason)
     return kernel, reason
 
 
-def native_route(layer, x, mask, dropout):
+def native_route(cell, x, mask, dropout):
     """``(kernel, reason)`` through the native kernels (or oneDNN's LSTM) on the CPU, or ``(None, reason)``."""
-    plan, what = plan_for(layer.cell)
+    plan, what = plan_for(cell)
     if plan is None:
         return None, what
     if x.device.type != "cpu":
@@ -79,7 +97,8 @@ def native_route(layer, x, mask, dropout):
         return None, f"dtype {x.dtype}: the native kernels cover float32 and float64"
     if x.shape[0] == 0:
         return None, "empty batch: nothing to fuse"
-    routed = route(plan, x, mask, dropout, isinstance(layer.cell, StackedRNNCells))
+    stacked = isinstance(cell, StackedRNNCells)
+    routed = assign_lstm_routes(plan, x, mask, dropout, stacked)
     name = "+".join(f"{'torch-onednn' if r == 'onednn' else 'native'}:{type(c).__name__}" for c, _, _, r in routed)
     if all(r == "onednn" for *_, r in routed):
         reason = (
@@ -88,7 +107,8 @@ def native_route(layer, x, mask, dropout):
         )
     else:
         reason = f"fused native kernel: {what}, {x.dtype}"
-    return native.NativeKernel(name, routed), reason
+        reason += f"; {bf16_status()}" if bf16_autocast(x) else ""
+    return FusedKernel(name, routed, stacked), reason
 
 
 # oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the
@@ -108,7 +128,7 @@ def _no_dropout(dropout) -> bool:
     return all(_no_dropout(d) for d in dropout)  # a stack: one per cell
 
 
-def torch_route(layer, x, mask, dropout):
+def torch_route(cell, x, mask, dropout):
     """``(kernel, reason)`` through torch's own fused RNN op (cuDNN on CUDA), or ``(None, reason)``.
 
     Covers unmasked sequences without dropout of ``LSTMCell``, ``GRUCell(reset_after=True)`` and
@@ -116,7 +136,8 @@ def torch_route(layer, x, mask, dropout):
     the reference loop and says why.
     """
     where = x.device.type.upper()
-    cells = list(layer.cell.cells) if isinstance(layer.cell, StackedRNNCells) else [layer.cell]
+    stacked = isinstance(cell, StackedRNNCells)
+    cells = list(cell.cells) if stacked else [cell]
     plan, names = [], []
     for c in cells:
         code, act, what = native.cell_support(c)
@@ -132,42 +153,26 @@ def torch_route(layer, x, mask, dropout):
     if x.shape[0] == 0:
         return None, "empty batch: nothing to fuse"
     name = "+".join(f"torch-cudnn:{type(c).__name__}" for c, *_ in plan)
-    return native.NativeKernel(name, plan), f"torch's fused RNN (cuDNN), weights converted on the fly: {' + '.join(names)}"
+    return FusedKernel(name, plan, stacked), f"torch's fused RNN (cuDNN), weights converted on the fly: {' + '.join(names)}"
 
 
-def route(plan, x, mask, dropout, stacked):
-    """Add each cell's route: torch's oneDNN LSTM where it applies (and measured faster), else native."""
+def assign_lstm_routes(plan, x, mask, dropout, stacked):
+    """``plan`` with a route added to each ``(cell, code, act)``: "onednn" or "native".
+
+    An LSTM cell goes to torch's oneDNN LSTM where that applies and was
+    measured faster: no mask, no dropout on that cell, float32, at least
+    ``ONEDNN_MIN_STEPS`` steps. Every other cell runs the native kernel.
+    """
     drops = dropout if stacked and dropout is not None else (dropout,) * len(plan)
     onednn = (
         mask is None
         and x.dtype == torch.float32
         and x.shape[1] >= ONEDNN_MIN_STEPS
         and native.onednn_lstm_available()
+        and not bf16_autocast(x)  # the native kernel keeps a float32 state under autocast
     )
     return [
         (c, code, act, "onednn" if onednn and code == native.LSTM and d is None else "native")
         for (c, code, act), d in zip(plan, drops)
     ]
 
-
-def explain(layer_or_model) -> str:
-    """One line per recurrent layer: which kernel ran last and why.
-
-    Layers that have not run yet show what would run for CPU float32 inputs.
-    """
-    from ..rnn import RNN  # rnn imports this package
-
-    lines = []
-    for name, module in layer_or_model.named_modules():
-        if not isinstance(module, RNN):
-            continue
-        label = module.name or name
-        if module.kernel_used is not None:
-            lines.append(f"{label}: {module.kernel_used} ({module.kernel_reason})")
-        elif module.unroll:
-            lines.append(f"{label}: not run yet; would use reference (unroll=True asks for the readable Python loop)")
-        else:
-            plan, what = plan_for(module.cell)
-            would = "reference" if plan is None else "a fused kernel"
-            lines.append(f"{label}: not run yet; would use {would} on CPU ({what})")
-    return "\n".join(lines) if lines else f"{type(layer_or_model).__name__}: no recurrent layers"

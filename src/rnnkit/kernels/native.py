@@ -8,18 +8,23 @@ loop and its backprop through time. This module wraps it:
   recurrence; the native backward runs backprop through time and returns the
   gradients of the input, both kernels, the biases and the initial state,
   each weight gradient as one product over all steps;
-* ``NativeKernel`` applies it cell by cell for ``StackedRNNCells`` (a masked
-  step's intermediate output is discarded by the next cell, so running each
-  cell over the whole sequence equals the per-step stack); when the layer
-  returns only its last output (no mask) the last cell skips the sequence.
+* ``run_torch_rnn`` runs a cell through torch's own fused RNN op instead
+  (oneDNN on the CPU, cuDNN on CUDA), weights converted on the fly;
+* ``FusedKernel`` applies one of the two per cell, cell by cell for
+  ``StackedRNNCells`` (a masked step's intermediate output is discarded by
+  the next cell, so running each cell over the whole sequence equals the
+  per-step stack); when only the last output is needed (no mask) the last
+  cell skips the sequence.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
-from ..ops import ACTIVATIONS
+from ..cells import GRUCell, LSTMCell, LSTMState, SimpleRNNCell, swap_gru_gates
+from ..ops import activation_name
+from .autocast import gemm_weights
+from .fpmode import run_flushed
 
 try:
     from .. import _native
@@ -38,12 +43,12 @@ def cell_support(cell) -> tuple[int | None, int, str]:
     """``(code, activation code, description)``; code None when the cell is not covered."""
     kind = type(cell)  # exact types: a subclass may redefine the step
     if kind is SimpleRNNCell:
-        name = _name(cell.activation)
+        name = activation_name(cell.activation)
         if name not in SIMPLE_ACTIVATIONS:
             return None, 0, f"SimpleRNNCell activation {name or repr(cell.activation)} has no fused kernel"
         return SIMPLE, SIMPLE_ACTIVATIONS[name], f"SimpleRNNCell({name})"
     if kind in (GRUCell, LSTMCell):
-        act, rec = _name(cell.activation), _name(cell.recurrent_activation)
+        act, rec = activation_name(cell.activation), activation_name(cell.recurrent_activation)
         if (act, rec) != ("tanh", "sigmoid"):
             return None, 0, (
                 f"{kind.__name__} activation={act or repr(cell.activation)}, recurrent_activation="
@@ -54,13 +59,6 @@ def cell_support(cell) -> tuple[int | None, int, str]:
         code = GRU_AFTER if cell.reset_after else GRU_BEFORE
         return code, 0, f"GRUCell(tanh, sigmoid, reset_after={cell.reset_after})"
     return None, 0, f"custom cell {kind.__name__} has no fused kernel"
-
-
-def _name(fn):
-    for name, f in ACTIVATIONS.items():
-        if f is fn:
-            return name
-    return None
 
 
 class SequenceFunction(torch.autograd.Function):
@@ -111,12 +109,6 @@ def onednn_lstm_available() -> bool:
     return torch.backends.mkldnn.is_available()
 
 
-def _torch_gate_order(w):
-    """Keras GRU gates z, r, h along the last axis -> torch's r, z, n."""
-    z, r, h = w.chunk(3, -1)
-    return torch.cat([r, z, h], -1)
-
-
 def run_torch_rnn(cell, code, act, x_tm, state):
     """A built-in cell through torch's own fused RNN op, weights converted on the fly.
 
@@ -130,9 +122,9 @@ def run_torch_rnn(cell, code, act, x_tm, state):
     train = torch.is_grad_enabled()
     has_bias = cell.bias is not None
     if code == GRU_AFTER:
-        params = [_torch_gate_order(cell.kernel).t(), _torch_gate_order(cell.recurrent_kernel).t()]
+        params = [swap_gru_gates(cell.kernel).t(), swap_gru_gates(cell.recurrent_kernel).t()]
         if has_bias:
-            params += [_torch_gate_order(cell.bias[0]), _torch_gate_order(cell.bias[1])]
+            params += [swap_gru_gates(cell.bias[0]), swap_gru_gates(cell.bias[1])]
         y, h = torch._VF.gru(x_tm, state[None], params, has_bias, 1, 0.0, train, False, False)
         return y, h[0]
     params = [cell.kernel.t(), cell.recurrent_kernel.t()]
@@ -155,7 +147,7 @@ def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=Tr
     """
     if dropout is not None and dropout.input is not None:
         x_tm = x_tm * dropout.input
-    W, U = cell.kernel, cell.recurrent_kernel
+    W, U = gemm_weights(cell, x_tm)  # bfloat16 copies under CPU autocast
     b_in = cell.input_bias()
     # The native code reads these as dense row-major arrays.
     b_rec = cell.bias[1].contiguous() if code == GRU_AFTER and cell.bias is not None else None
@@ -173,37 +165,47 @@ def run_cell(cell, code, act, x_tm, state, mask_tm, dropout, zero_out, need_y=Tr
     return out[0], out[1]
 
 
-class NativeKernel:
-    """``kernel(layer, x, state, mask, dropout) -> (outputs, state)`` for ``RNN._run``.
+class FusedKernel:
+    """A fused run of a cell (or a stack) over a whole sequence, in place of ``RNN``'s loop.
 
-    ``outputs`` is (batch, time, units), or (batch, 1, units) holding the last
-    step when the layer returns only that and no mask is given.
+    ``plan``: ``[(cell, code, act, route)]`` in stack order, route "native",
+    "onednn" or "cudnn"; ``stacked``: the plan is a ``StackedRNNCells``
+    (states and dropout masks are then tuples, one per cell). Call::
+
+        outputs, state = kernel(x, state, mask, dropout, zero_output_for_mask, need_sequences)
+
+    with ``x`` (batch, time, features), ``mask`` (batch, time) bool or None
+    and ``dropout`` the cell's dropout masks or None. ``outputs`` is
+    (batch, time, units), or (batch, 1, units) holding the last step when
+    ``need_sequences`` is false and there is no mask.
     """
 
-    def __init__(self, name: str, plan):
+    def __init__(self, name: str, plan, stacked: bool):
         self.name = name
-        self.plan = plan  # [(cell, code, act, route)] in stack order; route "native", "onednn" or "cudnn"
+        self.plan = plan
+        self.stacked = stacked
 
-    def __call__(self, layer, x, state, mask, dropout):
-        stacked = isinstance(layer.cell, StackedRNNCells)
+    def __call__(self, x, state, mask, dropout, zero_output_for_mask: bool = False, need_sequences: bool = True):
         x_tm = x.transpose(0, 1)
         mask_tm = None if mask is None else mask.t().contiguous()
-        states = state if stacked else (state,)
-        drops = dropout if stacked else (dropout,)
+        states = state if self.stacked else (state,)
+        drops = dropout if self.stacked else (dropout,)
         if drops is None:
             drops = (None,) * len(self.plan)
         # Only the last output wanted and no mask: that output is the last cell's h_T, so the
         # last cell skips the output sequence (and its backward the zeros autograd would send).
-        last_only = not layer.return_sequences and mask is None
+        last_only = not need_sequences and mask is None
         new_states = []
         for k, ((cell, code, act, route), s, d) in enumerate(zip(self.plan, states, drops)):
-            if route in ("onednn", "cudnn"):
+            if route == "onednn":  # subnormals flushed on torch's threads, forward and backward
+                x_tm, s = run_flushed(run_torch_rnn, cell, code, act, x_tm, s)
+            elif route == "cudnn":
                 x_tm, s = run_torch_rnn(cell, code, act, x_tm, s)
             else:
                 need_y = not (last_only and k == len(self.plan) - 1)
-                x_tm, s = run_cell(cell, code, act, x_tm, s, mask_tm, d, layer.zero_output_for_mask, need_y)
+                x_tm, s = run_cell(cell, code, act, x_tm, s, mask_tm, d, zero_output_for_mask, need_y)
                 if x_tm is None:
                     x_tm = (s.h if code == LSTM else s)[None]  # (1, B, units): the last step
             new_states.append(s)
-        final = tuple(new_states) if stacked else new_states[0]
+        final = tuple(new_states) if self.stacked else new_states[0]
         return x_tm.transpose(0, 1), final
