@@ -212,6 +212,8 @@ def test_resume_branches_into_a_new_out_and_refuses_what_it_cannot_honour(tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train --resume: --units, --lr and --seed cannot change a run" in err[0]
     assert "--epochs, --out (a branch), --data" in err[0]
+    assert cli.main(["train", "--resume", str(a), "--no-bidirectional", "--dropout", "0"]) == 2
+    assert "train --resume: --bidirectional and --dropout cannot change" in capsys.readouterr().err
     assert run_files(a) == before
 
 

@@ -66,9 +66,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _either(names) -> str:
+def _either(names, conjunction: str = "or") -> str:
     names = list(names)
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return ", ".join(names[:-1]) + f" {conjunction} " + names[-1] if len(names) > 1 else names[0]
 
 
 def _per_task(help_of) -> str:
@@ -88,7 +88,7 @@ def _flags(settings: dict) -> str:
     shown = []
     for k in runs.SETTINGS:
         v = settings.get(k)
-        if v is not None and v is not False and k in settings:
+        if v is not None and v is not False:
             shown.append(_flag(k) if v is True else f"{_flag(k)} {v}")
     return " ".join(shown)
 
@@ -104,7 +104,7 @@ def _presets_table() -> str:
 
 
 # What --resume cannot change: the run continues with its saved settings and seed.
-_NOT_WITH_RESUME = [k for k in runs.SETTINGS if k != "epochs"] + ["seed", "quick"]
+_NOT_WITH_RESUME = [k for k in runs.SETTINGS if k != "epochs"] + ["seed"]
 
 
 def _flag(name: str) -> str:
@@ -197,10 +197,11 @@ def _overrides(args) -> dict:
 
 
 def _resume(args) -> None:
-    given = [_flag(k) for k in _NOT_WITH_RESUME if getattr(args, k) not in (None, False)]
+    # None: not given (--no-bidirectional gives False and --dropout 0 gives 0.0, both refused too).
+    given = [_flag(k) for k in _NOT_WITH_RESUME if getattr(args, k) is not None] + (["--quick"] if args.quick else [])
     if given:
-        raise ValueError(f"train --resume: {_either(given).replace(' or ', ' and ')} cannot change a run that continues with its saved "
-                         f"settings; resume takes --epochs, --out (a branch), --data, --device and --threads, "
+        raise ValueError(f"train --resume: {_either(given, 'and')} cannot change a run that continues with its "
+                         f"saved settings; resume takes --epochs, --out (a branch), --data, --device and --threads, "
                          f"or start a new run with `rnnkit train TASK ... --out NEW_DIR`")
     if args.overwrite and args.out is None:
         raise ValueError("train --resume: --overwrite replaces a run in --out (a branch); without --out the run "

@@ -200,11 +200,10 @@ def resume(run_dir, *, epochs: int | None = None, out=None, data=None, overwrite
     source = Path(run_dir)
     run_dir = Path(out) if out is not None else source
     branch = run_dir.resolve() != source.resolve()
-    task_cfg = task_config(source, "resume")
+    task_config(source, "resume")  # a run written by `rnnkit train`, checked before anything is copied
     clear = check_out(run_dir, overwrite) if branch else False
     with _processes(device, threads) as (ctx, dev):
-        task_cfg["data"] = data_path(task_cfg, data)
-        distributed.barrier()
+        distributed.barrier()  # every process has checked `out` before process 0 writes there
         if distributed.is_main():
             if clear:
                 shutil.rmtree(run_dir)
@@ -212,6 +211,8 @@ def resume(run_dir, *, epochs: int | None = None, out=None, data=None, overwrite
                 shutil.copytree(source, run_dir, dirs_exist_ok=True)
             clean_leftovers(run_dir)  # finish or discard what a killed writer left
         distributed.barrier()
+        task_cfg = task_config(run_dir, "resume")
+        task_cfg["data"] = data_path(task_cfg, data)
         s = dict(task_cfg["settings"])
         if epochs is not None:
             s["epochs"] = epochs
