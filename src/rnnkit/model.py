@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .base import Layer
+from .graph import SymbolicTensor
 from .layers import Embedding, InputLayer, deserialize, serialize
 from .ops import as_tensor, like_weights
 from .rnn import RNN
@@ -41,6 +42,8 @@ class Sequential(TrainingMixin, Layer):
             self.add(layer)
 
     def add(self, layer) -> None:
+        if isinstance(layer, SymbolicTensor) and layer.node.is_source:  # rk.Input(shape): its InputLayer
+            layer = layer.node.layer
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer: expected an rnnkit layer or a torch.nn.Module, got {type(layer).__name__}")
         if isinstance(layer, InputLayer):  # Keras 3's Input(shape): it sets the shape, it is not a layer

@@ -192,16 +192,16 @@ class _Run:
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
 
-def _split_validation(data, validation_split, validation_data):
-    """``(train, val)``: ``validation_data`` as data, or the last ``validation_split`` of ``data`` held out."""
+def _split_validation(data, validation_split, validation_data, as_data=_as_data):
+    """``(train, val)``: ``validation_data`` made data by ``as_data``, or the last ``validation_split`` of ``data`` held out."""
     if validation_data is not None and validation_split:
         raise ValueError("validation_split: give validation_split or validation_data, not both")
     val = None
     if validation_data is not None:
         if isinstance(validation_data, torch.utils.data.Dataset):
-            val = _as_data(validation_data, None, "validation_data")
+            val = as_data(validation_data, None, "validation_data")
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-            val = _as_data(validation_data[0], validation_data[1], "validation_data")
+            val = as_data(validation_data[0], validation_data[1], "validation_data")
         else:
             raise ValueError("validation_data: expected (x_val, y_val) or a Dataset")
     elif validation_split:
@@ -269,6 +269,20 @@ class TrainingMixin:
         self.clipnorm, self.clipvalue = clipnorm, clipvalue
         self.loss, self.metric_names, self._metrics = loss_fn, metric_names, metric_fns
 
+    # ---- hooks for models with several inputs or outputs (rnnkit.functional.Model overrides them)
+    def _make_data(self, x, y, arg="x", need_y=True):
+        return _as_data(x, y, arg, need_y)
+
+    def _batch_len(self, xb) -> int:
+        return len(xb)
+
+    def _outputs_to_cpu(self, y_pred):
+        return y_pred.cpu()
+
+    def _concat_outputs(self, outs) -> np.ndarray:
+        return torch.cat(outs).numpy()
+    # ---- end of the hooks
+
     # ------------------------------------------------------------- helpers
     def _require_compiled(self, what: str):
         if self.loss is None:
@@ -312,7 +326,7 @@ class TrainingMixin:
                     xb, yb = self._prepare(*data.batch(torch.arange(start, min(start + batch_size, n))))
                     scores = self._scores(yb, self(xb))
                     for k, v in scores.items():
-                        totals[k] = totals.get(k, 0.0) + float(v) * len(xb)
+                        totals[k] = totals.get(k, 0.0) + float(v) * self._batch_len(xb)
         finally:
             self.train(was_training)
         return {k: v / max(n, 1) for k, v in totals.items()}
@@ -332,7 +346,7 @@ class TrainingMixin:
         batch_size = _check_int(batch_size, "batch_size", 1)
         epochs = _check_int(epochs, "epochs", 0)
         initial_epoch = _check_int(initial_epoch, "initial_epoch", 0)
-        data, val = _split_validation(_as_data(x, y), validation_split, validation_data)
+        data, val = _split_validation(self._make_data(x, y), validation_split, validation_data, self._make_data)
         history = History()
         cbs = _attach(self, [history, *(callbacks or [])])
         history.params = {"epochs": epochs, "batch_size": batch_size, "samples": len(data)}
@@ -381,9 +395,9 @@ class TrainingMixin:
             for step in range(steps):
                 xb, yb = self._prepare(*run.data.batch(order[step * run.batch_size:(step + 1) * run.batch_size]))
                 batch_logs = self._train_step(run, xb, yb)
-                seen += len(xb)
+                seen += self._batch_len(xb)
                 for k, v in batch_logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * len(xb)
+                    totals[k] = totals.get(k, 0.0) + v * self._batch_len(xb)
                 for cb in run.callbacks:
                     cb.on_train_batch_end(step, batch_logs)
                 if bar is not None:
@@ -420,7 +434,7 @@ class TrainingMixin:
         ``{"loss": ..., "accuracy": ...}``.
         """
         self._require_compiled("evaluate")
-        scores = self._run_epoch_eval(_as_data(x, y), _check_int(batch_size, "batch_size", 1))
+        scores = self._run_epoch_eval(self._make_data(x, y), _check_int(batch_size, "batch_size", 1))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         if return_dict:
@@ -430,7 +444,7 @@ class TrainingMixin:
 
     def predict(self, x, batch_size: int = 32) -> np.ndarray:
         """The model's outputs for ``x`` in eval mode, as a numpy array (batched, no gradients)."""
-        data = _as_data(x, None, need_y=False)
+        data = self._make_data(x, None, need_y=False)
         batch_size = _check_int(batch_size, "batch_size", 1)
         outs = []
         was_training = self.training
@@ -439,12 +453,12 @@ class TrainingMixin:
             with torch.no_grad():
                 for start in range(0, len(data), batch_size):
                     xb, _ = self._prepare(*data.batch(torch.arange(start, min(start + batch_size, len(data)))))
-                    outs.append(self(xb).cpu())
+                    outs.append(self._outputs_to_cpu(self(xb)))
         finally:
             self.train(was_training)
         if not outs:
             raise ValueError("x: no samples to predict")
-        return torch.cat(outs).numpy()
+        return self._concat_outputs(outs)
 
 
 def _check_int(value, arg, minimum) -> int:
