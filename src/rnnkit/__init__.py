@@ -23,6 +23,7 @@ from . import distributed, interop, v1
 from .base import Layer
 from .callbacks import (
     Callback,
+    CSVLogger,
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
@@ -99,6 +100,7 @@ __all__ = [
     "MeanSquaredError",
     "MeanAbsoluteError",
     "Callback",
+    "CSVLogger",
     "EarlyStopping",
     "ModelCheckpoint",
     "TerminateOnNaN",

@@ -210,3 +210,63 @@ class ReduceLROnPlateau(Monitor):
             self.cooldown_counter = self.cooldown
             self.wait = 0
 
+
+
+
+class CSVLogger(Callback):
+    """Keras's ``CSVLogger``: one row per epoch, ``epoch`` then the logged values in sorted key order.
+
+    The file is opened when training begins (``append=True`` adds to an
+    existing file, with no second header) and flushed after every row, so
+    an interrupted run keeps the epochs it finished. A field holding the
+    separator, a quote or a newline is quoted as the csv module reads it.
+
+        model.fit(x, y, epochs=10, validation_split=0.1, callbacks=[CSVLogger("history.csv")])
+        # epoch,accuracy,loss,val_accuracy,val_loss
+        # 0,0.61,1.12,0.70,0.95
+    """
+
+    def __init__(self, filename, separator: str = ",", append: bool = False):
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\"\r\n":
+            raise ValueError(f"separator: expected one character other than a quote or newline, got {separator!r}")
+        self.filename, self.separator, self.append = str(filename), separator, bool(append)
+        self.keys = None
+        self._file = None
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002
+        self._header = True  # only when the file starts empty: appending continues the same table
+        if self.append:
+            try:
+                with open(self.filename, "rb") as f:
+                    self._header = not f.read(1)
+            except FileNotFoundError:
+                pass
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self._header:
+                self._write_row(["epoch", *self.keys])
+        # An epoch cut short by stop_training may lack values: "NA", as Keras writes.
+        self._write_row([epoch, *(logs.get(k, "NA") for k in self.keys)])
+
+    def on_train_end(self, logs=None):  # noqa: ARG002
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+
+    def _write_row(self, values) -> None:
+        self._file.write(self.separator.join(self._field(v) for v in values) + "\r\n")
+        self._file.flush()
+
+    def _field(self, v) -> str:
+        if isinstance(v, torch.Tensor):
+            v = v.detach().cpu()
+            v = v.item() if v.numel() == 1 else v.tolist()
+        text = str(v)
+        if any(c in text for c in (self.separator, '"', "\r", "\n")):
+            text = '"' + text.replace('"', '""') + '"'
+        return text

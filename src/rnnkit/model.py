@@ -156,7 +156,10 @@ class Sequential(TrainingMixin, Layer):
                 "summary: the model is not built yet; give the first layer input_shape=(time, features) "
                 "or call the model once on data"
             )
-        widths = (29, 26, 10)
+        # Keras's widths, widened to the longest name and shape so that columns never run together.
+        names = [f"{getattr(la, 'name', type(la).__name__.lower())} ({type(la).__name__})" for la in self.layers]
+        shapes = [str(shape).replace(",)", ")") for shape in self._output_shapes]
+        widths = (max([29] + [len(n) + 2 for n in names]), max([26] + [len(s) + 2 for s in shapes]), 10)
         line = "_" * sum(widths)
 
         def row(*cols):
