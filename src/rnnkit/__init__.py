@@ -17,7 +17,7 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
   (parses and dispatches only).
 """
 
-from . import distributed, interop, v1
+from . import distributed, interop, utils, v1
 from .base import Layer
 from .callbacks import (
     Callback,
@@ -39,10 +39,18 @@ from .layers import (
     Input,
     InputLayer,
     Masking,
+    RepeatVector,
     SimpleRNN,
     TimeDistributed,
 )
-from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
+from .losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
@@ -79,6 +87,7 @@ __all__ = [
     "Embedding",
     "Input",
     "InputLayer",
+    "RepeatVector",
     "Sequential",
     "Constant",
     # training (Keras's compile/fit/evaluate/predict on Sequential)
@@ -87,6 +96,8 @@ __all__ = [
     "CategoricalCrossentropy",
     "MeanSquaredError",
     "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "Huber",
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
@@ -114,4 +125,6 @@ __all__ = [
     "interop",
     # several processes under torchrun (DistributedDataParallel)
     "distributed",
+    # Keras's data utilities (pad_sequences)
+    "utils",
 ]

@@ -20,12 +20,14 @@ The files change together (``rnnkit.files.write_files``).
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
 from .files import deferred_interrupt, json_bytes, read_bytes, read_json, write_files
+from .interop.keras_file import load_keras
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import OPTIMIZERS
@@ -138,7 +140,11 @@ def load_model(path, compile: bool = True, device=None) -> Sequential:
 
     ``device`` (e.g. "cpu", "cuda", "auto") places the model before the
     optimizer is created, so restored optimizer state lands beside the weights.
+    A ``.keras`` file (any zip) is a Keras 3 archive: read by ``interop.load_keras`` (data only, not compiled).
     """
+    if str(path).endswith(".keras") or zipfile.is_zipfile(path):  # issue 12: Keras 3 archives, read as data only
+        model = load_keras(path)
+        return model if device is None else model.to(resolve_device(device))
     folder = Path(path)
     config = read_config(folder)
     tensors, _ = load_tensors(folder / "model.safetensors")

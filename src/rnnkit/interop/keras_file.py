@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RepeatVector, SimpleRNN, TimeDistributed
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
@@ -39,7 +39,7 @@ from ..rnn import RNN
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
-    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
 )
 
 _MAX_CONFIG_BYTES = 16 * 2**20  # a config is a few kB; refuse to inflate a zip bomb into memory
@@ -187,6 +187,8 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str)
             _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
             mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name,
         )
+    if class_name == "RepeatVector":
+        return RepeatVector(_get(cfg, "n", int, where), name=name)
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
