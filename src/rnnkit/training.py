@@ -352,7 +352,7 @@ def _split_validation(data, validation_split, validation_data):
             raise ValueError(f"validation_split: {validation_split} of {len(data)} samples leaves an empty split")
         split = len(data) - n_val
         data, val = _Subset(data, torch.arange(split)), _Subset(data, torch.arange(split, len(data)))
-    if len(data) == 0:
+    if not isinstance(data, _Batches) and len(data) == 0:
         raise ValueError("x: no training samples")
     return data, val
 
