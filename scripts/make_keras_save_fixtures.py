@@ -56,8 +56,9 @@ def rnnkit_models(rk, rng):
 
 
 def write() -> None:
-    import rnnkit as rk
     import torch
+
+    import rnnkit as rk
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -5,7 +5,9 @@ backend) on the same inputs; the rest are checked against the formulas
 Keras documents.
 """
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -327,9 +329,6 @@ def test_summary_of_a_model_from_torch(capsys):
 @pytest.mark.slow
 def test_addition_rnn_example_learns(capsys):
     """keras-io's addition_rnn with rnnkit layers (examples/addition_rnn.py): it learns to add."""
-    import importlib.util
-    from pathlib import Path
-
     path = Path(__file__).resolve().parent.parent / "examples" / "addition_rnn.py"
     spec = importlib.util.spec_from_file_location("addition_rnn", path)
     module = importlib.util.module_from_spec(spec)

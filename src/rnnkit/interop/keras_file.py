@@ -31,7 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RepeatVector, SimpleRNN, TimeDistributed
+from ..layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    RepeatVector,
+    SimpleRNN,
+    TimeDistributed,
+)
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
