@@ -335,3 +335,12 @@ def test_addition_rnn_example_learns(capsys):
     spec.loader.exec_module(module)
     assert module.main() > 0.9  # 25 epochs reach about 1.0 per character
     assert "val_accuracy" in capsys.readouterr().out
+
+
+def test_new_losses_and_optimizers_survive_a_run_directory(tmp_path):
+    for loss, optimizer in ((rk.Huber(delta=2.0), "adamw"), (rk.BinaryCrossentropy(from_logits=True), "nadam")):
+        m = dense_model(units=1, activation=None)
+        m.compile(optimizer, loss)
+        rk.save_model(m, tmp_path / optimizer)
+        loaded = rk.load_model(tmp_path / optimizer)
+        assert loaded.optimizer_name == optimizer and loaded.loss.get_config() == loss.get_config()

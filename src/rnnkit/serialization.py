@@ -215,8 +215,8 @@ def _compile_from_config(model: Sequential, cc) -> None:
     if loss_cfg.get("name") not in LOSSES:
         raise ValueError(f"config.json: compile settings: unknown loss {loss_cfg.get('name')!r}; known: {sorted(LOSSES)}")
     options = {k: v for k, v in loss_cfg.items() if k != "name"}
-    if not all(isinstance(v, bool) for v in options.values()):
-        raise ValueError(f"config.json: compile settings: loss options must be true/false, got {options}")
+    if not all(isinstance(v, bool) or (type(v) in (int, float) and abs(v) < float("inf")) for v in options.values()):
+        raise ValueError(f"config.json: compile settings: loss options must be true/false or numbers, got {options}")
     metrics = cc.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
         raise ValueError(f"config.json: compile settings: metrics must be a list of names, got {metrics!r}")
