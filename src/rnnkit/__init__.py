@@ -7,11 +7,13 @@
 The tree reads in dependency order, floor by floor (``python
 scripts/import_graph.py`` prints the floors; there is no import cycle):
 
-* files (atomic writes), ops (activations, initializers, checks), base (Layer),
-  losses, optimizers, callbacks, distributed;
+* files (atomic writes), ops (activations, initializers, checks), graph
+  (symbolic tensors of the functional API), base (Layer), losses, optimizers,
+  callbacks, distributed;
 * cells (one time step) -> kernels/ (fused paths) -> rnn (the time loop, the
-  definition) -> layers, wrappers -> v1 (TF1 names, thin over the core);
-* training (compile/fit/evaluate/predict) -> model (Sequential) -> tbptt;
+  definition) -> layers, merging, wrappers -> v1 (TF1 names, thin over the core);
+* training (compile/fit/evaluate/predict), functional_training (several inputs
+  and outputs) -> model (Sequential) -> functional (Input, Model), tbptt;
 * serialization (configs, safetensors) -> checkpoint (resumable runs) -> interop/;
 * data/ (each task's presets, report, sampling) -> runs (run directories) -> cli
   (parses and dispatches only).
@@ -28,6 +30,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .checkpoint import ModelCheckpoint
+from .functional import Input, Model
 from .kernels import Stepper
 from .layers import (
     GRU,
@@ -36,7 +39,6 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
-    Input,
     InputLayer,
     Masking,
     RepeatVector,
@@ -51,6 +53,7 @@ from .losses import (
     MeanSquaredError,
     SparseCategoricalCrossentropy,
 )
+from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
@@ -90,6 +93,13 @@ __all__ = [
     "RepeatVector",
     "Sequential",
     "Constant",
+    # the functional API (Keras's Model(inputs, outputs)) and its merge layers
+    "Model",
+    "Concatenate",
+    "Add",
+    "Multiply",
+    "Average",
+    "Dot",
     # training (Keras's compile/fit/evaluate/predict on Sequential)
     "History",
     "SparseCategoricalCrossentropy",

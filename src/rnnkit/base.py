@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import graph
+
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
 
@@ -46,6 +48,16 @@ class Layer(nn.Module):
 
     supports_masking = False
     takes_mask = False
+
+    # ---- functional API (rnnkit.graph): a call on symbolic tensors records a node instead of running
+    def __call__(self, *args, **kwargs):
+        if graph.is_symbolic_call(args, kwargs):
+            return graph.record(self, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+    input = property(graph.layer_input, doc="The first argument of the layer's first symbolic call.")
+    output = property(graph.layer_output, doc="The outputs of the layer's first symbolic call.")
+    # ---- end of the functional API hook
 
     def __init__(self, name: str | None = None, input_shape=None):
         super().__init__()

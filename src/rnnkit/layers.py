@@ -212,6 +212,8 @@ class InputLayer(Layer):
 
     Keras 3 starts models with ``Input(shape=(time, features))``; rnnkit
     takes it the same way, so a summary can be printed before any data.
+    ``rnnkit.Input`` (``rnnkit.functional``) makes one and returns its
+    symbolic tensor.
     """
 
     def __init__(self, shape, name: str | None = None):
@@ -226,11 +228,6 @@ class InputLayer(Layer):
 
     def forward(self, inputs):
         return inputs
-
-
-def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 - Keras's name
-    """``Input(shape=(time, features))``: the first entry of a ``Sequential`` (Keras 3 style)."""
-    return InputLayer(shape, name=name)
 
 
 

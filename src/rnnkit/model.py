@@ -13,6 +13,7 @@ from torch import nn
 from . import keras_save
 from .base import Layer
 from .files import atomic_write
+from .graph import SymbolicTensor
 from .layers import Embedding, InputLayer, deserialize, serialize
 from .ops import as_tensor, like_weights
 from .rnn import RNN
@@ -47,6 +48,8 @@ class Sequential(TrainingMixin, Layer):
             self.add(layer)
 
     def add(self, layer) -> None:
+        if isinstance(layer, SymbolicTensor) and layer.node.is_source:  # rk.Input(shape): its InputLayer
+            layer = layer.node.layer
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer: expected an rnnkit layer or a torch.nn.Module, got {type(layer).__name__}")
         if isinstance(layer, InputLayer):  # Keras 3's Input(shape): it sets the shape, it is not a layer

@@ -328,16 +328,16 @@ class _Run:
         return (self.data.batch(order[i * bs:(i + 1) * bs]) for i in range(count)), count
 
 
-def _split_validation(data, validation_split, validation_data):
-    """``(train, val)``: ``validation_data`` as data, or the last ``validation_split`` of ``data`` held out."""
+def _split_validation(data, validation_split, validation_data, as_data=_as_data):
+    """``(train, val)``: ``validation_data`` made data by ``as_data``, or the last ``validation_split`` of ``data`` held out."""
     if validation_data is not None and validation_split:
         raise ValueError("validation_split: give validation_split or validation_data, not both")
     val = None
     if validation_data is not None:
         if isinstance(validation_data, torch.utils.data.Dataset) or _is_batches(validation_data):
-            val = _as_data(validation_data, None, "validation_data")
+            val = as_data(validation_data, None, "validation_data")
         elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
-            val = _as_data(*validation_data[:2], "validation_data", sample_weight=(*validation_data, None)[2])
+            val = as_data(*validation_data[:2], "validation_data", sample_weight=(*validation_data, None)[2])
         else:
             raise ValueError("validation_data: expected (x_val, y_val), (x_val, y_val, sample_weight), "
                              "a Dataset or a DataLoader")
@@ -408,6 +408,20 @@ class TrainingMixin:
         self.optimizer, self.optimizer_name = opt, key
         self.clipnorm, self.clipvalue = clipnorm, clipvalue
         self.loss, self.metric_names, self._metrics = loss_fn, metric_names, metric_fns
+
+    # ---- hooks for models with several inputs or outputs (rnnkit.functional.Model overrides them)
+    def _make_data(self, x, y, arg="x", need_y=True, sample_weight=None):
+        return _as_data(x, y, arg, need_y, sample_weight)
+
+    def _batch_len(self, xb) -> int:
+        return len(xb)
+
+    def _outputs_to_cpu(self, y_pred):
+        return y_pred.cpu()
+
+    def _concat_outputs(self, outs) -> np.ndarray:
+        return torch.cat(outs).numpy()
+    # ---- end of the hooks
 
     # ------------------------------------------------------------- helpers
     def _require_compiled(self, what: str):
@@ -481,9 +495,9 @@ class TrainingMixin:
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, yb, swb = self._prepare(*batch)
                     scores = self._scores(yb, self(xb), swb)
-                    seen += len(xb)
+                    seen += self._batch_len(xb)
                     for k, v in scores.items():
-                        totals[k] = totals.get(k, 0.0) + float(v) * len(xb)
+                        totals[k] = totals.get(k, 0.0) + float(v) * self._batch_len(xb)
         finally:
             self.train(was_training)
         if not seen:
@@ -527,7 +541,8 @@ class TrainingMixin:
         class_weight = _check_class_weight(class_weight)
         if class_weight is not None and sample_weight is not None:
             raise ValueError("class_weight: give class_weight or sample_weight, not both (as in Keras)")
-        data, val = _split_validation(_as_data(x, y, sample_weight=sample_weight), validation_split, validation_data)
+        data, val = _split_validation(self._make_data(x, y, sample_weight=sample_weight), validation_split, validation_data,
+                                      self._make_data)
         history = History()
         cbs = _attach(self, [history, *(callbacks or [])])
         history.params = {"epochs": epochs, "batch_size": batch_size, "steps": steps}
@@ -595,9 +610,9 @@ class TrainingMixin:
                 if yb is None:
                     raise ValueError("y: the batch has no targets; fit needs (x, y) or (x, y, sample_weight) batches")
                 batch_logs = self._train_step(xb, yb, swb, run.net, run.ctx)
-                seen += len(xb)
+                seen += self._batch_len(xb)
                 for k, v in batch_logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * len(xb)
+                    totals[k] = totals.get(k, 0.0) + v * self._batch_len(xb)
                 for cb in run.callbacks:
                     cb.on_train_batch_end(step, batch_logs)
                 if bar is not None:
@@ -639,7 +654,7 @@ class TrainingMixin:
         self._require_compiled("evaluate")
         batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", 1)
         steps = None if steps is None else _check_int(steps, "steps", 1)
-        scores = self._run_epoch_eval(_as_data(x, y, sample_weight=sample_weight), batch_size, steps)
+        scores = self._run_epoch_eval(self._make_data(x, y, sample_weight=sample_weight), batch_size, steps)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         return _as_returned(scores, return_dict)
@@ -650,7 +665,7 @@ class TrainingMixin:
         ``x``: arrays, a Dataset, a DataLoader or a generator of batches (of
         ``x`` alone, or of tuples whose first item is x); ``steps`` limits the batches.
         """
-        data = _as_data(x, None, need_y=False)
+        data = self._make_data(x, None, need_y=False)
         batch_size = 32 if batch_size is None else _check_int(batch_size, "batch_size", 1)
         steps = None if steps is None else _check_int(steps, "steps", 1)
         outs = []
@@ -660,12 +675,12 @@ class TrainingMixin:
             with torch.no_grad():
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, _, _ = self._prepare(batch[0], None)
-                    outs.append(self(xb).cpu())
+                    outs.append(self._outputs_to_cpu(self(xb)))
         finally:
             self.train(was_training)
         if not outs:
             raise ValueError("x: no samples to predict")
-        return torch.cat(outs).numpy()
+        return self._concat_outputs(outs)
 
     # ------------------------------------------------------------ on_batch
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):

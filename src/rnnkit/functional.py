@@ -1,0 +1,477 @@
+"""Keras's functional API: ``Input`` and ``Model(inputs, outputs)``.
+
+Layers called on ``rk.Input`` tensors record a graph (``rnnkit.graph``);
+``Model`` runs it. Several inputs and outputs, shared layers, states passed
+from layer to layer and sub-models work as in Keras. Keras's ``lstm_seq2seq``::
+
+    encoder_inputs = rk.Input((None, n_in))
+    _, h, c = rk.LSTM(256, return_state=True)(encoder_inputs)
+    decoder_inputs = rk.Input((None, n_out))
+    decoder_lstm = rk.LSTM(256, return_sequences=True, return_state=True)
+    seq, _, _ = decoder_lstm(decoder_inputs, initial_state=[h, c])
+    decoder_dense = rk.Dense(n_out, activation="softmax")
+    model = rk.Model([encoder_inputs, decoder_inputs], decoder_dense(seq))
+    model.compile("rmsprop", "categorical_crossentropy", ["accuracy"])
+    model.fit([x_enc, x_dec], y, batch_size=64, epochs=20)
+
+    encoder = rk.Model(encoder_inputs, [h, c])       # inference models from the trained layers
+    h_in, c_in = rk.Input((256,)), rk.Input((256,))
+    seq, h2, c2 = decoder_lstm(decoder_inputs, initial_state=[h_in, c_in])
+    decoder = rk.Model([decoder_inputs, h_in, c_in], [decoder_dense(seq), h2, c2])
+
+The graph is planned once, here: nodes in topological order, each a
+``(layer, arguments, output slots)`` step over a flat list of values, so a
+call costs the layers and a few list look-ups. The layers are submodules
+(``model.layers``), so ``parameters()``, ``.to()``, ``state_dict()`` and
+``rk.explain(model)`` see them, and the fused kernels run inside.
+
+Training: ``compile``/``fit``/``evaluate``/``predict`` as for ``Sequential``,
+with ``x`` (and ``y``) a list in input (output) order or a dict by name, and
+per-output ``loss``/``metrics``/``loss_weights`` (``rnnkit.functional_training``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import graph
+from .base import Layer, unique_name
+from .functional_training import FunctionalTraining
+from .layers import InputLayer, deserialize, serialize
+from .merging import MERGES
+from .model import Sequential
+
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+}
+
+
+def _parse_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and graph.dtype_name(dtype) in _DTYPES:
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
+
+
+def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  # noqa: N802 - Keras's name
+    """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
+
+    Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
+    Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
+
+    >>> x = Input((None, 8))
+    >>> x.shape
+    (None, None, 8)
+    """
+    layer = InputLayer(shape, name=name)
+    node = graph.Node(layer, (), {}, {}, None)
+    tensor = graph.SymbolicTensor((None, *layer.input_shape), _parse_dtype(dtype), node, 0)
+    node.outputs, node.structure = [tensor], tensor
+    vars(layer)["_inbound_nodes"] = [node]
+    return tensor
+
+
+# -------------------------------------------------------------------- steps
+# A step's arguments are the recorded call with each symbolic tensor replaced
+# by its _Slot: an index into the list of values a call fills in.
+
+
+class _Slot(int):
+    pass
+
+
+def _fill(template, values):
+    kind = type(template)
+    if kind is _Slot:
+        return values[template]
+    if kind is list:
+        return [_fill(t, values) for t in template]
+    if kind is dict:
+        return {k: _fill(t, values) for k, t in template.items()}
+    if isinstance(template, tuple):
+        parts = [_fill(t, values) for t in template]
+        return kind(*parts) if hasattr(template, "_fields") else kind(parts)
+    return template
+
+
+def _flatten_io(spec, arg: str):
+    """``(tensors, names or None)`` from a tensor, a list of them, or a dict name -> tensor."""
+    if isinstance(spec, graph.SymbolicTensor):
+        items, names = [spec], None
+    elif isinstance(spec, (list, tuple)) and spec:
+        items, names = list(spec), None
+    elif isinstance(spec, dict) and spec:
+        items, names = list(spec.values()), [str(k) for k in spec]
+    else:
+        raise TypeError(f"{arg}: expected a symbolic tensor, a non-empty list or a dict of them, got {spec!r}")
+    for i, t in enumerate(items):
+        if not isinstance(t, graph.SymbolicTensor):
+            raise TypeError(
+                f"{arg}[{i}]: expected a symbolic tensor (from rk.Input or a layer called on one), got {type(t).__name__}"
+            )
+    return items, names
+
+
+def _unique(names):
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}_{k}")
+    return out
+
+
+def _shape_str(structure) -> str:
+    shapes = [t.shape for t in graph.leaves(structure)]
+    text = ", ".join(str(s).replace(",)", ")") for s in shapes)
+    return text if len(shapes) == 1 else f"[{text}]"
+
+
+class Model(FunctionalTraining, Layer):
+    """A graph of layers from ``Input`` tensors to outputs (Keras's functional ``Model``).
+
+    ``inputs``/``outputs``: a symbolic tensor, a list, or a dict name ->
+    tensor; calls take and return the same structure (a dict of inputs may
+    also be given for list inputs, keyed by the ``Input`` names).
+    ``model.layers`` lists each layer once (``Input`` layers first);
+    ``get_layer(name)``, ``get_weights()``/``set_weights()`` (that order),
+    ``summary()``, ``get_config()``/``from_config()`` are Keras's. A model
+    called on symbolic tensors is one layer of a larger graph.
+    """
+
+    def __init__(self, inputs, outputs, name: str | None = None):
+        super().__init__(name=name or unique_name("Functional"))
+        ins, in_keys = _flatten_io(inputs, "inputs")
+        outs, out_keys = _flatten_io(outputs, "outputs")
+        for i, t in enumerate(ins):
+            if not t.node.is_source:
+                raise ValueError(
+                    f"inputs[{i}]: expected a tensor made by rk.Input, got output {t.index} of layer "
+                    f"{t.node.layer.name!r}; start the model at an rk.Input"
+                )
+            if any(t is s for s in ins[:i]):
+                raise ValueError(f"inputs[{i}]: Input {t.node.layer.name!r} is given twice")
+        copy = {list: list, tuple: tuple, dict: dict}  # the structures as given, safe from later edits
+        self._inputs, self._outputs = (copy.get(type(v), lambda x: x)(v) for v in (inputs, outputs))
+        self.input_names = in_keys or [t.node.layer.name for t in ins]
+        self.output_names = out_keys or _unique([t.node.layer.name for t in outs])
+        self._nodes = graph.plan(ins, outs, self.output_names)
+
+        layers = [t.node.layer for t in ins]
+        for node in self._nodes:
+            if not any(node.layer is m for m in layers):
+                layers.append(node.layer)
+        names = [m.name for m in layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layers: names must be unique within a model, got {sorted(n for n in names if names.count(n) > 1)}")
+        self.layers = nn.ModuleList(layers)
+        self.input_shape = ins[0].shape[1:] if len(ins) == 1 else None
+        self._plan(ins, outs)
+
+    def _plan(self, ins, outs):
+        """Number every tensor the graph computes, and write each node as a step over those numbers."""
+        slot_of = {t: _Slot(i) for i, t in enumerate(ins)}
+        used = {t for node in self._nodes for t in node.inputs} | set(outs)
+        for node in reversed(self._nodes):  # a mask that is read needs the masks it is made from
+            if node.mask in used:
+                used.update(graph.leaves(node.mask_arg))
+        self._steps = []
+        for node in self._nodes:
+            args = graph.map_structure(slot_of.__getitem__, node.args)
+            kwargs = graph.map_structure(slot_of.__getitem__, node.call_kwargs)
+            for t in node.outputs:
+                slot_of[t] = _Slot(len(slot_of))
+            mask = None
+            if node.mask is not None and node.mask in used:  # computed only when a later layer reads it
+                slot_of[node.mask] = _Slot(len(slot_of))
+                mask = (slot_of[node.mask], graph.map_structure(slot_of.__getitem__, node.mask_arg))
+            out_slots = [slot_of[t] for t in node.outputs]
+            self._steps.append((node.layer, args, kwargs, out_slots, mask))
+        self._n_slots = len(slot_of)
+        self._in_tensors = ins
+        self._out_template = graph.map_structure(slot_of.__getitem__, self._outputs)
+
+    # ------------------------------------------------------------------ call
+    @property
+    def built(self):
+        return True
+
+    @built.setter
+    def built(self, value):
+        pass
+
+    @property
+    def inputs(self) -> list:
+        return list(self._in_tensors)
+
+    @property
+    def outputs(self) -> list:
+        return graph.leaves(self._outputs)
+
+    @property
+    def input(self):
+        return self._inputs
+
+    @property
+    def output(self):
+        return self._outputs
+
+    def forward(self, inputs, training: bool | None = None):
+        """Run the graph; ``training=True/False`` (Keras) sets train/eval mode for this call only."""
+        if training is None or bool(training) == self.training:
+            return self._run(inputs)
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(bool(training))
+        try:
+            return self._run(inputs)
+        finally:
+            for m, was in modes:
+                m.training = was
+
+    def _run(self, inputs):
+        values = [None] * self._n_slots
+        values[: len(self._in_tensors)] = self._feed(inputs)
+        for layer, args, kwargs, out_slots, mask in self._steps:
+            args = _fill(args, values)
+            out = layer(*args, **_fill(kwargs, values)) if kwargs else layer(*args)
+            if len(out_slots) == 1 and isinstance(out, torch.Tensor):
+                values[out_slots[0]] = out
+            else:
+                for slot, t in zip(out_slots, graph.flat_tensors(out)):
+                    values[slot] = t
+            if mask is not None:
+                values[mask[0]] = layer.compute_mask(args[0], _fill(mask[1], values))
+        return _fill(self._out_template, values)
+
+    def _feed(self, inputs) -> list:
+        """The call's inputs in model order, each checked against its ``Input`` shape."""
+        n = len(self._in_tensors)
+        if isinstance(inputs, dict):
+            missing = [k for k in self.input_names if k not in inputs]
+            extra = [k for k in inputs if k not in self.input_names]
+            if missing or extra:
+                raise ValueError(f"inputs: expected the keys {self.input_names}, got {list(inputs)}")
+            items = [inputs[k] for k in self.input_names]
+        elif isinstance(inputs, (list, tuple)) and (n > 1 or len(inputs) == 1):
+            if len(inputs) != n:
+                raise ValueError(f"inputs: model {self.name!r} expects {n} inputs {self.input_names}, got {len(inputs)}")
+            items = list(inputs)
+        elif n == 1:
+            items = [inputs]
+        else:
+            raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
+        for name, t, x in zip(self.input_names, self._in_tensors, items):
+            shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
+            if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
+                raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
+        return items
+
+    # --------------------------------------------------------------- layers
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """A layer by name, or by position in ``model.layers``."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give exactly one of name= or index=")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index: model {self.name!r} has {len(self.layers)} layers, got index {index}")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"name: no layer {name!r} in model {self.name!r}; layers: {[m.name for m in self.layers]}")
+
+    def reset_state(self):
+        for layer in self.layers:
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
+
+    def _nodes_by_layer(self) -> dict:
+        """Each layer's nodes inside this model, in plan order (Keras numbers them from 0 per model)."""
+        nodes = {id(layer): [] for layer in self.layers}
+        for t in self._in_tensors:
+            nodes[id(t.node.layer)].append(t.node)
+        for node in self._nodes:
+            nodes[id(node.layer)].append(node)
+        return nodes
+
+    def summary(self, print_fn=print) -> None:
+        """Keras's table with a "Connected to" column: ``layer[node][tensor]`` for each input of each call."""
+        by_layer = self._nodes_by_layer()
+        index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
+        widths = (32, 28, 10, 30)
+        line = "_" * sum(widths)
+
+        def row(*cols):  # a long cell pushes the next one right, with one space at least
+            return "".join(f"{c} ".ljust(w) for c, w in zip(cols, widths)).rstrip()
+
+        out = [f'Model: "{self.name}"', line, row("Layer (type)", "Output Shape", "Param #", "Connected to"), "=" * sum(widths)]
+        for i, layer in enumerate(self.layers):
+            nodes = by_layer[id(layer)]
+            links = [
+                f"{t.node.layer.name}[{index[t.node]}][{t.index}]"
+                for node in nodes
+                for t in graph.leaves((node.args, node.kwargs))
+            ]
+            n = sum(p.numel() for p in layer.parameters())
+            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, links[0] if links else ""))
+            out += [row("", "", "", link) for link in links[1:]]
+            out.append(line if i < len(self.layers) - 1 else "=" * sum(widths))
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}", line]
+        print_fn("\n".join(out))
+
+    # ---------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """Keras 3's functional config: ``layers`` (each with ``inbound_nodes``), ``input_layers``, ``output_layers``.
+
+        A tensor is ``{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
+        "keras_history": [layer name, node index, tensor index]}}``, node indices
+        counting that layer's calls inside this model.
+        """
+        by_layer = self._nodes_by_layer()
+        index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
+
+        def history(t):
+            if t.index < 0:
+                raise ValueError(
+                    f"config: a mask tensor of layer {t.node.layer.name!r} was passed explicitly; masks travel "
+                    "with their tensors by themselves, so drop mask= to make the model storable"
+                )
+            return [t.node.layer.name, index[t.node], t.index]
+
+        def tensor(t):
+            shape = list(t.shape)
+            return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": graph.dtype_name(t.dtype), "keras_history": history(t)}}
+
+        layers = []
+        for layer in self.layers:
+            spec = _serialize(layer)
+            calls = [n for n in by_layer[id(layer)] if not n.is_source]
+            spec["name"] = layer.name
+            spec["inbound_nodes"] = [
+                {"args": _json(graph.map_structure(tensor, list(n.args))), "kwargs": _json(graph.map_structure(tensor, n.kwargs))}
+                for n in calls
+            ]
+            layers.append(spec)
+
+        def refs(spec):
+            if isinstance(spec, graph.SymbolicTensor):
+                return [history(spec)]
+            if isinstance(spec, dict):
+                return {k: history(t) for k, t in spec.items()}
+            return [history(t) for t in spec]
+
+        return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
+                "output_layers": refs(self._outputs)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        """Rebuild from ``get_config()``: layers only from rnnkit's closed registry, no code from the config."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"config: expected {{'layers': [...], ...}} from Model.get_config(), got {str(config)[:80]!r}")
+        made: dict[tuple, list] = {}  # (layer name, node index) -> that call's flat outputs
+        calls = []
+        for spec in config["layers"]:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
+            if spec.get("class_name") == "InputLayer":
+                c = spec.get("config", {})
+                made[(spec["name"], 0)] = [Input(tuple(c.get("batch_shape", [None]))[1:], c.get("dtype"), spec["name"])]
+                continue
+            layer = _deserialize(spec)
+            calls += [(layer, i, node) for i, node in enumerate(spec.get("inbound_nodes", []))]
+
+        def resolve(obj):
+            if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
+                name, node, idx = obj["config"]["keras_history"]
+                if (name, node) not in made:
+                    raise LookupError
+                return made[(name, node)][idx]
+            if isinstance(obj, list):
+                return [resolve(o) for o in obj]
+            if isinstance(obj, dict):
+                return {k: resolve(v) for k, v in obj.items()}
+            return obj
+
+        # A shared layer's later call may read layers listed after it: call what is ready until all are.
+        while calls:
+            waiting = []
+            for layer, i, node in calls:
+                try:
+                    args, kwargs = resolve(node.get("args", [])), resolve(node.get("kwargs", {}))
+                except LookupError:
+                    waiting.append((layer, i, node))
+                    continue
+                made[(layer.name, i)] = graph.leaves(layer(*args, **kwargs))
+            if len(waiting) == len(calls):
+                raise ValueError(f"config: the calls of {sorted({c[0].name for c in waiting})} read tensors no layer makes")
+            calls = waiting
+
+        def pick(refs):
+            try:
+                if isinstance(refs, dict):
+                    return {k: made[(r[0], r[1])][r[2]] for k, r in refs.items()}
+                return [made[(r[0], r[1])][r[2]] for r in refs]
+            except (KeyError, IndexError, TypeError) as e:
+                raise ValueError(f"config: input_layers/output_layers name a tensor no layer makes: {refs!r}") from e
+
+        inputs, outputs = pick(config.get("input_layers", [])), pick(config.get("output_layers", []))
+        # As in Keras 3, a list of one is the single tensor it holds.
+        inputs, outputs = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (inputs, outputs))
+        return cls(inputs, outputs, name=config.get("name"))
+
+
+# ------------------------------------------------------------ serialization
+
+
+def _serialize(layer) -> dict:
+    if isinstance(layer, InputLayer):
+        t = layer.output
+        cfg = {"batch_shape": list(t.shape), "dtype": graph.dtype_name(t.dtype), "sparse": False, "name": layer.name}
+        return {"class_name": "InputLayer", "config": cfg}
+    if isinstance(layer, Model):
+        return {"class_name": "Functional", "config": layer.get_config()}
+    if isinstance(layer, Sequential):
+        return {"class_name": "Sequential", "config": layer.get_config()}
+    if MERGES.get(type(layer).__name__) is type(layer):
+        return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return serialize(layer)
+
+
+def _deserialize(spec: dict):
+    name, cfg = spec.get("class_name"), spec.get("config")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"layer config: expected {{'class_name': str, 'config': dict}}, got {str(spec)[:80]!r}")
+    if name == "Functional":
+        return Model.from_config(cfg)
+    if name == "Sequential":
+        return Sequential.from_config(cfg)
+    if name in MERGES:
+        try:
+            return MERGES[name](**cfg)
+        except TypeError as e:
+            raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
+    return deserialize(spec)
+
+
+def _json(obj):
+    """Check that a recorded call's constant arguments are plain JSON (tuples become lists)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [_json(o) for o in obj]
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return {k: _json(v) for k, v in obj.items()}
+    raise ValueError(f"config: a layer was called with {type(obj).__name__} {obj!r}, which a JSON config cannot hold")

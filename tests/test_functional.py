@@ -1,0 +1,433 @@
+"""The functional API (rk.Input, rk.Model, merge layers) against hand-written torch on the same weights."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit as rk
+
+F64 = "float64"
+
+
+def w(layer):
+    return [torch.from_numpy(a) for a in layer.get_weights()]
+
+
+def simple_rnn_by_hand(x, kernel, rec, bias, h=None, lengths=None):
+    """Keras's SimpleRNN: h_t = tanh(x_t K + h_{t-1} R + b); with lengths, the last valid step's h."""
+    h = torch.zeros(x.shape[0], kernel.shape[1], dtype=x.dtype) if h is None else h
+    out = []
+    for b in range(x.shape[0]):
+        hb = h[b]
+        for t in range(x.shape[1] if lengths is None else lengths[b]):
+            hb = torch.tanh(x[b, t] @ kernel + hb @ rec + bias)
+        out.append(hb)
+    return torch.stack(out)
+
+
+def lstm_by_hand(x, kernel, rec, bias, h=None, c=None):
+    """Keras's LSTM (gates i, f, c, o); returns (sequence, h, c)."""
+    u = rec.shape[0]
+    h = torch.zeros(x.shape[0], u, dtype=x.dtype) if h is None else h
+    c = torch.zeros(x.shape[0], u, dtype=x.dtype) if c is None else c
+    seq = []
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ rec + bias
+        i, f, g, o = torch.sigmoid(z[:, :u]), torch.sigmoid(z[:, u:2 * u]), torch.tanh(z[:, 2 * u:3 * u]), torch.sigmoid(z[:, 3 * u:])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        seq.append(h)
+    return torch.stack(seq, 1), h, c
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def test_two_inputs_match_hand_written_torch():
+    torch.manual_seed(0)
+    seq_in, side_in = rk.Input((6, 3), dtype=F64), rk.Input((4,), dtype=F64)
+    rnn, side, head = rk.SimpleRNN(5), rk.Dense(2, activation="tanh"), rk.Dense(3, activation="softmax")
+    out = head(rk.Concatenate()([rnn(seq_in), side(side_in)]))
+    model = rk.Model([seq_in, side_in], out)
+    assert out.shape == (None, 3) and out.dtype == torch.float64
+
+    x, s = torch.randn(7, 6, 3, dtype=torch.float64), torch.randn(7, 4, dtype=torch.float64)
+    (k, r, b), (dk, db), (hk, hb) = w(rnn), w(side), w(head)
+    want = torch.softmax(torch.cat([simple_rnn_by_hand(x, k, r, b), torch.tanh(s @ dk + db)], -1) @ hk + hb, -1)
+    torch.testing.assert_close(model([x, s]), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(model({seq_in.node.layer.name: x, side_in.node.layer.name: s}), want, rtol=0, atol=1e-12)
+
+
+def test_initial_state_from_another_layers_return_state():
+    torch.manual_seed(1)
+    enc_in, dec_in = rk.Input((None, 3), dtype=F64), rk.Input((None, 2), dtype=F64)
+    encoder = rk.LSTM(4, return_state=True)
+    _, h, c = encoder(enc_in)
+    decoder = rk.LSTM(4, return_sequences=True)
+    seq = decoder(dec_in, initial_state=[h, c])
+    assert (h.shape, seq.shape) == ((None, 4), (None, None, 4))
+    model = rk.Model([enc_in, dec_in], seq)
+
+    xe, xd = torch.randn(5, 7, 3, dtype=torch.float64), torch.randn(5, 6, 2, dtype=torch.float64)
+    _, he, ce = lstm_by_hand(xe, *w(encoder))
+    want, _, _ = lstm_by_hand(xd, *w(decoder), h=he, c=ce)
+    torch.testing.assert_close(model([xe, xd]), want, rtol=0, atol=1e-12)
+
+
+def test_shared_layer_used_twice():
+    torch.manual_seed(2)
+    a, b = rk.Input((5, 3), dtype=F64), rk.Input((5, 3), dtype=F64)
+    shared = rk.SimpleRNN(4)
+    merged = rk.Add()([shared(a), shared(b)])
+    model = rk.Model([a, b], rk.Dense(1)(merged))
+    assert [m.name for m in model.layers].count(shared.name) == 1
+    assert len(model.get_weights()) == 3 + 2
+
+    xa, xb = torch.randn(6, 5, 3, dtype=torch.float64), torch.randn(6, 5, 3, dtype=torch.float64)
+    k, r, bias = w(shared)
+    dk, db = w(model.layers[-1])
+    want = (simple_rnn_by_hand(xa, k, r, bias) + simple_rnn_by_hand(xb, k, r, bias)) @ dk + db
+    torch.testing.assert_close(model([xa, xb]), want, rtol=0, atol=1e-12)
+    assert shared.input is a and len(shared._inbound_nodes) == 2
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = lines[0]
+    assert "Connected to" in text and f"{a.node.layer.name}[0][0]" in text and f"{b.node.layer.name}[0][0]" in text
+    assert f"{shared.name}[0][0]" in text and f"{shared.name}[1][0]" in text
+
+
+def test_embedding_mask_zero_reaches_the_rnn():
+    torch.manual_seed(3)
+    ids_in = rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(12, 3, mask_zero=True)
+    vectors = emb(ids_in)
+    assert vectors.mask is not None and vectors.mask.shape == (None, None)
+    rnn = rk.SimpleRNN(4)
+    model = rk.Model(ids_in, rnn(vectors))
+
+    ids = torch.tensor([[3, 5, 7, 0, 0], [1, 0, 0, 0, 0], [2, 4, 6, 8, 9]])
+    lengths = [3, 1, 5]
+    want = simple_rnn_by_hand(emb.embeddings.detach()[ids], *w(rnn), lengths=lengths)
+    torch.testing.assert_close(model(ids), want, rtol=1e-6, atol=1e-6)
+
+
+def test_merged_masks_are_combined():
+    torch.manual_seed(11)
+    a_in, b_in = rk.Input((None,), dtype="int64"), rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(9, 2, mask_zero=True)
+    joined = rk.Concatenate()([emb(a_in), emb(b_in)])
+    rnn = rk.SimpleRNN(3)
+    model = rk.Model([a_in, b_in], rnn(joined))
+    a, b = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]), torch.tensor([[1, 2, 0, 0], [4, 5, 6, 7]])
+    mask = (a != 0) & (b != 0)  # a step counts when both inputs have a token there
+    torch.testing.assert_close(model([a, b]), rnn(torch.cat([emb(a), emb(b)], -1), mask=mask), rtol=0, atol=0)
+
+    plain_in = rk.Input((None, 2))
+    in_time = rk.Concatenate(axis=1)([emb(a_in), plain_in])  # joined in time: so are the masks
+    rnn2 = rk.SimpleRNN(3)
+    model = rk.Model([a_in, plain_in], rnn2(in_time))
+    p = torch.randn(2, 3, 2)
+    mask = torch.cat([a != 0, torch.ones(2, 3, dtype=torch.bool)], 1)
+    torch.testing.assert_close(model([a, p]), rnn2(torch.cat([emb(a), p], 1), mask=mask), rtol=0, atol=0)
+
+
+def test_masking_mask_goes_through_a_sequence_layer_and_bidirectional():
+    torch.manual_seed(4)
+    inp = rk.Input((6, 2))
+    masked = rk.Masking()(inp)
+    seq = rk.LSTM(3, return_sequences=True)(masked)
+    assert seq.mask is masked.mask  # a sequence keeps its mask
+    bi = rk.Bidirectional(rk.GRU(2))
+    out = bi(rk.Dense(3)(seq))  # Dense passes the mask on (Keras 3)
+    model = rk.Model(inp, out)
+
+    x = torch.randn(4, 6, 2)
+    x[0, 4:] = 0.0
+    x[2, 1:] = 0.0
+    mask = (x != 0).any(-1)
+    lstm, dense = model.layers[2], model.layers[3]
+    want = bi(dense(lstm(x, mask=mask)), mask=mask)
+    torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+
+
+def test_explicit_mask_input_and_a_cell_in_the_graph():
+    torch.manual_seed(10)
+    x_in, m_in = rk.Input((5, 3)), rk.Input((5,), dtype="bool")
+    gru = rk.GRU(4, return_sequences=True)
+    seq = gru(x_in, mask=m_in)
+    assert seq.mask is m_in  # a sequence keeps the mask it was given
+    h_in, c_in = rk.Input((4,)), rk.Input((4,))
+    cell = rk.LSTMCell(4)
+    y, state = cell(rk.Dense(3)(rk.SimpleRNN(3)(seq)), rk.LSTMState(h_in, c_in))
+    assert isinstance(state, rk.LSTMState) and state.c.shape == (None, 4)
+    model = rk.Model([x_in, m_in, h_in, c_in], [y, state.c])
+
+    x, m = torch.randn(3, 5, 3), torch.tensor([[1, 1, 1, 0, 0], [1, 0, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    h, c = torch.randn(3, 4), torch.randn(3, 4)
+    rnn, dense = model.layers[5], model.layers[6]
+    want_y, want_state = cell(dense(rnn(gru(x, mask=m), mask=m)), rk.LSTMState(h, c))
+    got_y, got_c = model([x, m, h, c])
+    assert torch.equal(got_y, want_y) and torch.equal(got_c, want_state.c)
+    with pytest.raises(ValueError, match="LSTMCell is not one of rnnkit's serializable layers"):
+        model.get_config()  # cells are not in the registry; the layers are
+    masked = rk.Model([x_in, m_in], seq)
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(masked.get_config())))
+    rebuilt.set_weights(masked.get_weights())
+    assert torch.equal(rebuilt([x, m]), gru(x, mask=m))
+
+
+def test_config_round_trip_gives_identical_outputs():
+    torch.manual_seed(5)
+    ids_in, side_in = rk.Input((None,), dtype="int64", name="ids"), rk.Input((3,), name="side")
+    emb = rk.Embedding(9, 4, mask_zero=True)(ids_in)
+    seq, h = rk.GRU(5, return_sequences=True, return_state=True)(emb)
+    last = rk.Bidirectional(rk.LSTM(3))(seq)
+    side = rk.Dense(5)(side_in)
+    state = rk.Average()([h, side])
+    again = rk.SimpleRNN(5)(rk.TimeDistributed(rk.Dense(2))(seq), initial_state=[state])
+    joined = rk.Concatenate()([last, again, rk.Multiply()([h, side])])
+    score = rk.Dot(axes=1, normalize=True)([h, side])
+    model = rk.Model({"ids": ids_in, "side": side_in}, {"probs": rk.Dense(4, activation="softmax")(joined), "score": score})
+
+    cfg = model.get_config()
+    assert set(cfg) >= {"layers", "input_layers", "output_layers"}
+    assert all("inbound_nodes" in spec for spec in cfg["layers"])
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(cfg)))
+    assert [m.name for m in rebuilt.layers] == [m.name for m in model.layers]
+    rebuilt.set_weights(model.get_weights())
+
+    x = {"ids": torch.tensor([[1, 2, 3, 0], [4, 0, 0, 0]]), "side": torch.randn(2, 3)}
+    model.eval(), rebuilt.eval()
+    want, got = model(x), rebuilt(x)
+    assert set(got) == {"probs", "score"}
+    for k in want:
+        assert torch.equal(want[k], got[k])
+    assert got["score"].shape == (2, 1)
+
+
+def test_sub_model_reuses_layers_for_step_by_step_decoding():
+    torch.manual_seed(6)
+    enc_in, dec_in = rk.Input((None, 3)), rk.Input((None, 4))
+    _, h, c = rk.LSTM(6, return_state=True)(enc_in)
+    dec_lstm = rk.LSTM(6, return_sequences=True, return_state=True)
+    seq, _, _ = dec_lstm(dec_in, initial_state=[h, c])
+    dense = rk.Dense(4, activation="softmax")
+    training = rk.Model([enc_in, dec_in], dense(seq))
+
+    encoder = rk.Model(enc_in, [h, c])
+    h_in, c_in = rk.Input((6,)), rk.Input((6,))
+    step_seq, h2, c2 = dec_lstm(dec_in, initial_state=[h_in, c_in])
+    decoder = rk.Model([dec_in, h_in, c_in], [dense(step_seq), h2, c2])
+    assert decoder.get_layer(dec_lstm.name) is dec_lstm  # the same layer, not a copy
+
+    xe, xd = torch.randn(3, 5, 3), torch.randn(3, 4, 4)
+    states = encoder(xe)
+    steps = []
+    for t in range(xd.shape[1]):
+        probs, *states = decoder([xd[:, t:t + 1], *states])
+        steps.append(probs)
+    torch.testing.assert_close(torch.cat(steps, 1), training([xe, xd]), rtol=1e-5, atol=1e-6)
+
+    # A model is a layer: called on new inputs it adds no weights.
+    outer_in = rk.Input((None, 3))
+    outer = rk.Model(outer_in, rk.Add()(encoder(outer_in)))
+    assert {id(p) for p in outer.parameters()} <= {id(p) for p in training.parameters()}
+    torch.testing.assert_close(outer(xe), states_sum(encoder(xe)))
+    assert "lstm" in rk.explain(outer)
+
+
+def states_sum(states):
+    return states[0] + states[1]
+
+
+def test_explain_lists_the_rnn_layers_and_each_layer_runs_once_per_call():
+    enc_in = rk.Input((8, 3))
+    y = rk.Dense(2)(rk.GRU(4, return_sequences=True)(rk.SimpleRNN(4, return_sequences=True)(enc_in)))
+    model = rk.Model(enc_in, y)
+    calls = []
+    for layer in model.layers:
+        layer.register_forward_hook(lambda m, *_: calls.append(m.name))
+    model(torch.randn(2, 8, 3))
+    assert calls == [m.name for m in model.layers[1:]]
+    lines = rk.explain(model).splitlines()
+    assert len(lines) == 2 and "native" in lines[0] and "native" in lines[1]
+
+
+def test_training_argument_switches_dropout_for_one_call():
+    inp = rk.Input((50,))
+    model = rk.Model(inp, rk.Dropout(0.5)(inp))
+    x = torch.ones(4, 50)
+    model.eval()
+    assert torch.equal(model(x), x)
+    assert (model(x, training=True) == 0).any() and not model.training
+    model.train()
+    assert torch.equal(model(x, training=False), x) and model.training
+
+
+def test_layer_and_model_accessors():
+    a = rk.Input((4,), name="a")
+    dense = rk.Dense(2, name="proj")
+    y = dense(a)
+    model = rk.Model(a, y)
+    assert dense.input is a and dense.output is y and a.node.layer.output is a
+    assert model.inputs == [a] and model.outputs == [y] and model.input is a and model.output is y
+    assert model.get_layer("proj") is dense and model.get_layer(index=0).name == "a"
+    with pytest.raises(ValueError, match="no layer 'nope'"):
+        model.get_layer("nope")
+    with pytest.raises(ValueError, match="has not been called on symbolic tensors"):
+        _ = rk.Dense(1).output
+
+
+def test_merge_layers_eagerly():
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(rk.Add()([a, b]), a + b)
+    torch.testing.assert_close(rk.Multiply()([a, b]), a * b)
+    torch.testing.assert_close(rk.Average()([a, b, a]), (a + b + a) / 3)
+    torch.testing.assert_close(rk.Concatenate(axis=1)([a, b]), torch.cat([a, b], 1))
+    torch.testing.assert_close(rk.Dot(axes=1)([a, b]), (a * b).sum(1, keepdim=True))
+    x, y = torch.randn(2, 5, 6), torch.randn(2, 7, 6)
+    torch.testing.assert_close(rk.Dot(axes=2)([x, y]), x @ y.transpose(1, 2))
+    torch.testing.assert_close(rk.Dot(axes=(1, 1))([x, x]), x.transpose(1, 2) @ x)
+    cos = rk.Dot(axes=1, normalize=True)([a, b])
+    torch.testing.assert_close(cos[:, 0], torch.nn.functional.cosine_similarity(a, b))
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_multi_input_multi_output_fit_reduces_the_loss():
+    torch.manual_seed(7)
+    rng = np.random.default_rng(0)
+    n = 256
+    seq = rng.normal(size=(n, 6, 2)).astype(np.float32)
+    side = rng.normal(size=(n, 3)).astype(np.float32)
+    label = ((seq[:, :, 0].sum(1) + side[:, 0]) > 0).astype(np.int64)
+    total = (seq.sum((1, 2)) + side.sum(1))[:, None].astype(np.float32) / 4
+
+    seq_in, side_in = rk.Input((6, 2), name="seq"), rk.Input((3,), name="side")
+    joined = rk.Concatenate()([rk.GRU(8)(seq_in), side_in])
+    model = rk.Model(
+        {"seq": seq_in, "side": side_in},
+        {"cls": rk.Dense(2, activation="softmax")(joined), "reg": rk.Dense(1)(joined)},
+    )
+    model.compile("adam", {"cls": "sparse_categorical_crossentropy", "reg": "mse"}, metrics={"cls": ["accuracy"]},
+                  loss_weights={"cls": 1.0, "reg": 0.5}, learning_rate=1e-2)
+    history = model.fit({"seq": seq, "side": side}, {"cls": label, "reg": total}, epochs=8, batch_size=32, verbose=0,
+                        validation_split=0.25)
+    h = history.history
+    assert set(h) == {"loss", "cls_loss", "reg_loss", "cls_accuracy", "val_loss", "val_cls_loss", "val_reg_loss", "val_cls_accuracy"}
+    assert h["loss"][-1] < 0.7 * h["loss"][0]
+    np.testing.assert_allclose(h["loss"][-1], h["cls_loss"][-1] + 0.5 * h["reg_loss"][-1], rtol=1e-5)
+    scores = model.evaluate([seq, side], [label, total], return_dict=True)
+    assert scores["cls_accuracy"] > 0.8
+    pred = model.predict([seq, side])
+    assert set(pred) == {"cls", "reg"} and pred["cls"].shape == (n, 2) and pred["reg"].shape == (n, 1)
+    with pytest.raises(ValueError, match="y: expected a list or dict of 2 arrays"):
+        model.evaluate([seq, side], label)
+    with pytest.raises(ValueError, match="x: expected a list or dict of 2 arrays"):
+        model.predict(seq)
+    with pytest.raises(ValueError, match="loss: expected one entry per output"):
+        model.compile("adam", ["mse"])
+
+
+def test_single_output_model_trains_like_sequential():
+    x = np.random.default_rng(1).normal(size=(64, 5, 3)).astype(np.float32)
+    y = (x[:, :, 0].mean(1) > 0).astype(np.int64)
+
+    def build(functional):
+        torch.manual_seed(8)
+        layers = [rk.LSTM(4), rk.Dense(2, activation="softmax")]
+        if not functional:
+            return rk.Sequential([rk.Input((5, 3)), *layers])
+        inp = rk.Input((5, 3))
+        return rk.Model(inp, layers[1](layers[0](inp)))
+
+    logs = []
+    for functional in (False, True):
+        model = build(functional)
+        model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        torch.manual_seed(9)
+        logs.append(model.fit(x, y, epochs=2, batch_size=16, verbose=0).history)
+        assert model.predict(x).shape == (64, 2)
+    assert logs[0] == logs[1]
+
+
+# ------------------------------------------------------------------- errors
+
+
+def test_output_not_reachable_from_the_inputs():
+    a, b = rk.Input((3,), name="a_in"), rk.Input((3,), name="b_in")
+    out = rk.Add()([rk.Dense(2)(a), rk.Dense(2)(b)])
+    with pytest.raises(ValueError, match="not reachable.*'b_in'"):
+        rk.Model(a, out)
+
+
+def test_incompatible_shapes_name_the_layer():
+    a, b = rk.Input((4, 3)), rk.Input((5, 3))
+    with pytest.raises(ValueError, match="'concatenate.*concatenates on axis -1"):
+        rk.Concatenate(name="concatenate_bad")([a, b])
+    with pytest.raises(ValueError, match="'add_bad'.*one shape"):
+        rk.Add(name="add_bad")([a, b])
+    with pytest.raises(ValueError, match="'dense_built'.*expects 7 features"):
+        rk.Dense(2, input_size=7, name="dense_built")(a)
+    with pytest.raises(ValueError, match="initial_state"):
+        rk.LSTM(4)(a, initial_state=[rk.Input((4,)), rk.Input((5,))])
+
+
+def test_torch_functions_on_symbolic_tensors_say_to_use_a_layer():
+    x = rk.Input((3,))
+    for bad in (lambda: torch.tanh(x), lambda: torch.cat([x, x], 1), lambda: x + 1, lambda: 2 * x,
+                lambda: torch.nn.Linear(3, 2)(x), lambda: x[:, 0], lambda: np.asarray(x)):
+        with pytest.raises(TypeError, match="no Lambda layer.*rk.Layer subclass"):
+            bad()
+
+
+def test_bad_model_arguments():
+    a = rk.Input((3,))
+    y = rk.Dense(2)(a)
+    with pytest.raises(TypeError, match="outputs\\[0\\]: expected a symbolic tensor"):
+        rk.Model(a, [torch.zeros(1)])
+    with pytest.raises(ValueError, match="inputs\\[0\\]: expected a tensor made by rk.Input"):
+        rk.Model(y, rk.Dense(1)(y))
+    with pytest.raises(TypeError, match="mixed with a concrete Tensor"):
+        rk.Add()([a, torch.zeros(1, 3)])
+    model = rk.Model(a, y)
+    with pytest.raises(ValueError, match="expects shape \\(None, 3\\).*got \\(2, 4\\)"):
+        model(torch.zeros(2, 4))
+    two = rk.Model([a, b := rk.Input((2,))], rk.Concatenate()([y, b]))
+    with pytest.raises(ValueError, match="expects 2 inputs"):
+        two([torch.zeros(1, 3)])
+    with pytest.raises(ValueError, match="dtype: expected None"):
+        rk.Input((3,), dtype="complex64")
+
+
+def test_nested_model_and_sequential_round_trip_through_config():
+    torch.manual_seed(12)
+    a = rk.Input((5, 3))
+    _, h, c = rk.LSTM(4, return_state=True)(a)
+    encoder = rk.Model(a, [h, c], name="encoder_rt")
+    head = rk.Sequential([rk.Dense(3, input_shape=(4,)), rk.Dense(2)])
+    b = rk.Input((5, 3))
+    model = rk.Model(b, head(rk.Add()(encoder(b))))
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(model.get_config())))
+    rebuilt.set_weights(model.get_weights())
+    x = torch.randn(2, 5, 3)
+    assert torch.equal(model(x), rebuilt(x))
+    assert [type(m).__name__ for m in rebuilt.layers] == ["InputLayer", "Model", "Add", "Sequential"]
+
+
+def test_list_losses_and_an_untrained_output():
+    torch.manual_seed(13)
+    inp = rk.Input((4, 2))
+    seq, h = rk.GRU(3, return_sequences=True, return_state=True)(inp)
+    model = rk.Model(inp, [seq, rk.Dense(1, name="value")(h)])
+    model.compile("sgd", [None, "mse"], metrics=[[], ["mae"]])
+    x, y = np.random.default_rng(2).normal(size=(16, 4, 2)), np.ones((16, 1))
+    logs = model.fit(x, [None, y], epochs=1, batch_size=8, verbose=0).history
+    assert set(logs) == {"loss", "mae"}  # one trained output: Keras's plain names
+    out = model.evaluate(x, {"value": y}, return_dict=True)
+    assert set(out) == {"loss", "mae"} and model.output_names == [model.layers[1].name, "value"]
+    with pytest.raises(ValueError, match="y: output 'value' has a loss but no targets"):
+        model.evaluate(x, [y, None])
