@@ -6,8 +6,11 @@
     loss, accuracy = model.evaluate(x_test, y_test)
     probs = model.predict(x_test)            # numpy array
 
-Inputs are numpy arrays, tensors, or a ``torch.utils.data.Dataset`` whose
-items are ``(x, y)`` pairs (then ``y`` is omitted). Losses and metrics live
+Inputs are numpy arrays or tensors (cast as Keras casts them), a
+``torch.utils.data.Dataset`` of ``(x, y[, sample_weight])`` items, or a
+``DataLoader``/generator/iterable of such batches (then ``y`` is omitted).
+``sample_weight`` and ``class_weight`` weight the loss as Keras 3 does;
+``train_on_batch``/``test_on_batch``/``predict_on_batch`` work on one batch. Losses and metrics live
 in ``rnnkit.losses`` (probabilities versus logits: see there), the
 optimizers built by name in ``rnnkit.optimizers``.
 
