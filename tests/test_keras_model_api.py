@@ -344,3 +344,14 @@ def test_new_losses_and_optimizers_survive_a_run_directory(tmp_path):
         rk.save_model(m, tmp_path / optimizer)
         loaded = rk.load_model(tmp_path / optimizer)
         assert loaded.optimizer_name == optimizer and loaded.loss.get_config() == loss.get_config()
+
+
+@pytest.mark.slow
+def test_review_classifier_example_learns(capsys):
+    """keras-io's Bidirectional-LSTM review classifier as a Sequential with pad_sequences (examples/review_classifier.py)."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "review_classifier.py"
+    spec = importlib.util.spec_from_file_location("review_classifier", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main() > 0.9  # 5 epochs reach about 0.99; chance is about 0.5
+    assert "test accuracy" in capsys.readouterr().out
