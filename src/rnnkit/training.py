@@ -696,9 +696,7 @@ class TrainingMixin:
         class_weight = _check_class_weight(class_weight)
         if class_weight is not None and sample_weight is not None:
             raise ValueError("class_weight: give class_weight or sample_weight, not both (as in Keras)")
-        if y is None:
-            raise ValueError("y: train_on_batch needs the batch's targets")
-        data = _Arrays(x, y, "x", sample_weight)
+        data = self._one_batch(x, y, sample_weight, "train_on_batch")
         self.train()
         xb, yb, swb = self._prepare(*data.batch(torch.arange(len(data))), class_weight=class_weight)
         return _as_returned(self._train_step(xb, yb, swb, net=self), return_dict)
@@ -706,15 +704,20 @@ class TrainingMixin:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
         """Loss and metrics of one batch in eval mode, no step; returned as ``evaluate`` returns them."""
         self._require_compiled("test_on_batch")
-        if y is None:
-            raise ValueError("y: test_on_batch needs the batch's targets")
-        data = _Arrays(x, y, "x", sample_weight)
+        data = self._one_batch(x, y, sample_weight, "test_on_batch")
         return _as_returned(self._run_epoch_eval(data, max(len(data), 1)), return_dict)
 
     def predict_on_batch(self, x) -> np.ndarray:
         """The model's outputs for one batch ``x`` in eval mode, as a numpy array."""
-        x = _to_tensor(x, "x")
-        return self.predict(x, batch_size=max(len(x), 1))
+        return self.predict(x, batch_size=max(len(self._one_batch(x, None, None, "predict_on_batch")), 1))
+
+    def _one_batch(self, x, y, sample_weight, what: str):
+        """The samples of one batch given as arrays (what the ``*_on_batch`` methods take)."""
+        need_y = what != "predict_on_batch"
+        data = self._make_data(x, y, need_y=need_y, sample_weight=sample_weight)
+        if isinstance(data, (_Batches, _DatasetData)):
+            raise TypeError(f"x: {what} takes one batch as arrays or tensors, got a {type(x).__name__}")
+        return data
 
 
 def _as_returned(scores: dict[str, float], return_dict: bool):
