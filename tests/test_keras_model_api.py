@@ -355,3 +355,11 @@ def test_review_classifier_example_learns(capsys):
     spec.loader.exec_module(module)
     assert module.main() > 0.9  # 5 epochs reach about 0.99; chance is about 0.5
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_integer_ids_stay_integers_for_a_torch_embedding():
+    torch.manual_seed(0)
+    m = rk.Sequential([torch.nn.Embedding(10, 4), rk.LSTM(3), rk.Dense(2, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    assert np.isfinite(m.fit(rng.integers(0, 10, (8, 5)), rng.integers(0, 2, 8), verbose=0).history["loss"][0])

@@ -19,6 +19,9 @@ from .ops import as_tensor, like_weights
 from .rnn import RNN
 from .training import TrainingMixin
 
+# First layers that read integer ids: traced on ids, and fit leaves integer inputs as they are.
+_ID_LAYERS = (Embedding, nn.Embedding, nn.EmbeddingBag)
+
 
 class Sequential(TrainingMixin, Layer):
     """A stack of layers, each feeding the next (Keras's ``Sequential``).
@@ -95,7 +98,8 @@ class Sequential(TrainingMixin, Layer):
         return layers or None
 
     def _takes_ids(self) -> bool:
-        return len(self.layers) > 0 and isinstance(self.layers[0], Embedding)
+        # Integer inputs stay integers for an embedding (rnnkit's or torch's); otherwise fit casts them to floats.
+        return len(self.layers) > 0 and isinstance(self.layers[0], _ID_LAYERS)
 
     def _trace(self, layers, input_shape) -> list[tuple]:
         """The output shape of each of ``layers``, run in turn on zeros of ``input_shape`` (no batch axis).
@@ -130,7 +134,7 @@ class Sequential(TrainingMixin, Layer):
 
     def _zeros(self, shape, layer):
         """A batch of one zero input for ``layer``: token ids for an Embedding, else the weights' dtype and device."""
-        if isinstance(layer, Embedding):
+        if isinstance(layer, _ID_LAYERS):
             return torch.zeros((1, *shape), dtype=torch.long)
         like = like_weights(self)
         return torch.zeros((1, *shape), dtype=like.dtype, device=like.device)
