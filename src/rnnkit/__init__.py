@@ -19,7 +19,7 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
   (parses and dispatches only).
 """
 
-from . import distributed, interop, v1
+from . import distributed, interop, utils, v1
 from .base import Layer
 from .callbacks import (
     Callback,
@@ -42,10 +42,18 @@ from .layers import (
     Embedding,
     InputLayer,
     Masking,
+    RepeatVector,
     SimpleRNN,
     TimeDistributed,
 )
-from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
+from .losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
@@ -84,6 +92,7 @@ __all__ = [
     "Embedding",
     "Input",
     "InputLayer",
+    "RepeatVector",
     "Sequential",
     "Constant",
     # the functional API (Keras's Model(inputs, outputs)) and its merge layers
@@ -99,6 +108,8 @@ __all__ = [
     "CategoricalCrossentropy",
     "MeanSquaredError",
     "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "Huber",
     "Callback",
     "CSVLogger",
     "EarlyStopping",
@@ -128,4 +139,6 @@ __all__ = [
     "interop",
     # several processes under torchrun (DistributedDataParallel)
     "distributed",
+    # Keras's data utilities (pad_sequences)
+    "utils",
 ]

@@ -331,6 +331,7 @@ def _number(v) -> bool:
 class ModelCheckpoint(Callback):
     """Save the model (a run directory: config.json + model.safetensors) at the end of each epoch.
 
+    A ``path`` ending in ``.keras`` writes a Keras 3 archive instead (``model.save``).
     ``path`` may contain ``{epoch}`` (1-based) and any logged value, e.g.
     ``"runs/ckpt-{epoch:02d}-{val_loss:.3f}"``. With ``save_best_only`` it
     saves only when ``monitor`` improves.
@@ -339,18 +340,19 @@ class ModelCheckpoint(Callback):
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"):
         self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)
-        self._watch = Monitor(monitor, mode, 0.0)
+        self._watch = Monitor(monitor, mode, 0.0, owner="ModelCheckpoint")
         self.monitor = monitor
         self.last_saved: str | None = None
 
     def on_train_begin(self, logs=None):  # noqa: ARG002
         self._watch.best = math.inf if self._watch.mode == "min" else -math.inf
+        self._watch.warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only:
             value = self._watch.current(logs)
-            if not self._watch.improved(value):
+            if value is None or not self._watch.improved(value):
                 return
             self._watch.best = value
         if not finite_state(self.model, logs):  # keep the last good file rather than NaN weights
@@ -360,5 +362,8 @@ class ModelCheckpoint(Callback):
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError) as e:
             raise ValueError(f"path: {self.path!r} names {e} which is not in the logs {sorted(logs)}") from e
-        save_model(self.model, path)
+        if path.endswith(".keras"):
+            self.model.save(path)
+        else:
+            save_model(self.model, path)
         self.last_saved = path

@@ -487,3 +487,34 @@ def deserialize(spec: dict):
     except (TypeError, KeyError) as e:
         raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
 
+
+
+# ------------------------------------------------------------- RepeatVector
+
+
+class RepeatVector(Layer):
+    """Repeat a vector ``n`` times: (batch, features) -> (batch, n, features), as Keras's ``RepeatVector``.
+
+    The bridge of an encoder-decoder: the encoder's last output, repeated
+    once per output step, is the decoder's input sequence.
+
+    >>> RepeatVector(3)(torch.ones(2, 4)).shape
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(self, n: int, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.n = check_positive_int(n, "n")
+        self.built = True
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() != 2:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, features), got shape {tuple(x.shape)}")
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+
+    def get_config(self):
+        return {"name": self.name, "n": self.n}
+
+
+LAYERS[RepeatVector.__name__] = RepeatVector

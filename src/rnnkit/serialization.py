@@ -23,12 +23,14 @@ file's SHA-256 in the commit record is verified.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
 from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
+from .interop.keras_file import load_keras
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import OPTIMIZERS
@@ -193,7 +195,13 @@ def load_model(path, compile: bool = True, device=None, *, limits: Limits | None
     optimizer is created, so restored optimizer state lands beside the weights.
     ``limits`` (``rnnkit.files.Limits``) bounds what is read and built; raise
     it for a trusted model bigger than the defaults allow.
+
+    A file (not a folder), such as ``model.keras``, is a Keras 3 archive: read as data only by
+    ``interop.load_keras`` (under the same limits), and not compiled.
     """
+    if str(path).endswith(".keras") or os.path.isfile(path):
+        model = load_keras(path, limits=limits)
+        return model if device is None else model.to(resolve_device(device))
     folder, limits = _run_dir(path), check_limits(limits)
     group = read_group(folder, ["config.json", "model.safetensors"], limits, json_names=["config.json"])
     config = parse_config(group["config.json"], folder, limits)
@@ -293,8 +301,8 @@ def _compile_from_config(model: Sequential, cc) -> None:
     if loss_cfg.get("name") not in LOSSES:
         raise ValueError(f"config.json: compile settings: unknown loss {loss_cfg.get('name')!r}; known: {sorted(LOSSES)}")
     options = {k: v for k, v in loss_cfg.items() if k != "name"}
-    if not all(isinstance(v, bool) for v in options.values()):
-        raise ValueError(f"config.json: compile settings: loss options must be true/false, got {options}")
+    if not all(isinstance(v, bool) or (type(v) in (int, float) and abs(v) < float("inf")) for v in options.values()):
+        raise ValueError(f"config.json: compile settings: loss options must be true/false or numbers, got {options}")
     metrics = cc.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
         raise ValueError(f"config.json: compile settings: metrics must be a list of names, got {metrics!r}")

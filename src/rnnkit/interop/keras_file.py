@@ -33,7 +33,18 @@ import numpy as np
 import torch
 
 from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from ..layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    RepeatVector,
+    SimpleRNN,
+    TimeDistributed,
+)
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
@@ -41,7 +52,7 @@ from ..rnn import RNN
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
-    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
 )
 
 def _h5py():
@@ -186,6 +197,8 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str)
             _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
             mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name,
         )
+    if class_name == "RepeatVector":
+        return RepeatVector(_get(cfg, "n", int, where), name=name)
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
