@@ -180,7 +180,7 @@ class Sequential(TrainingMixin, Layer):
         # Keras's widths, widened to the longest name and shape so that columns never run together.
         names = [f"{getattr(la, 'name', type(la).__name__.lower())} ({type(la).__name__})" for la in self.layers]
         # Built from sizes alone (interop.from_torch): the shapes are unknown, shown as "?".
-        shapes = [str(shape).replace(",)", ")") for shape in self._output_shapes] or ["?"] * len(self.layers)
+        shapes = [str(shape).replace(",)", ")") for shape in self._output_shapes or ()] or ["?"] * len(self.layers)
         widths = (max([29] + [len(n) + 2 for n in names]), max([26] + [len(s) + 2 for s in shapes]), 10)
         line = "_" * sum(widths)
 
