@@ -237,14 +237,15 @@ def test_stacked_cells_equal_chained_layers():
     stacked = rk.RNN(cells, return_sequences=True, return_state=True)
     x = torch.randn(3, 6, 5)
     mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 0]], dtype=torch.bool)
-    out, *states = stacked(x, mask=mask)
-    assert [tuple(s.shape) for s in states] == [(3, 4), (3, 4), (3, 3), (3, 2)]
+    out, lstm_state, gru_state, rnn_state = stacked(x, mask=mask)  # one entry per cell, as Keras 3
+    assert isinstance(lstm_state, list) and [tuple(s.shape) for s in lstm_state] == [(3, 4), (3, 4)]
+    assert tuple(gru_state.shape) == (3, 3) and tuple(rnn_state.shape) == (3, 2)
     y, flat = x, []
     for cell in cells:
         y, *s = rk.RNN(cell, return_sequences=True, return_state=True)(y, mask=mask)
         flat += s
     torch.testing.assert_close(out, y)
-    torch.testing.assert_close(states, flat)
+    torch.testing.assert_close([*lstm_state, gru_state, rnn_state], flat)
 
 
 def test_stateful_equals_one_long_call():

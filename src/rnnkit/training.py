@@ -291,6 +291,11 @@ class TrainingMixin:
 
     def _scores(self, y: torch.Tensor, y_pred: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {"loss": self.loss(y, y_pred)}
+        # ---- regularizers (kcontract, issue 12): Keras adds model.losses to the loss it trains and reports ----
+        penalties = self.losses
+        if penalties:
+            out["loss"] = out["loss"] + torch.stack([p.to(out["loss"].dtype) for p in penalties]).sum()
+        # ---- end regularizers ----
         for name, fn in self._metrics.items():
             out[name] = fn(y, y_pred)
         return out
@@ -406,6 +411,7 @@ class TrainingMixin:
         if self.clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.clipnorm)
         self.optimizer.step()
+        self.apply_constraints()  # kcontract, issue 12: Keras's kernel/recurrent/bias constraints after each step
         batch_logs = {k: float(v.detach()) for k, v in scores.items()}
         if run.ctx is not None:  # every process sees the same numbers, so callbacks decide alike
             batch_logs = distributed.mean_across(batch_logs, run.ctx)

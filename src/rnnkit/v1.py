@@ -32,7 +32,7 @@ from .cells import Cell, LSTMState, SimpleRNNCell, StackedRNNCells, initial_stat
 from .cells import GRUCell as KerasGRUCell
 from .cells import LSTMCell as KerasLSTMCell
 from .ops import as_tensor, check_positive_int, glorot_uniform
-from .rnn import RNN, check_initial_state, check_lengths, tree_unflatten
+from .rnn import RNN, check_initial_state, check_lengths, tree_flatten, tree_unflatten
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
 
 __all__ = [
@@ -459,7 +459,7 @@ def _run(api: str, cell, x: torch.Tensor, initial_state, lengths):
     name = f"{api}({getattr(cell, 'name', type(cell).__name__)})"
     layer = RNN(run, return_sequences=True, return_state=True, zero_output_for_mask=True, name=name)
     outputs, *flat_state = layer(x, initial_state=state, lengths=lengths, training=_training(cell))
-    state = tree_unflatten(initial_state_of(run, batch, x), flat_state)
+    state = tree_unflatten(initial_state_of(run, batch, x), tree_flatten(flat_state))  # stacked: nested per cell
     if run is not cell:
         state = _from_core_state(cell, state)
     reason = layer.kernel_reason

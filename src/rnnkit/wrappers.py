@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from .base import Layer
-from .cells import StackedRNNCells, initial_state_of, is_cell
+from .cells import StackedRNNCells, call_cell, initial_state_of, is_cell
 from .ops import check_positive_int, dropout_mask, get_activation, glorot_uniform, like_weights, rebuild_tuple
-from .rnn import call_cell, sample_dropout_masks
+from .rnn import sample_dropout_masks
 
 
 class MultiRNNCell(StackedRNNCells):
@@ -62,6 +62,8 @@ class MultiRNNCell(StackedRNNCells):
 
 class Wrapper(Layer):
     """What every wrapper shares: sizes, build, initial state and weights come from the wrapped cell."""
+
+    states_as_list = False  # carried as the wrapped cell's structure; call_cell adapts it for that cell
 
     def __init__(self, cell, name: str | None = None):
         super().__init__(name=name)
