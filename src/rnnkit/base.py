@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter, is_lazy
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -71,6 +72,7 @@ class Layer(nn.Module):
         self.name = name or unique_name(type(self).__name__)
         self.built = False
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.register_load_state_dict_pre_hook(_build_from_state)
 
     @property
     def built(self) -> bool:
@@ -102,8 +104,8 @@ class Layer(nn.Module):
 
     @property
     def weights(self) -> list[nn.Parameter]:
-        """Parameters in Keras's order (registration order unless overridden)."""
-        return list(self.parameters())
+        """Parameters in Keras's order (registration order unless overridden); none before build."""
+        return [p for p in self.parameters() if not is_lazy(p)]
 
     def get_weights(self) -> list[np.ndarray]:
         return [w.detach().cpu().numpy().copy() for w in self.weights]
@@ -181,7 +183,7 @@ class Layer(nn.Module):
                             w.copy_(constraint(w))
 
     def count_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return sum(p.numel() for p in self.parameters() if not is_lazy(p))
 
     def get_config(self) -> dict:
         """``name`` and the ``__init__`` arguments as given (Keras's automatic config)."""
@@ -197,6 +199,38 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+# ------------------------------------------------------------ lazy weights
+# As torch's Lazy modules: a layer whose input size is not known yet
+# registers its weights as UninitializedParameter objects, and build()
+# materializes those same objects. So an optimizer made before the first
+# call holds the real weights, a state_dict of a built layer loads into a
+# fresh one (the pre-hook below builds it from the kernel's shape first),
+# and deepcopy works before and after build.
+
+
+def lazy_parameter() -> UninitializedParameter:
+    """A weight whose shape comes at build (``materialize``)."""
+    return UninitializedParameter()
+
+
+def materialize(module: nn.Module, name: str, shape) -> nn.Parameter:
+    """Give ``module.<name>`` its ``shape``: the lazy parameter itself when it is one, else a new parameter."""
+    p = getattr(module, name, None)
+    if is_lazy(p):
+        p.materialize(tuple(shape))
+        return p
+    p = nn.Parameter(torch.empty(tuple(shape)))
+    setattr(module, name, p)
+    return p
+
+
+def _build_from_state(module, state_dict, prefix, *args):  # noqa: ARG001 - load_state_dict's pre-hook arguments
+    """Build an unbuilt layer from the saved kernel's shape (in, ...), so its weights can be loaded."""
+    kernel = state_dict.get(prefix + "kernel")
+    if not module.built and is_lazy(getattr(module, "kernel", None)) and isinstance(kernel, torch.Tensor):
+        module.maybe_build((kernel.shape[0],))
 
 
 def _marks_built(build):

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Layer, deserialize_layer, serialize_layer
+from .base import Layer, deserialize_layer, lazy_parameter, materialize, serialize_layer
 from .constraints import constraint_config, get_constraint
 from .ops import (
     as_tensor,
@@ -112,6 +112,9 @@ class Cell(Layer):
         self.units = check_positive_int(units, "units")
         self.activation = get_activation(activation, "activation")
         self.use_bias = bool(use_bias)
+        self.kernel = lazy_parameter()  # shapes come at build (see base.materialize)
+        self.recurrent_kernel = lazy_parameter()
+        self.bias = lazy_parameter() if self.use_bias else None
         self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
         self.recurrent_initializer = get_initializer(recurrent_initializer, "recurrent_initializer")
         self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
@@ -154,9 +157,10 @@ class Cell(Layer):
         """Create the weights for inputs of ``input_shape[-1]`` features."""
         self.input_size = int(input_shape[-1])
         g_units = self.gates * self.units
-        self.kernel = nn.Parameter(torch.empty(self.input_size, g_units))
-        self.recurrent_kernel = nn.Parameter(torch.empty(self.units, g_units))
-        self.bias = nn.Parameter(torch.empty(self.bias_shape())) if self.use_bias else None
+        materialize(self, "kernel", (self.input_size, g_units))
+        materialize(self, "recurrent_kernel", (self.units, g_units))
+        if self.use_bias:
+            materialize(self, "bias", self.bias_shape())
         self.reset_parameters()
         self.built = True
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer
+from .base import Layer, lazy_parameter, materialize
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .constraints import constraint_config, get_constraint
 from .ops import as_tensor, bernoulli_mask, check_positive_int, check_rate, config_spec, get_activation, get_initializer
@@ -352,6 +352,8 @@ class Dense(Layer):
         self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
         self._specs = {"activation": activation, "kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
         self.input_size = None
+        self.kernel = lazy_parameter()  # shapes come at build (see base.materialize)
+        self.bias = lazy_parameter() if self.use_bias else None
         if input_size is not None:
             self.maybe_build((check_positive_int(input_size, "input_size"),))
         elif input_shape is not None:
@@ -359,8 +361,12 @@ class Dense(Layer):
 
     def build(self, input_shape):
         self.input_size = int(input_shape[-1])
-        self.kernel = nn.Parameter(self.kernel_initializer((self.input_size, self.units), dtype=torch.float32))
-        self.bias = nn.Parameter(self.bias_initializer((self.units,), dtype=torch.float32)) if self.use_bias else None
+        with torch.no_grad():
+            materialize(self, "kernel", (self.input_size, self.units)).copy_(
+                self.kernel_initializer((self.input_size, self.units), dtype=torch.float32)
+            )
+            if self.use_bias:
+                materialize(self, "bias", (self.units,)).copy_(self.bias_initializer((self.units,), dtype=torch.float32))
         self.built = True
 
     def reset_parameters(self):
