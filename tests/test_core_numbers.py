@@ -150,7 +150,8 @@ def test_cell_gradcheck_float64(make):
 @pytest.mark.parametrize("cls", [rk.SimpleRNN, rk.GRU, rk.LSTM])
 def test_rnn_gradcheck_with_mask_and_go_backwards(cls):
     torch.manual_seed(0)
-    layer = cls(3, return_sequences=True, go_backwards=True).double()
+    # Built first: its weights are parameters from the start (lazy ones are uninitialized until then).
+    layer = cls(3, return_sequences=True, go_backwards=True, input_shape=(5, 2)).double()
     x = torch.randn(3, 5, 2, dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 1, 0, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
     names = [n for n, _ in layer.named_parameters()]
