@@ -256,12 +256,12 @@ def test_seeded_initializers_are_reproducible_and_json_configurable():
         ops.get_initializer({"class_name": "os.system", "config": {}})
 
 
-def test_embedding_casts_float_ids_as_keras():
+def test_embedding_casts_integral_float_ids():
     emb = rk.Embedding(10, 3)
     torch.testing.assert_close(emb(np.array([[1.0, 2.0]])), emb(np.array([[1, 2]])))
-    torch.testing.assert_close(emb(np.array([[1.7, 2.2]])), emb(np.array([[1, 2]])))  # Keras casts (truncates)
-    with pytest.raises(ValueError, match="non-finite"):
-        emb(np.array([[np.nan, 1.0]]))
+    torch.testing.assert_close(emb(torch.tensor([[1.0, 2.0]])), emb(np.array([[1, 2]])))
+    with pytest.raises(TypeError, match="non-integer"):  # Keras would truncate 1.7 to 1 silently
+        emb(np.array([[1.7, 2.0]]))
 
 
 def test_stateful_batch_mismatch_names_the_batch_size():
@@ -291,6 +291,10 @@ def test_torch_habit_cell_arguments_get_a_hint():
         rk.LSTMCell(1, 51)
     with pytest.raises(TypeError, match=r"write GRUCell\(8, input_size=4\)"):
         rk.GRUCell(4, 8)
+    with pytest.raises(TypeError, match=r"write LSTM\(8, input_size=4\)"):
+        rk.LSTM(4, 8)
+    # Keras's positional order: the second argument is the activation
+    assert rk.SimpleRNN(3, "relu").cell.activation is torch.relu
 
 
 # ------------------------------------------------- 6. regularizers, constraints

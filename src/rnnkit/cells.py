@@ -104,7 +104,8 @@ class Cell(Layer):
         if isinstance(activation, int) and not isinstance(activation, bool) and isinstance(units, int):
             # torch's nn.LSTMCell(input_size, hidden_size) habit: rnnkit's first argument is the units.
             raise TypeError(
-                f"activation: got the int {activation}; {type(self).__name__}'s arguments are Keras's (units, activation, ...). "
+                f"activation: expected an activation name or a callable, got int {activation}; "
+                f"{type(self).__name__}'s arguments are Keras's (units, activation, ...). "
                 f"For torch's ({units}, {activation}) = (input_size, hidden_size) write "
                 f"{type(self).__name__}({activation}, input_size={units})"
             )

@@ -25,13 +25,18 @@ from .rnn import RNN, tree_flatten
 
 
 class _CellLayer(RNN):
-    """An ``RNN`` that builds its own cell of ``cell_class`` from the keyword arguments."""
+    """An ``RNN`` that builds its own cell of ``cell_class`` from the other arguments.
+
+    Positional arguments after ``units`` go to the cell, as Keras's order
+    (``LSTM(8, "relu")`` is the activation); the layer's own are keywords.
+    """
 
     cell_class: type
 
     def __init__(
         self,
         units: int,
+        *cell_args,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
@@ -43,8 +48,16 @@ class _CellLayer(RNN):
         input_shape=None,
         **cell_kwargs,
     ):
+        if cell_args and isinstance(cell_args[0], int) and not isinstance(cell_args[0], bool) and isinstance(units, int):
+            # torch's nn.LSTM(input_size, hidden_size) habit
+            name = type(self).__name__
+            raise TypeError(
+                f"activation: expected an activation name or a callable, got int {cell_args[0]}; "
+                f"{name}'s arguments are Keras's (units, activation, ...). "
+                f"For torch's ({units}, {cell_args[0]}) = (input_size, hidden_size) write {name}({cell_args[0]}, input_size={units})"
+            )
         super().__init__(
-            self.cell_class(units, **cell_kwargs),
+            self.cell_class(units, *cell_args, **cell_kwargs),
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
@@ -78,11 +91,11 @@ class _CudnnLayer(_CellLayer):
     a CUDA device or the layer's arguments rule cuDNN out (as Keras does).
     """
 
-    def __init__(self, units: int, use_cudnn="auto", **kwargs):
+    def __init__(self, units: int, *cell_args, use_cudnn="auto", **kwargs):
         if use_cudnn not in USE_CUDNN or isinstance(use_cudnn, int) and not isinstance(use_cudnn, bool):
             raise ValueError(f"use_cudnn: expected 'auto', True or False, got {use_cudnn!r}")
         self.use_cudnn = use_cudnn
-        super().__init__(units, **kwargs)
+        super().__init__(units, *cell_args, **kwargs)
 
     def cudnn_blockers(self) -> list[str]:
         """Why this layer's arguments rule cuDNN out (Keras's conditions); empty when they do not."""
@@ -418,6 +431,7 @@ class Dense(Layer):
 class TimeDistributed(Layer):
     """Apply ``layer`` to every time step: (batch, time, ...) -> (batch, time, ...).
 
+    ``training`` goes to the inner layer when its forward takes it.
     ``mask`` (batch, time, ...), when given, is checked and handed to the inner
     layer, flattened like the steps, if that layer takes one
     (``takes_mask``, or a ``forward`` with a ``mask`` argument); it goes on
@@ -446,12 +460,15 @@ class TimeDistributed(Layer):
     def weights(self):
         return self.layer.weights if isinstance(self.layer, Layer) else list(self.layer.parameters())
 
-    def forward(self, inputs, mask=None):
+    def forward(self, inputs, mask=None, training=None):
         x = as_tensor(inputs)
         if x.dim() < 3:
             raise ValueError(f"inputs: expected (batch, time, ...) with at least 3 axes, got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
         steps = x.reshape(b * t, *x.shape[2:])
+        kwargs = {}
+        if training is not None and "training" in inspect.signature(self.layer.forward).parameters:
+            kwargs["training"] = training
         if mask is not None:
             mask = torch.as_tensor(mask)
             if tuple(mask.shape[:2]) != (b, t):  # as Keras, only the leading (batch, time) axes must match
@@ -460,9 +477,8 @@ class TimeDistributed(Layer):
                     f"got {tuple(mask.shape)}"
                 )
         if mask is not None and _takes_mask(self.layer):
-            y = self.layer(steps, mask=mask.reshape(b * t, *mask.shape[2:]).to(device=x.device, dtype=torch.bool))
-        else:
-            y = self.layer(steps)
+            kwargs["mask"] = mask.reshape(b * t, *mask.shape[2:]).to(device=x.device, dtype=torch.bool)
+        y = self.layer(steps, **kwargs)
         return y.reshape(b, t, *y.shape[1:])
 
     def compute_mask(self, inputs, mask=None):  # noqa: ARG002
@@ -582,9 +598,10 @@ class Embedding(Layer):
                 raise TypeError(f"inputs: expected integer token ids, got dtype {arr.dtype}")
             ids = torch.from_numpy(arr)
         if ids.is_floating_point():
-            # Keras casts float ids to int (truncating), e.g. ids that went through a float32 array in fit.
-            if not bool(ids.isfinite().all()):
-                raise ValueError(f"inputs: expected integer token ids, got non-finite {ids.dtype} values")
+            # Integral float ids (e.g. ids that went through a float32 array in fit) are cast, as Keras casts
+            # them; other values are refused rather than truncated (Keras truncates 2.7 to 2 silently).
+            if not bool((ids == ids.round()).all() and ids.isfinite().all()):
+                raise TypeError(f"inputs: expected integer token ids, got non-integer or non-finite {ids.dtype} values")
             ids = ids.long()
         if ids.dtype == torch.bool or ids.is_complex():
             raise TypeError(f"inputs: expected integer token ids, got {ids.dtype}")

@@ -107,6 +107,8 @@ def _reorder(w: torch.Tensor, units: int, order) -> torch.Tensor:
 def _core_view(core: Cell, cell: Cell, kernel, recurrent_kernel, bias) -> Cell:
     """``core`` (new, unbuilt: no weights drawn) built on the given tensors instead of weights of its own."""
     core.input_size = cell.input_size
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        delattr(core, name)  # its lazy (uninitialized) weights give way to the views
     core.kernel, core.recurrent_kernel, core.bias = kernel, recurrent_kernel, bias
     core.built = True
     return core
