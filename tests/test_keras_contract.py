@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import rnnkit as rk
-from rnnkit import constraints, ops, regularizers
+from rnnkit import constraints, ops, regularizers, v1
 from rnnkit.rnn import tree_flatten
 
 
@@ -138,6 +138,8 @@ CONFIG_CASES = {
     "Masking": lambda: rk.Masking(-1.0),
     "Dropout": lambda: rk.Dropout(0.3, seed=2),
     "LSTMCell": lambda: rk.LSTMCell(3, kernel_regularizer="l2", seed=1),
+    "DropoutWrapper": lambda: v1.DropoutWrapper(rk.GRUCell(3), input_keep_prob=0.5, seed=1),
+    "MultiRNNCell": lambda: v1.MultiRNNCell([rk.SimpleRNNCell(2), rk.LSTMCell(3)]),
 }
 
 

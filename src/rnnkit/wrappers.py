@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .base import Layer
+from .base import Layer, deserialize_layer, serialize_layer
 from .cells import StackedRNNCells, call_cell, initial_state_of, is_cell
 from .ops import check_positive_int, dropout_mask, get_activation, glorot_uniform, like_weights, rebuild_tuple
 from .rnn import sample_dropout_masks
@@ -67,6 +67,8 @@ class Wrapper(Layer):
 
     def __init__(self, cell, name: str | None = None):
         super().__init__(name=name)
+        if isinstance(cell, dict):  # a config from get_config
+            cell = deserialize_layer(cell)
         if not is_cell(cell):
             raise TypeError(f"cell: expected a cell (with state_size and forward(x, state)), got {type(cell).__name__}")
         self.cell = cell
@@ -77,6 +79,10 @@ class Wrapper(Layer):
     def build(self, input_shape):
         if isinstance(self.cell, Layer):
             self.cell.maybe_build(tuple(input_shape))
+
+    def get_config(self):
+        """The wrapper's arguments, the wrapped cell as its config (``Wrapper.from_config`` rebuilds both)."""
+        return {**super().get_config(), "cell": serialize_layer(self.cell)}
 
     def _build_from(self, x_t: torch.Tensor) -> None:
         # A cell called on its first input builds from it (and takes its dtype and device).
