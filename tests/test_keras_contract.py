@@ -361,7 +361,7 @@ def test_fit_applies_constraints_after_each_step():
     model.fit(torch.randn(16, 5, 2), torch.randn(16, 2), batch_size=4, epochs=1, verbose=0)
     cell = model.layers[0].cell
     assert bool((cell.kernel >= 0).all())
-    assert float(cell.recurrent_kernel.norm(dim=0).max()) <= 0.5 + 1e-6
+    assert float(cell.recurrent_kernel.detach().norm(dim=0).max()) <= 0.5 + 1e-6
     torch.testing.assert_close(model.layers[1].kernel.norm(dim=0), torch.ones(2), atol=1e-5, rtol=0)
 
 
