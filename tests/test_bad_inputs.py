@@ -389,6 +389,7 @@ def test_empty_batch_gives_empty_output(kind, with_mask):
     x = torch.zeros(0, T, F, requires_grad=True)
     kw = {"lengths": torch.zeros(0, dtype=torch.long)} if with_mask else {}
     out, *states = layer(x, **kw)
+    states = rk.rnn.tree_flatten(states)  # stacked cells nest their states per cell (Keras 3)
     width = 2 * U if kind == "Bidirectional" else U
     assert out.shape == (0, T, width) and out.dtype == torch.float32
     assert all(s.shape == (0, U) for s in states)
@@ -555,7 +556,7 @@ def test_stateful_batch_change_is_an_error():
     layer = rk.GRU(U, stateful=True, input_shape=(T, F))
     layer(x_ok())
     expect(lambda: layer(torch.randn(B + 1, T, F)), ValueError,
-           rf"inputs: stateful layer {NAME} carries state for batch 2, got batch 3; call reset_state\(\) to start over")
+           rf"inputs: stateful layer {NAME} carries state for batch size 2, got batch size 3; call reset_state\(\) to start over")
     layer.reset_state()
     assert layer(torch.randn(B + 1, T, F)).shape == (B + 1, U)
 

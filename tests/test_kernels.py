@@ -65,7 +65,7 @@ def run_both(layer, x, training=False, seed=0, **call):
         torch.manual_seed(seed)  # the same dropout masks on both runs
         kw = {**call, "initial_state": init}
         out = layer(xi, training=training, **kw)
-        outs = out if isinstance(out, list) else [out]
+        outs = rk.rnn.tree_flatten(out)  # stacked cells nest their states per cell (Keras 3)
         weights = torch.Generator().manual_seed(1)
         loss = sum((o * torch.randn(o.shape, generator=weights, dtype=o.dtype)).sum() for o in outs)
         wrt = [xi, *(init or []), *layer.parameters()]

@@ -80,7 +80,7 @@ def test_static_dynamic_and_rnn_layer_agree(cell):
     torch.testing.assert_close(torch.stack(outs_s, 1), outs_d)
     torch.testing.assert_close(outs_d, out_l)
     assert_states_close(state_s, state_d)
-    for p, q in zip(tree_flatten(state_d), flat_l, strict=True):
+    for p, q in zip(tree_flatten(state_d), tree_flatten(flat_l), strict=True):  # stacked: nested per cell (Keras 3)
         torch.testing.assert_close(p, q)
 
 
@@ -477,7 +477,7 @@ def reference(cell, x, init=None, lengths=None):
     """The readable loop: RNN with unroll=True calls the v1 cell's own TF1 step at each time step."""
     layer = rk.RNN(cell, return_sequences=True, return_state=True, zero_output_for_mask=True, unroll=True)
     out, *flat = layer(x, initial_state=init, lengths=lengths)
-    return out, rk.rnn.tree_unflatten(cell.get_initial_state(x.shape[0], dtype=x.dtype), flat)
+    return out, rk.rnn.tree_unflatten(cell.get_initial_state(x.shape[0], dtype=x.dtype), rk.rnn.tree_flatten(flat))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])

@@ -471,6 +471,9 @@ class TrainingMixin:
     def _scores(self, y: torch.Tensor, y_pred: torch.Tensor, sw: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The batch's loss (weighted by ``sw``, Keras's sum_over_batch_size) and metrics (unweighted, as Keras's ``metrics``)."""
         out = {"loss": self.loss(y, y_pred) if sw is None else self.loss(y, y_pred, sample_weight=sw)}
+        penalties = self.losses  # regularizers: Keras adds model.losses to the loss it trains and reports
+        if penalties:
+            out["loss"] = out["loss"] + torch.stack([p.to(out["loss"].dtype) for p in penalties]).sum()
         for name, fn in self._metrics.items():
             out[name] = fn(y, y_pred)
         return out
@@ -641,6 +644,7 @@ class TrainingMixin:
         if self.clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.clipnorm)
         self.optimizer.step()
+        self.apply_constraints()  # Keras's kernel/recurrent/bias constraints, after each step
         batch_logs = {k: float(v.detach()) for k, v in scores.items()}
         if ctx is not None:  # every process sees the same numbers, so callbacks decide alike
             batch_logs = distributed.mean_across(batch_logs, ctx)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .base import Layer
-from .cells import Cell, LSTMState, SimpleRNNCell, StackedRNNCells, initial_state_of, is_cell
+from .cells import Cell, LSTMState, SimpleRNNCell, StackedRNNCells, call_cell, initial_state_of, is_cell
 from .cells import GRUCell as KerasGRUCell
 from .cells import LSTMCell as KerasLSTMCell
 from .ops import (
@@ -47,7 +47,7 @@ from .ops import (
     like_weights,
     rebuild_tuple,
 )
-from .rnn import RNN, call_cell, check_initial_state, check_lengths, sample_dropout_masks, tree_unflatten
+from .rnn import RNN, check_initial_state, check_lengths, sample_dropout_masks, tree_flatten, tree_unflatten
 from .wrappers import (
     DeviceWrapper,
     DropoutWrapper,
@@ -148,6 +148,8 @@ def _reorder(w: torch.Tensor, units: int, order) -> torch.Tensor:
 def _core_view(core: Cell, cell: Cell, kernel, recurrent_kernel, bias) -> Cell:
     """``core`` (new, unbuilt: no weights drawn) built on the given tensors instead of weights of its own."""
     core.input_size = cell.input_size
+    for name in ("kernel", "recurrent_kernel", "bias"):
+        delattr(core, name)  # its lazy (uninitialized) weights give way to the views
     core.kernel, core.recurrent_kernel, core.bias = kernel, recurrent_kernel, bias
     core.built = True
     return core
@@ -926,7 +928,7 @@ def _run(api: str, cell, steps: list, initial_state, lengths, dtype, batch: int)
     layer = RNN(run, return_sequences=True, return_state=True, zero_output_for_mask=True, name=name)
     outputs, *flat_state = layer(torch.stack(steps, dim=1), initial_state=state, lengths=lengths,
                                  training=_training(cell))
-    state = tree_unflatten(initial_state_of(run, batch, like), flat_state)
+    state = tree_unflatten(initial_state_of(run, batch, like), tree_flatten(flat_state))  # stacked: nested per cell
     if run is not cell:
         state = _from_core_state(cell, state)
     reason = layer.kernel_reason

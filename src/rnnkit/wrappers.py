@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .base import Layer
-from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, initial_state_of, is_cell
+from .base import Layer, deserialize_layer
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, call_cell, initial_state_of, is_cell
 from .ops import (
     check_positive_int,
     config_spec,
@@ -45,7 +45,7 @@ from .ops import (
     like_weights,
     rebuild_tuple,
 )
-from .rnn import call_cell, sample_dropout_masks
+from .rnn import sample_dropout_masks
 
 
 class MultiRNNCell(StackedRNNCells):
@@ -189,8 +189,12 @@ def _cell_from_config(spec, custom_objects):
 class Wrapper(Layer):
     """What every wrapper shares: sizes, build, initial state and weights come from the wrapped cell."""
 
+    states_as_list = False  # carried as the wrapped cell's structure; call_cell adapts it for that cell
+
     def __init__(self, cell, name: str | None = None):
         super().__init__(name=name)
+        if isinstance(cell, dict):  # a config from get_config
+            cell = deserialize_layer(cell)
         if not is_cell(cell):
             raise TypeError(f"cell: expected a cell (with state_size and forward(x, state)), got {type(cell).__name__}")
         self.cell = cell
