@@ -262,8 +262,8 @@ def test_embedding_casts_integral_float_ids():
     emb = rk.Embedding(10, 3)
     torch.testing.assert_close(emb(np.array([[1.0, 2.0]])), emb(np.array([[1, 2]])))
     torch.testing.assert_close(emb(torch.tensor([[1.0, 2.0]])), emb(np.array([[1, 2]])))
-    with pytest.raises(TypeError, match="non-integer"):  # Keras would truncate 1.7 to 1 silently
-        emb(np.array([[1.7, 2.0]]))
+    with pytest.raises(TypeError, match="non-finite"):  # NaN and inf name no row
+        emb(np.array([[np.nan, 2.0]]))
 
 
 def test_stateful_batch_mismatch_names_the_batch_size():
@@ -415,3 +415,10 @@ def test_keras_lazy_compile_then_fit():
     loss = history.history["loss"]
     assert loss[-1] < loss[0]
     assert all(not isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+def test_embedding_casts_float_ids_as_keras():
+    """Keras casts float token ids to int (toward zero): 2.7 reads row 2, 1.0 row 1."""
+    emb = rk.Embedding(10, 3)
+    out = emb(torch.tensor([[2.7, 1.0, 9.99]]))
+    torch.testing.assert_close(out[0], emb.embeddings[[2, 1, 9]], rtol=0, atol=0)

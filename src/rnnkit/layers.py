@@ -595,10 +595,9 @@ class Embedding(Layer):
                 raise TypeError(f"inputs: expected integer token ids, got dtype {arr.dtype}")
             ids = torch.from_numpy(arr)
         if ids.is_floating_point():
-            # Integral float ids (e.g. ids that went through a float32 array in fit) are cast, as Keras casts
-            # them; other values are refused rather than truncated (Keras truncates 2.7 to 2 silently).
-            if not bool((ids == ids.round()).all() and ids.isfinite().all()):
-                raise TypeError(f"inputs: expected integer token ids, got non-integer or non-finite {ids.dtype} values")
+            # Float ids are cast to integers as Keras casts them (toward zero: 2.7 -> 2); NaN and inf have no id.
+            if not bool(ids.isfinite().all()):
+                raise TypeError(f"inputs: expected integer token ids, got non-finite {ids.dtype} values")
             ids = ids.long()
         if ids.dtype == torch.bool or ids.is_complex():
             raise TypeError(f"inputs: expected integer token ids, got {ids.dtype}")

@@ -15,8 +15,3 @@ def _missing(reason):
 INPUT_BATCH_SIZE = _missing("Input has no batch_size argument (and there is no functional Model(inputs, outputs))")
 MIXED_PRECISION = _missing("no dtype policies (dtype='mixed_float16': float16 compute, float32 weights)")
 CONV2D = _missing("no Conv2D layer (TimeDistributed over images)")
-EMBEDDING_FLOAT_IDS = _missing(
-    "Embedding refuses non-integer float token ids (TypeError, tests/test_bad_inputs.py); Keras truncates them "
-    "(np.random.uniform(1, 10) ids). Integral float ids are cast as in Keras. A deliberate difference: "
-    "truncating 2.7 to 2 silently hides a bug in the data"
-)

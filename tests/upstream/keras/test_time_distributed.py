@@ -93,7 +93,6 @@ def test_masking():
     assert_all_close(output, np.array([[[0], [0.22]], [[0.38], [0]], [[0.7], [0.86]]]))
 
 
-@missing.EMBEDDING_FLOAT_IDS
 def test_with_mask_zero():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_with_mask_zero``: one epoch of fit runs."""
     model = rk.Sequential(
