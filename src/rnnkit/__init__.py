@@ -37,6 +37,7 @@ from .layers import (
     GRU,
     LSTM,
     Bidirectional,
+    Conv2D,
     Dense,
     Dropout,
     Embedding,
@@ -93,6 +94,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "RepeatVector",
+    "Conv2D",
     "Sequential",
     "Constant",
     # the functional API (Keras's Model(inputs, outputs)) and its merge layers

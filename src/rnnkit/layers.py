@@ -626,10 +626,136 @@ class Embedding(Layer):
         }
 
 
+# ------------------------------------------------------------- RepeatVector
+
+
+class RepeatVector(Layer):
+    """Repeat a vector ``n`` times: (batch, features) -> (batch, n, features), as Keras's ``RepeatVector``.
+
+    The bridge of an encoder-decoder: the encoder's last output, repeated
+    once per output step, is the decoder's input sequence.
+
+    >>> RepeatVector(3)(torch.ones(2, 4)).shape
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(self, n: int, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.n = check_positive_int(n, "n")
+        self.built = True
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() != 2:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, features), got shape {tuple(x.shape)}")
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+
+    def get_config(self):
+        return {"name": self.name, "n": self.n}
+
+# ------------------------------------------------------------------- Conv2D
+
+
+def _pair(value, arg: str) -> tuple[int, int]:
+    """Keras's int-or-pair arguments (kernel_size, strides, dilation_rate) as a pair of positive ints."""
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if len(pair) != 2:
+        raise ValueError(f"{arg}: expected an int or a pair of ints, got {value!r}")
+    return check_positive_int(pair[0], arg), check_positive_int(pair[1], arg)
+
+
+class Conv2D(Layer):
+    """A 2-D convolution on channels-last images, as Keras's ``Conv2D`` (``data_format="channels_last"``)::
+
+        y[b, i, j, f] = activation(sum_{di, dj, c} x[b, i*s + di*d, j*s + dj*d, c] kernel[di, dj, c, f] + bias[f])
+
+    Shapes: inputs (batch, height, width, channels), kernel (kh, kw, channels,
+    filters) as in Keras, outputs (batch, height', width', filters);
+    ``padding="valid"`` keeps only whole windows, ``"same"`` pads as
+    TensorFlow does (the odd pixel after). Its use here is per-frame
+    features for a recurrent layer, through ``TimeDistributed``:
+
+    >>> TimeDistributed(Conv2D(8, 3))(torch.zeros(2, 5, 10, 10, 3)).shape
+    torch.Size([2, 5, 8, 8, 8])
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid", dilation_rate=(1, 1),
+                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=None)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+        self.padding = padding
+        self.activation = get_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
+        self._specs = {"activation": activation, "kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
+        self.kernel = lazy_parameter()
+        self.bias = lazy_parameter() if self.use_bias else None
+        if input_shape is not None:
+            self.maybe_build(tuple(input_shape))
+
+    def build(self, input_shape):
+        shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
+        with torch.no_grad():
+            materialize(self, "kernel", shape).copy_(self.kernel_initializer(shape, dtype=torch.float32))
+            if self.use_bias:
+                materialize(self, "bias", (self.filters,)).copy_(self.bias_initializer((self.filters,), dtype=torch.float32))
+        self.built = True
+
+    def _pads(self, size: int, axis: int) -> tuple[int, int]:
+        """TensorFlow's "same" padding of one axis: the output is ceil(size / stride), the odd pixel after."""
+        if self.padding == "valid":
+            return 0, 0
+        k, s, d = self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis]
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() != 4:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, height, width, channels), got shape {tuple(x.shape)}")
+        self.maybe_build(x.shape[1:], like=x)
+        if x.shape[-1] != self.kernel.shape[2]:
+            raise ValueError(f"inputs: layer {self.name!r} expects {self.kernel.shape[2]} channels, got shape {tuple(x.shape)}")
+        (top, bottom), (left, right) = self._pads(x.shape[1], 0), self._pads(x.shape[2], 1)
+        x = F.pad(x.permute(0, 3, 1, 2), (left, right, top, bottom))  # torch convolves channels-first
+        y = F.conv2d(x, self.kernel.permute(3, 2, 0, 1), self.bias, stride=self.strides, dilation=self.dilation_rate)
+        return self.activation(y.permute(0, 2, 3, 1))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = tuple(input_shape)
+
+        def out(size, axis):
+            if size is None:
+                return None
+            if self.padding == "same":
+                return -(-size // self.strides[axis])
+            span = (self.kernel_size[axis] - 1) * self.dilation_rate[axis] + 1
+            return (size - span) // self.strides[axis] + 1
+
+        return (batch, out(height, 0), out(width, 1), self.filters)
+
+    def get_config(self):
+        cfg = {"name": self.name, "filters": self.filters, "kernel_size": list(self.kernel_size),
+               "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+               "use_bias": self.use_bias}
+        cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
+        return cfg
+
+
 # ------------------------------------------------------------ serialization
 
+
 LAYERS: dict[str, type] = {
-    cls.__name__: cls for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding)
+    cls.__name__: cls
+    for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding, RepeatVector,
+                Conv2D)
 }
 
 
@@ -661,35 +787,3 @@ def deserialize(spec: dict):
         return cls.from_config(cfg)
     except (TypeError, KeyError) as e:
         raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
-
-
-
-# ------------------------------------------------------------- RepeatVector
-
-
-class RepeatVector(Layer):
-    """Repeat a vector ``n`` times: (batch, features) -> (batch, n, features), as Keras's ``RepeatVector``.
-
-    The bridge of an encoder-decoder: the encoder's last output, repeated
-    once per output step, is the decoder's input sequence.
-
-    >>> RepeatVector(3)(torch.ones(2, 4)).shape
-    torch.Size([2, 3, 4])
-    """
-
-    def __init__(self, n: int, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
-        self.n = check_positive_int(n, "n")
-        self.built = True
-
-    def forward(self, inputs):
-        x = as_tensor(inputs)
-        if x.dim() != 2:
-            raise ValueError(f"inputs: layer {self.name!r} expects (batch, features), got shape {tuple(x.shape)}")
-        return x.unsqueeze(1).expand(-1, self.n, -1)
-
-    def get_config(self):
-        return {"name": self.name, "n": self.n}
-
-
-LAYERS[RepeatVector.__name__] = RepeatVector

@@ -14,4 +14,3 @@ def _missing(reason):
 
 INPUT_BATCH_SIZE = _missing("Input has no batch_size argument (and there is no functional Model(inputs, outputs))")
 MIXED_PRECISION = _missing("no dtype policies (dtype='mixed_float16': float16 compute, float32 weights)")
-CONV2D = _missing("no Conv2D layer (TimeDistributed over images)")

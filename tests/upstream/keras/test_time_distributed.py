@@ -12,7 +12,6 @@ import torch
 
 import rnnkit as rk
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     check_call,
@@ -53,7 +52,6 @@ def test_basics_supports_masking():
     check_supports_masking(rk.TimeDistributed, _basics_kwargs(), False)
 
 
-@missing.CONV2D
 def test_build():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_build`` (channels_last): Conv2D(64, 3x3) on every frame of a video."""
     layer = rk.TimeDistributed(rk.Conv2D(64, (3, 3)))
