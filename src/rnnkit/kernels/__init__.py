@@ -106,9 +106,28 @@ def native_route(cell, x, mask, dropout):
             f"the native kernel): {what}"
         )
     else:
-        reason = f"fused native kernel: {what}, {x.dtype}"
+        reason = f"fused native kernel: {what}, {x.dtype}; {threads_note(routed, x.shape[0])}"
         reason += f"; {bf16_status()}" if bf16_autocast(x) else ""
     return FusedKernel(name, routed, stacked), reason
+
+
+def threads_note(routed, batch: int) -> str:
+    """How the native cells of ``routed`` use torch's threads at ``batch`` rows (``native.runs_serial``)."""
+    threads = torch.get_num_threads()
+    if threads < 2:
+        return "one thread (torch.get_num_threads() == 1)"
+    cells = [(code, c.units) for c, code, _, route in routed if route == "native"]
+    serial = [native.runs_serial(code, batch, units) for code, units in cells]
+    work = max(batch * units * units * GATES[code] for code, units in cells)
+    if all(serial):
+        return f"one thread (small work: {work:,} multiply-adds per step < {native.serial_work():,})"
+    if any(serial):
+        return f"{threads} threads for the cells from {native.serial_work():,} multiply-adds per step, one below"
+    return f"{threads} threads ({work:,} multiply-adds per step)"
+
+
+# gates per cell code: G = GATES[code] * units
+GATES = {native.SIMPLE: 1, native.GRU_AFTER: 3, native.GRU_BEFORE: 3, native.LSTM: 4}
 
 
 # oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the

@@ -104,6 +104,37 @@ class SequenceFunction(torch.autograd.Function):
         return None, None, None, None, dx, dW, db_in, dU, db_rec, dh0, dc0, None, None
 
 
+def set_serial_work(work: int) -> int:
+    """Run native calls below ``work`` multiply-adds per step on one thread; returns the previous threshold.
+
+    A step's work is its recurrent product, ``batch * units * G`` with ``G =
+    gates * units`` (1, 3 or 4 gates). Below the threshold a call runs on the
+    calling thread alone (no fan-out per step, MKL on one thread): splitting
+    such small steps gains little on an idle machine and, when other processes
+    keep the cores busy, every per-step barrier waits for the scheduler
+    (docs/performance.md, "Small work"). ``0`` always splits when torch has
+    threads; a huge value never does.
+
+    >>> previous = set_serial_work(0)
+    >>> _ = set_serial_work(previous)
+    """
+    if isinstance(work, bool) or not isinstance(work, int) or work < 0:
+        raise ValueError(f"work: expected an integer >= 0 (multiply-adds per step), got {work!r}")
+    return _native.set_serial_work(work)
+
+
+def serial_work() -> int:
+    """The threshold ``set_serial_work`` sets: multiply-adds per step below which a call runs on one thread."""
+    work = _native.set_serial_work(0)
+    _native.set_serial_work(work)
+    return work
+
+
+def runs_serial(code: int, batch: int, units: int) -> bool:
+    """Whether a native call of cell ``code`` at ``batch`` rows and ``units`` runs on the calling thread alone."""
+    return _native.runs_serial(code, batch, units)
+
+
 def onednn_lstm_available() -> bool:
     """torch's own LSTM goes to oneDNN on the CPU when torch was built with it."""
     return torch.backends.mkldnn.is_available()
