@@ -30,6 +30,7 @@ import torch
 
 import rnnkit as rk
 from rnnkit.kernels import native
+from rnnkit.kernels.threads import model_work, one_thread_if_small
 
 # name: (cell, units, batch, steps, features, bidirectional, dropout)
 TASKS = {
@@ -44,17 +45,18 @@ def busy():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def fit_seconds(task: str, batches: int) -> float:
+def fit_seconds(task: str, batches: int, scoped: bool = False) -> float:
     cell, units, batch, steps, features, bidi, drop = TASKS[task]
     torch.manual_seed(0)
     layer = getattr(rk, cell)(units, dropout=drop)
-    model = rk.Sequential([rk.Bidirectional(layer) if bidi else layer, rk.Dense(10)], input_shape=(steps, features))
+    model = rk.Sequential([rk.Bidirectional(layer) if bidi else layer, rk.Dense(10, activation="softmax")], input_shape=(steps, features))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).standard_normal((batch * batches, steps, features)).astype("float32")
     y = np.random.default_rng(1).integers(0, 10, batch * batches)
     model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # warm up
     t = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    with one_thread_if_small(model_work(model, batch) if scoped else 1 << 62):  # the proposed fit hook
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     return (time.perf_counter() - t) / batches * 1e3  # ms per batch
 
 
@@ -65,12 +67,19 @@ def fits(rounds: int, batches: int) -> dict:
         proc = busy() if load else None
         try:
             for task in TASKS:
-                runs = {f"threads={default}": [], "threads=1": []}
+                threshold = native.serial_work()
+                # "split": every call on torch's threads (threshold 0: the kernels before this change)
+                # "scoped": the fit inside kernels.threads.one_thread_if_small (the proposed fit hook)
+                modes = {f"threads={default} split": (default, 0, False), f"threads={default}": (default, threshold, False),
+                         f"threads={default} scoped": (default, threshold, True), "threads=1": (1, threshold, False)}
+                runs = {k: [] for k in modes}
                 for _ in range(rounds):  # interleaved
-                    for threads in (default, 1):
+                    for k, (threads, work, scoped) in modes.items():
                         torch.set_num_threads(threads)
-                        runs[f"threads={threads}"].append(fit_seconds(task, batches))
+                        native.set_serial_work(work)
+                        runs[k].append(fit_seconds(task, batches, scoped))
                 torch.set_num_threads(default)
+                native.set_serial_work(threshold)
                 key = f"{task}{' busy' if load else ''}"
                 out[key] = {k: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v)}
                             for k, v in runs.items()}
@@ -88,14 +97,14 @@ def sweep(rounds: int) -> dict:
     out = {}
     threshold = native.serial_work()
     for cell in ("GRU", "LSTM"):
-        for batch in (1, 8, 16, 32, 64):
-            for units in (16, 32, 64, 128, 256):
+        for batch in (1, 8, 32, 64):
+            for units in (32, 64, 128, 256):
                 layer = getattr(rk, cell)(units, return_sequences=False, unroll=False)
                 x = torch.randn(batch, 50, 16, requires_grad=True)
                 layer(x[:, :20])  # build
                 res = {"serial": [], "threaded": []}
 
-                def step():
+                def step(layer=layer, x=x, batch=batch):
                     layer(x, mask=torch.ones(batch, 50, dtype=torch.bool)).sum().backward()  # mask: native route
 
                 for _ in range(rounds):

@@ -657,13 +657,16 @@ int64_t row_blocks(int64_t B) {
 // On an idle machine that is a few microseconds; on a loaded one a thread
 // waiting at a barrier waits for the scheduler to run its sibling: measured
 // milliseconds per step, a small fit 15-60x slower than on one thread. Below
-// kSerialWork multiply-adds per step (B * units * G, the recurrent product;
-// G = gates * units) the threads cannot win back even the idle machine's
-// cost (measured, benchmarks/bench_load.py --sweep, docs/performance.md), so
-// such a call runs on the calling thread alone: no parallel_for, MKL's
-// thread-local count 1, subnormals flushed on this thread only (no pool-wide
-// region either). Decided per call; set_serial_work changes the threshold.
-std::atomic<int64_t> g_serial_work{int64_t(1) << 20};
+// 2^22 multiply-adds per step (B * units * G, the recurrent product;
+// G = gates * units; ~100-170 us of one core here) a call runs on the calling
+// thread alone: no parallel_for, MKL's thread-local count 1, subnormals
+// flushed on this thread only (no pool-wide region either). With the 2-core
+// machine loaded, one thread won at every size measured up to 2^24
+// (benchmarks/bench_load.py --sweep, docs/performance.md); idle, a per-step
+// split saves at most half a step minus two fork/joins (5-10 us each), so
+// only products from ~2^22 (the seed's B128 H128 LSTM: 2^23) keep the
+// threads. Decided per call; set_serial_work changes the threshold.
+std::atomic<int64_t> g_serial_work{int64_t(1) << 22};
 
 int64_t step_work(int64_t cell, int64_t B, int64_t units) { return B * units * gate_width(cell) * units; }
 

@@ -84,3 +84,18 @@ def test_threshold_is_per_call_and_explained(two_threads):
 def test_set_serial_work_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="work: expected an integer >= 0"):
         native.set_serial_work(bad)
+
+
+def test_one_thread_if_small_scopes_the_thread_count(two_threads):
+    from rnnkit.kernels.threads import model_work, one_thread_if_small, small_work
+
+    model = rk.Sequential([rk.GRU(8), rk.Dense(2)], input_shape=(3, 4))
+    work = model_work(model, 16)
+    assert work == 16 * sum(p.numel() for p in model.parameters())
+    with one_thread_if_small(work) as single:
+        assert single and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with one_thread_if_small(small_work()) as single:
+        assert not single and torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
+        model_work(model, 0)

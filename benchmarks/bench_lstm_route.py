@@ -1,0 +1,98 @@
+"""Where the LSTM should run: rnnkit's native kernel, the oneDNN route, against torch.nn.LSTM.
+
+For each of issue 14's four shapes, one forward (``infer``, no grad) or
+forward + backward (``train``, loss on the last output), float32, all three
+contenders in interleaved rounds in one process. ``rnnkit_native`` forces the
+native kernel (the route's step threshold raised for the call),
+``rnnkit_onednn`` is the default route (oneDNN from ``ONEDNN_MIN_STEPS``
+steps). Writes medians, min and max (ms) and ratios to torch.nn to JSON.
+
+    python benchmarks/bench_lstm_route.py [--rounds 3] [--shapes B1_T1000_H256 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import rnnkit as rk
+from rnnkit import kernels
+
+SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
+          "B64_T100_H512": (64, 100, 512)}
+
+
+def contenders(batch, steps, units, train):
+    features = 28 if steps == 28 else 32
+    torch.manual_seed(0)
+    x = torch.randn(batch, steps, features)
+    layer = rk.LSTM(units, input_shape=(steps, features))
+    ref = nn.LSTM(features, units, batch_first=True)
+
+    def native(xs):
+        saved, kernels.ONEDNN_MIN_STEPS = kernels.ONEDNN_MIN_STEPS, 1 << 30
+        try:
+            return layer(xs)
+        finally:
+            kernels.ONEDNN_MIN_STEPS = saved
+
+    models = {"rnnkit_native": (native, layer), "rnnkit_onednn": (layer, layer),
+              "torch_nn": (lambda xs: ref(xs)[0][:, -1], ref)}
+
+    def make(model, owner):
+        def run():
+            if not train:
+                with torch.no_grad():
+                    model(x)
+                return
+            for p in owner.parameters():
+                p.grad = None
+            model(x).square().mean().backward()
+        return run
+
+    return {k: make(*v) for k, v in models.items()}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=str(Path(__file__).with_name("lstm_route.json")))
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": platform.processor(),
+           "threads": torch.get_num_threads(), "results": {}}
+    for label in a.shapes:
+        for mode in ("infer", "train"):
+            fns = contenders(*SHAPES[label], mode == "train")
+            times = {k: [] for k in fns}
+            for f in fns.values():
+                f()  # warm up
+            for _ in range(a.rounds):
+                for k, f in fns.items():
+                    t = time.perf_counter()
+                    f()
+                    times[k].append((time.perf_counter() - t) * 1e3)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            res = {k: {"median_ms": med[k], "min_ms": min(v), "max_ms": max(v),
+                       "ratio_to_torch_nn": med[k] / med["torch_nn"],
+                       "ratio_range": [min(v) / max(times["torch_nn"]), max(v) / min(times["torch_nn"])]}
+                   for k, v in times.items()}
+            out["results"][f"{label} {mode}"] = res
+            print(label, mode, {k: f"{r['median_ms']:.1f} ms ({r['ratio_to_torch_nn']:.2f})" for k, r in res.items()},
+                  flush=True)
+            Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
