@@ -76,21 +76,29 @@ def main():
         for mode in ("infer", "train"):
             fns = contenders(*SHAPES[label], mode == "train")
             times = {k: [] for k in fns}
+            cpu = {k: [] for k in fns}
             for f in fns.values():
                 f()  # warm up
             for _ in range(a.rounds):
                 for k, f in fns.items():
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     f()
                     times[k].append((time.perf_counter() - t) * 1e3)
-            med = {k: statistics.median(v) for k, v in times.items()}
-            res = {k: {"median_ms": med[k], "min_ms": min(v), "max_ms": max(v),
-                       "ratio_to_torch_nn": med[k] / med["torch_nn"],
-                       "ratio_range": [min(v) / max(times["torch_nn"]), max(v) / min(times["torch_nn"])]}
-                   for k, v in times.items()}
+                    cpu[k].append((time.process_time() - c) * 1e3)
+            res = {}
+            for k in fns:
+                res[k] = {"median_ms": statistics.median(times[k]), "min_ms": min(times[k]), "max_ms": max(times[k]),
+                          "cpu_median_ms": statistics.median(cpu[k]), "cpu_min_ms": min(cpu[k]),
+                          "cpu_max_ms": max(cpu[k])}
+                # per round ratios (the contenders ran back to back in each round): median, min, max
+                for what, series in (("", times), ("cpu_", cpu)):
+                    r = [a_ / b_ for a_, b_ in zip(series[k], series["torch_nn"])]
+                    res[k][f"{what}ratio_to_torch_nn"] = statistics.median(r)
+                    res[k][f"{what}ratio_range"] = [min(r), max(r)]
             out["results"][f"{label} {mode}"] = res
-            print(label, mode, {k: f"{r['median_ms']:.1f} ms ({r['ratio_to_torch_nn']:.2f})" for k, r in res.items()},
-                  flush=True)
+            print(label, mode, {k: f"{r['median_ms']:.1f} ms ({r['ratio_to_torch_nn']:.2f}) cpu {r['cpu_median_ms']:.1f}"
+                                   f" ({r['cpu_ratio_to_torch_nn']:.2f} {r['cpu_ratio_range'][0]:.2f}-"
+                                   f"{r['cpu_ratio_range'][1]:.2f})" for k, r in res.items()}, flush=True)
             Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
 
 

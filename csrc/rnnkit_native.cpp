@@ -856,6 +856,55 @@ struct Weights {
   }
 };
 
+// ------------------------------------------------------- packed weights
+// Each step multiplies the same recurrent kernel. sgemm copies ("packs")
+// its weight operand into its own blocked layout on every call: for an
+// LSTM at 128 units that is 256 KB per step, a large part of a 128-row
+// product. MKL's pack API (exported by torch's libtorch_cpu) packs it once
+// per sequence and block of rows, then each step computes against the packed
+// copy. Weak symbols: without them (a torch without MKL) every step calls
+// gemm() as before. float32 only (the products under autocast run bfloat16).
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+// CBLAS enum values (mkl_cblas.h)
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+// Blocks of fewer rows multiply unpacked (set_pack_min_rows; the Python
+// side sets the measured value, kernels/native.py PACK_MIN_ROWS).
+std::atomic<int64_t> g_pack_min_rows{1};
+
+// C (m, n) = A (m, k) @ op(B) for one fixed op(B) and row count m, B packed once.
+template <typename T>
+struct PackedB {
+  float* buf = nullptr;
+  int m = 0, n = 0, k = 0, ldb = 0;
+  PackedB(bool use, bool trans_b, int64_t m_, int64_t n_, int64_t k_, const T* B, int64_t ldb_) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!use || !cblas_sgemm_pack || m_ < g_pack_min_rows.load(std::memory_order_relaxed) || m_ * n_ * k_ == 0)
+        return;
+      m = static_cast<int>(m_), n = static_cast<int>(n_), k = static_cast<int>(k_), ldb = static_cast<int>(ldb_);
+      const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
+      buf = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      TORCH_CHECK(buf, "rnnkit native: out of memory packing weights");
+      cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f, B, ldb, buf);
+    }
+  }
+  ~PackedB() { std::free(buf); }
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+  bool ok() const { return buf != nullptr; }
+  void mul(const T* A, int64_t lda, T* C, int64_t ldc) const {
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n, k, A, static_cast<int>(lda), buf, ldb, 0.0f, C,
+                          static_cast<int>(ldc));
+  }
+};
+
 // a @ b for the whole-sequence products of backward: bfloat16 operands under autocast.
 at::Tensor mm_as(const at::Tensor& a, const at::Tensor& b, bool half) {
   if (!half) return at::mm(a, b);
@@ -920,12 +969,14 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
     const int64_t nb = b1 - b0;
     T* hin_l = ptr<T>(hin);  // this step's h * dropout mask; swapped per step, per thread
     T* hin_n = ptr<T>(hin_next);
+    const PackedB<T> packed(!half && !before && T_ > 1, false, nb, mw, units, Um.full, G);
     for (int64_t t = 0; t < T_; ++t) {
       const int64_t ts = save ? t : 0;
       const T* hprev = Hp + t * BU;
       const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
       uint16_t* scr_r = half ? scr + b0 * G : nullptr;  // this block's rows of the scratch
-      Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
+      if (packed.ok()) packed.mul(hin_t, units, mmp + b0 * mw, mw);
+      else Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
       s.xw = xwp + t * B * G;
@@ -1045,6 +1096,7 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   // Backprop through time for rows [b0, b1); `split` as in forward.
   auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
     const int64_t nb = b1 - b0;
+    const PackedB<T> packed(!half && !before && T_ > 1, true, nb, units, G, Um.full, G);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Back<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
@@ -1075,6 +1127,8 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
         Um.mul(true, nb, units, 2 * units, dxw_r, G, 0, G, mmp + b0 * units, units, scr_r);
+      } else if (packed.ok()) {
+        packed.mul(s.dhu + b0 * G, G, mmp + b0 * units, units);
       } else {
         Um.mul(true, nb, units, G, s.dhu + b0 * G, G, 0, G, mmp + b0 * units, units, scr_r);
       }
@@ -1291,6 +1345,7 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
 // The switch, and the pool-wide scope for the torch ops rnnkit calls (oneDNN's LSTM).
 bool set_flush_denormals(bool on) { return g_flush.exchange(on); }
 int64_t set_serial_work(int64_t n) { return g_serial_work.exchange(n); }
+int64_t set_pack_min_rows(int64_t n) { return g_pack_min_rows.exchange(n); }
 void flush_pool_enter() { on_pool(flush_enter); }
 void flush_pool_leave() { on_pool(flush_leave); }
 
@@ -1318,6 +1373,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("flush_pool_leave", &flush_pool_leave, "Undo one flush_pool_enter: each thread gets its own mode back");
   m.def("pool_flush_state", &pool_flush_state, "Whether the calling thread, then each pool thread, flushes subnormals");
   m.def("set_serial_work", &set_serial_work, "Run calls below this many multiply-adds per step (B*units*G) on one thread; returns the previous value");
+  m.def("set_pack_min_rows", &set_pack_min_rows, "Pack the recurrent kernel once per sequence for blocks of at least this many rows; returns the previous value");
   m.def("runs_serial", &runs_serial, "Whether a call of this cell, batch and units runs on the calling thread alone");
   m.attr("FLUSH_SUPPORTED") = kFlushBits != 0;
 }
