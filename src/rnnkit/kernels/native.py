@@ -34,6 +34,13 @@ except ImportError as exc:  # built without a compiler, or a torch ABI mismatch
 else:
     IMPORT_ERROR = None
 
+# Blocks of at least this many rows multiply each step against the recurrent kernel packed once per
+# sequence (MKL's sgemm_pack; csrc "packed weights"); fewer rows call sgemm unpacked. Measured in
+# docs/performance.md ("The LSTM, packed weights").
+PACK_MIN_ROWS = 1
+if _native is not None:
+    _native.set_pack_min_rows(PACK_MIN_ROWS)
+
 # Codes shared with csrc/rnnkit_native.cpp.
 SIMPLE, GRU_AFTER, GRU_BEFORE, LSTM = 0, 1, 2, 3
 SIMPLE_ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
