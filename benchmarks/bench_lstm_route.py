@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import rnnkit as rk
-from rnnkit import kernels
+from rnnkit import _native, kernels
 
 SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
           "B64_T100_H512": (64, 100, 512)}
@@ -44,7 +44,15 @@ def contenders(batch, steps, units, train):
         finally:
             kernels.ONEDNN_MIN_STEPS = saved
 
-    models = {"rnnkit_native": (native, layer), "rnnkit_onednn": (layer, layer),
+    def unpacked(xs):  # the native kernel calling sgemm per step (weights not packed once per sequence)
+        rows = _native.set_pack_min_rows(1 << 62)
+        try:
+            return native(xs)
+        finally:
+            _native.set_pack_min_rows(rows)
+
+    models = {"rnnkit_native": (native, layer), "rnnkit_native_unpacked": (unpacked, layer),
+              "rnnkit_onednn": (layer, layer),
               "torch_nn": (lambda xs: ref(xs)[0][:, -1], ref)}
 
     def make(model, owner):

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import rnnkit as rk
-from rnnkit.kernels import explain, native_available
+from rnnkit.kernels import native_available
 from rnnkit.kernels.autocast import bf16_autocast, bf16_status
+from rnnkit.rnn import explain
 
 BUILT, WHY_NOT = native_available()
 needs_native = pytest.mark.skipif(not BUILT, reason=f"{WHY_NOT} (the reference loop runs instead)")
