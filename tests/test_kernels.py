@@ -139,6 +139,26 @@ def test_unmasked_float32_lstm_routes(monkeypatch):
 
 
 @needs_native
+def test_long_training_lstm_runs_native():
+    """Training >= NATIVE_TRAIN_MIN_STEPS steps at batch >= NATIVE_TRAIN_MIN_BATCH: the native kernel (measured
+    faster there than oneDNN's); the same call without grad stays on oneDNN. Both match the loop."""
+    if not native.onednn_lstm_available():
+        pytest.skip("torch without oneDNN: every LSTM runs the native kernel")
+    torch.manual_seed(0)
+    steps, batch = kernels.NATIVE_TRAIN_MIN_STEPS, kernels.NATIVE_TRAIN_MIN_BATCH
+    layer = rk.LSTM(5, return_sequences=True, input_shape=(steps, 3))
+    x = torch.randn(batch, steps, 3)
+    assert_same(run_both(layer, x), torch.float32)
+    assert layer.kernel_used == "native:LSTMCell"
+    assert "faster than oneDNN's LSTM" in layer.kernel_reason
+    with torch.no_grad():
+        layer(x)
+    assert layer.kernel_used == "torch-onednn:LSTMCell"
+    layer(x[: batch - 1])  # a narrower batch trains on oneDNN
+    assert layer.kernel_used == "torch-onednn:LSTMCell"
+
+
+@needs_native
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_stack_with_dropout_and_mask(dtype):
     rng = np.random.default_rng(7)
