@@ -18,7 +18,11 @@ The native kernels (``rnnkit._native``, built at install) cover
 ``reset_after``) and ``LSTMCell`` with tanh/sigmoid, stacks of them, masks,
 dropout masks, float32 and float64 on the CPU. An unmasked float32 LSTM
 without dropout goes to torch's own oneDNN LSTM instead (weights converted
-on the fly; faster here): ``assign_lstm_routes`` decides per cell. On CUDA,
+on the fly; faster here), except training calls of at least
+``NATIVE_TRAIN_MIN_STEPS`` steps and ``NATIVE_TRAIN_MIN_BATCH`` rows, where
+the native kernel was measured faster: ``assign_lstm_routes`` decides per
+cell. Small calls run on one thread (``native.runs_serial``; loops of
+small models: ``kernels.threads.one_thread_if_small``). On CUDA,
 ``torch_route`` sends unmasked LSTM, GRU (``reset_after=True``) and
 tanh/relu SimpleRNN layers without dropout to torch's fused RNN op (cuDNN),
 weights converted the same way. Anything else runs the reference loop and
