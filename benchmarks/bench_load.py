@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 import rnnkit as rk
+from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 from rnnkit.kernels import native
 from rnnkit.kernels.threads import model_work, one_thread_if_small
 
@@ -132,7 +132,7 @@ def main():
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--out", default=str(Path(__file__).with_name("load.json")))
     a = p.parse_args()
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": platform.processor(),
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": cpu_info(),
               "threads": torch.get_num_threads(), "serial_work": native.serial_work()}
     if a.sweep:
         result["sweep"] = sweep(a.rounds)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 import rnnkit as rk
+from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 from rnnkit import _native, kernels
 
 SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
@@ -78,7 +78,7 @@ def main():
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": platform.processor(),
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": cpu_info(),
            "threads": torch.get_num_threads(), "results": {}}
     for label in a.shapes:
         for mode in ("infer", "train"):
