@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 
 import rnnkit as rk
-from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 from rnnkit.kernels import native
 from rnnkit.kernels.threads import model_work, one_thread_if_small
 

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 from torch import nn
 
 import rnnkit as rk
-from bench_rnn import cpu_info  # benchmarks/ is the script's folder
 from rnnkit import _native, kernels
 
 SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
