@@ -99,3 +99,28 @@ def test_one_thread_if_small_scopes_the_thread_count(two_threads):
         assert not single and torch.get_num_threads() == 2
     with pytest.raises(ValueError, match="batch_size: expected a positive integer"):
         model_work(model, 0)
+
+
+def test_fit_of_a_small_model_runs_on_one_thread_and_gives_the_threads_back(monkeypatch):
+    """fit/evaluate/predict of a small model run their loops on one torch thread, then restore the count."""
+    seen = []
+    model = rk.Sequential([rk.Input(shape=(4, 3)), rk.GRU(4), rk.Dense(2)])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    real_forward = model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, y = np.zeros((8, 4, 3), np.float32), np.zeros(8, np.int64)
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        model.evaluate(x, y)
+        model.predict(x)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

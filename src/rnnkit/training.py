@@ -39,13 +39,16 @@ import math
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn.parameter import UninitializedParameter
 
 from . import distributed
 from .callbacks import Callback
+from .kernels.threads import model_work, one_thread_if_small
 from .losses import get_loss, get_metric
 from .ops import first_parameter
 from .optimizers import get_optimizer
@@ -492,6 +495,14 @@ class TrainingMixin:
         count = math.ceil(n / batch_size) if steps is None else min(steps, math.ceil(n / batch_size))
         return (data.batch(torch.arange(i * batch_size, min((i + 1) * batch_size, n))) for i in range(count))
 
+    def _one_thread_if_small(self, batch_size: int):
+        """One torch thread for the loop when the model is small (``kernels.threads``): each of its ops is too
+        small to gain from the thread pool, and a busy machine makes every fork-join wait. A model whose
+        weights are not made yet (a lazy first epoch) keeps torch's threads."""
+        if any(isinstance(p, UninitializedParameter) for p in self.parameters()):
+            return nullcontext(False)
+        return one_thread_if_small(model_work(self, batch_size))
+
     def _run_epoch_eval(self, data, batch_size, steps: int | None = None) -> dict[str, float]:
         """Loss and metrics over the batches, each batch's value weighted by its size (Keras's running mean)."""
         totals: dict[str, float] = {}
@@ -499,7 +510,7 @@ class TrainingMixin:
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._one_thread_if_small(batch_size):
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, yb, swb = self._prepare(*batch)
                     scores = self._scores(yb, self(xb), swb)
@@ -568,7 +579,8 @@ class TrainingMixin:
         self.train()
         try:
             for epoch in range(initial_epoch, epochs):
-                self._fit_epoch(run, epoch)
+                with self._one_thread_if_small(run.batch_size):
+                    self._fit_epoch(run, epoch)
                 if self.stop_training:
                     break
         finally:
@@ -681,7 +693,7 @@ class TrainingMixin:
         was_training = self.training
         self.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._one_thread_if_small(batch_size):
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, _, _ = self._prepare(batch[0], None)
                     outs.append(self._outputs_to_cpu(self(xb)))
