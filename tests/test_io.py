@@ -193,3 +193,13 @@ def test_atomic_write_replaces_whole_file_and_clears_a_killed_writers_leftovers(
     assert target.read_bytes() == b"new contents"
     assert not stale.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.bin.tmp-deadbeef", "model.onnx"]
+
+
+def test_a_flag_spelled_as_a_number_is_refused():
+    """return_sequences: 1 would load a different model than the one saved; a file must say true or false."""
+    from rnnkit.layers import deserialize, serialize
+
+    spec = serialize(rk.LSTM(3, input_size=2))
+    spec["config"]["return_sequences"] = 1
+    with pytest.raises(ValueError, match=r"LSTM\.return_sequences: expected true or false, got 1"):
+        deserialize(spec)

@@ -770,6 +770,11 @@ def serialize(layer) -> dict:
     return {"class_name": name, "config": layer.get_config()}
 
 
+# Configs' true/false arguments: a file must spell them as JSON booleans.
+_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask", "use_bias",
+          "reset_after", "unit_forget_bias", "mask_zero")
+
+
 def deserialize(spec: dict):
     """Build a layer from ``serialize``'s output; only classes in ``LAYERS`` are accepted."""
     if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(spec.get("config"), dict):
@@ -779,6 +784,9 @@ def deserialize(spec: dict):
         raise ValueError(f"layer config: unknown layer class {name!r}; known: {sorted(LAYERS)}")
     cfg = dict(spec["config"])
     cls = LAYERS[name]
+    for key in _FLAGS:  # 1 for true would build a different model silently (return_sequences=1 is True)
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise ValueError(f"layer config: {name}.{key}: expected true or false, got {cfg[key]!r}")
     try:
         if cls in (Bidirectional, TimeDistributed) and not isinstance(cfg.get("layer"), dict):
             raise KeyError("layer")

@@ -56,9 +56,10 @@ def keras_states(cell, state) -> list:
 
     One entry per state tensor (LSTM: ``[h, c]``); for stacked cells one
     entry per cell: its tensor, or the list of its state tensors
-    (``[[h1, c1], [h2, c2]]``).
+    (``[[h1, c1], [h2, c2]]``). TF1's ``MultiRNNCell(state_is_tuple=False)``
+    carries one concatenated tensor, listed as it is.
     """
-    if isinstance(cell, StackedRNNCells):
+    if isinstance(cell, StackedRNNCells) and not isinstance(state, torch.Tensor):
         return [s if isinstance(s, torch.Tensor) else tree_flatten(s) for s in state]
     return tree_flatten(state)
 

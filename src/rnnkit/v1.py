@@ -191,6 +191,9 @@ class _TF1Cell:
     the wrappers, means the same zeros.
     """
 
+    states_as_list = False  # TF1 hands a cell its state as the cell defines it (a tensor for an int state_size)
+
+
     def _set_dtype(self, dtype) -> None:
         # Before the base __init__, which builds the cell when input_size is given.
         self.tf1_dtype = None if dtype is None else _check_dtype(dtype)
