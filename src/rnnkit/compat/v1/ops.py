@@ -251,7 +251,7 @@ def unstack(value, num=None, axis=0, name="unstack"):
         raise ValueError(f"num: cannot infer the number of tensors from {value.name}'s shape {shape_str(value.shape)}; pass num")
     shape = None if value.shape is None else tuple(d for i, d in enumerate(value.shape) if i != axis)
     recorded = get_default_graph().record_op(
-        "Unpack", lambda x, axis: x.unbind(axis), [value], {"axis": axis, "num": n}, name=name,
+        "Unpack", lambda x, axis: x.unbind(axis), [value], {"axis": axis}, name=name,
         shapes=[shape] * n, dtypes=[value.dtype] * n, n_out=n,
     )
     return list(recorded.outputs)
