@@ -46,6 +46,7 @@ from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
+from .scanning import scan
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
 from .training import History
@@ -66,6 +67,7 @@ __all__ = [
     # the loop
     "RNN",
     "reference_loop",
+    "scan",
     # layers
     "Layer",
     "SimpleRNN",

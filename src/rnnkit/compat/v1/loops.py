@@ -16,7 +16,7 @@ before the loop and the loop feeds them to every step::
 from __future__ import annotations
 
 from ...ops import rebuild_tuple
-from ...scan import scan as eager_scan
+from ...scanning import scan as eager_scan
 from .graph import Operation, Tensor, convert_to_tensor, get_default_graph
 from .session import plan_ops, run_ops
 

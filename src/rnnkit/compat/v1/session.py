@@ -98,7 +98,7 @@ def _rebuild(fetches, values):
 
 def to_numpy(value):
     """A fetched value as TF1 returns it: a numpy array, or a numpy scalar for shape ()."""
-    arr = np.array(value.detach().cpu())
+    arr = value.detach().cpu().numpy().copy()
     return arr[()] if arr.ndim == 0 else arr
 
 
