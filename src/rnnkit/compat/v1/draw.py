@@ -67,7 +67,7 @@ class _Layout:
         self.boxes: dict[Operation, _Box] = {}
         for op in ops:
             body = getattr(op, "body", None)
-            inner = _Layout(_drawn(body.ops) + [t.op for t in body.loop_vars if t.op not in body.ops]) if body else None
+            inner = _Layout([t.op for t in body.loop_vars] + [o for o in _drawn(body.ops) if o.type != "LoopVar"]) if body else None
             self.boxes[op] = _Box(op, inner)
         column: dict[Operation, int] = {}
         for op in ops:  # ops are in recording order, so inputs come first
@@ -107,12 +107,12 @@ class _Layout:
                 yield from b.inner.all_boxes()
 
     def edges(self):
-        """(from box, to box) for every input drawn; a loop's captured inputs end at the loop's box."""
+        """(from box, to box) for every input drawn; a loop's captured inputs go to the body op that reads them."""
         for b in self.all_boxes():
-            inner_ops = b.inner.boxes if b.inner else {}
+            captured = set(b.op.body.captures) if b.inner else set()
             for t in b.op.inputs:
                 src = self._find(t.op)
-                if src is not None and t.op not in inner_ops:
+                if src is not None and t not in captured:
                     yield src, b
 
     def _find(self, op):
