@@ -9,6 +9,9 @@ Where a seed's text leaves out a line its book had (``reset_graph``,
 and seed 003's ``tf.nn.rnn.BasicRNNCell`` typo is ``tf.nn.rnn_cell``.
 """
 
+# The seeds' code is pasted as written, unused names and old string formatting included.
+# ruff: noqa: F841, B007, UP031, UP032
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits

@@ -80,7 +80,7 @@ class _Layout:
         for c in sorted(columns):
             boxes = columns[c]
             # Order a column by where its inputs sit, so edges cross less.
-            def centre(b):
+            def centre(b, c=c):
                 ys = [self.boxes[t.op].y for t in b.op.inputs if t.op in self.boxes and column[t.op] < c]
                 return sum(ys) / len(ys) if ys else 0.0
 

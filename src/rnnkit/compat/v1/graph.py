@@ -1,4 +1,4 @@
-"""The recorded graph: ``Graph``, ``Operation``, ``Tensor``, ``Variable``, scopes and ``placeholder``.
+"""The recorded graph: ``Graph``, ``Operation``, ``Tensor``, ``placeholder`` and ``constant``.
 
 TF1 code builds first and runs later. Here every TF1 call on graph tensors
 records an ``Operation``: its type (TF's op name: ``MatMul``, ``Tanh``...),
@@ -9,18 +9,13 @@ computes it, its input tensors and attributes. Nothing is computed until a
     g = Graph()
     with g.as_default():
         x = placeholder(float32, [None, 3], name="X")    # Tensor "X:0", shape (None, 3)
-        w = Variable(np.ones((3, 2), np.float32))        # a torch Parameter the graph owns
-        y = x @ w                                        # Operation "matmul" (MatMul)
+        y = x @ constant(np.ones((3, 2)))                # Operation "MatMul", output shape (None, 2)
 
 Shapes are inferred when an op is recorded, by small rules per op (``None``
 is a size known only at run time; ``None`` meets ``k`` as ``k``, as in TF),
 so layers and cells can create their weights while the graph is built.
-
-Variables are ``torch.nn.Parameter``s held by the graph (not by a session:
-every session of a graph sees the same values). Each has an ``Assign``
-op that copies its initial value in; ``global_variables_initializer`` runs
-them all. A variable read before that raises, as TF1's
-``FailedPreconditionError`` did.
+Variables and their scopes are ``variables.py``; the ops' functions and
+shape rules ``ops.py``.
 
 Ops of a loop body (``dynamic_rnn``'s cell, ``scan``'s function) are
 recorded once, with ``op.loop`` set to the loop's op: the graph of a
@@ -30,7 +25,6 @@ dynamic loop does not grow with the steps.
 from __future__ import annotations
 
 import contextlib
-import re
 
 import numpy as np
 import torch
@@ -195,9 +189,9 @@ class Graph:
         self._var_stack = ""
         self._reuse = False
         self._initializer = None  # a variable_scope's default initializer
-        self._variables: list[Variable] = []
-        self._by_parameter: dict[int, Variable] = {}
-        self._store: dict[str, Variable] = {}  # get_variable's names
+        self._variables: list = []  # the Variables (variables.py), in order made
+        self._by_parameter: dict = {}  # id(Parameter) -> its Variable
+        self._store: dict = {}  # get_variable's full names -> Variables
         self._loop: Operation | None = None
         self._device = ""
         self.version = 0  # bumped at each new op: sessions' cached plans stay valid while it is unchanged

@@ -91,7 +91,7 @@ def finish(loop: Operation, inputs: list[Tensor], fn, attrs, shapes, dtypes, bod
 
 
 def scan(fn, elems, initializer=None, parallel_iterations=10, back_prop=True, swap_memory=False,  # noqa: ARG001 - TF1's signature
-         infer_shape=True, reverse=False, name=None):
+         infer_shape=True, reverse=False, name=None):  # noqa: ARG001
     """TF1's ``tf.scan`` in the graph: ``fn(acc, x)`` recorded once, run by ``rnnkit.scan`` at each step.
 
     ``elems`` is a tensor (or a tuple of tensors) scanned along axis 0;

@@ -1,5 +1,6 @@
 """``tf.nn.rnn_cell``: TF1's cell names in the graph (see ``rnn.py``)."""
 
+from ...v1 import LSTMStateTuple
 from .graph import unsupported
 from .rnn import (
     BasicLSTMCell,
@@ -9,10 +10,9 @@ from .rnn import (
     GRUCell,
     LSTMCell,
     MultiRNNCell,
-    RNNCell,
     ResidualWrapper,
+    RNNCell,
 )
-from ...v1 import LSTMStateTuple
 
 __all__ = [
     "BasicLSTMCell",

@@ -1,5 +1,6 @@
 """``tf.contrib.rnn``: the cells, wrappers and ``static_rnn``, as in seed 003."""
 
+from ....v1 import LSTMStateTuple
 from ..graph import unsupported
 from ..rnn import (
     BasicLSTMCell,
@@ -10,11 +11,10 @@ from ..rnn import (
     LSTMCell,
     MultiRNNCell,
     OutputProjectionWrapper,
-    RNNCell,
     ResidualWrapper,
+    RNNCell,
     static_rnn,
 )
-from ....v1 import LSTMStateTuple
 
 __all__ = [
     "BasicLSTMCell",
