@@ -361,3 +361,25 @@ def test_rnnkit_graph_command(tmp_path, capsys):
     assert ">While<" in out.read_text()
     printed = capsys.readouterr().out
     assert str(out) in printed and "events.out.tfevents" in printed
+
+
+def test_rnnkit_graph_command_on_a_saved_model(tmp_path):
+    from rnnkit import cli
+
+    model = rnnkit.Sequential([rnnkit.SimpleRNN(4), rnnkit.Dense(2)])
+    model(torch.zeros(1, 5, 3))
+    rnnkit.save_model(model, tmp_path / "model")
+    out = tmp_path / "model.svg"
+    assert cli.main(["graph", str(tmp_path / "model"), "-o", str(out)]) == 0
+    svg = out.read_text()
+    assert ">SimpleRNN<" in svg and ">Dense<" in svg
+
+
+def test_a_cell_reused_in_a_new_graph_gets_variables_there():
+    cell = tf.nn.rnn_cell.BasicRNNCell(3)
+    for _ in range(2):
+        tf.reset_default_graph()
+        outputs, _ = tf.nn.dynamic_rnn(cell, tf.placeholder(tf.float32, [None, 2, 4]), dtype=tf.float32)
+        assert [v.op.name for v in tf.global_variables()] == [
+            "rnn/basic_rnn_cell/kernel", "rnn/basic_rnn_cell/recurrent_kernel", "rnn/basic_rnn_cell/bias"]
+        assert all(v.param is p for v, p in zip(tf.global_variables(), cell.core.parameters()))

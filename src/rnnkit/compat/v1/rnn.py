@@ -26,6 +26,7 @@ The weights are the core's Parameters, adopted as graph variables
 from __future__ import annotations
 
 import re
+import weakref
 
 import torch
 
@@ -122,10 +123,13 @@ def _record_cell(cell: RNNCell, x: Tensor, state):
     core = cell.core
     if x.shape is None or len(x.shape) != 2 or x.shape[-1] is None:
         raise ValueError(f"inputs: {type(cell).__name__} needs (batch, features) inputs with features known, got {x.name} {shape_str(x.shape)}")
-    if getattr(cell, "_weights", None) is None:  # the first call: build the core, adopt its weights as variables
+    graph = get_default_graph()
+    weights = cell._weights.get(graph)
+    if weights is None:  # the first call in this graph: build the core, adopt its weights as the graph's variables
         if not core.built:
             _build_core(core, x.shape[-1], x.dtype)
-        cell._weights = [variable_of_parameter(p, f"{cell._scope_name}/{n.replace('.', '/')}") for n, p in core.named_parameters()]
+        weights = [variable_of_parameter(p, f"{cell._scope_name}/{n.replace('.', '/')}") for n, p in core.named_parameters()]
+        cell._weights[graph] = weights
     leaves = [convert_to_tensor(s) for s in flatten(state)]
     sizes = _sizes(cell.state_size)
     if len(leaves) != len(sizes):
@@ -138,8 +142,8 @@ def _record_cell(cell: RNNCell, x: Tensor, state):
         return (y, *flatten(s))
 
     batch = x.shape[0]
-    recorded = get_default_graph().record_op(
-        type(cell).__name__, run, [x, *leaves, *cell._weights], {}, name=cell._scope_name,
+    recorded = graph.record_op(
+        type(cell).__name__, run, [x, *leaves, *weights], {}, name=cell._scope_name,
         shapes=[(batch, cell.output_size)] + [(batch, s) for s in sizes], dtypes=[x.dtype] * (1 + n_state), n_out=1 + n_state,
     )
     return recorded.outputs[0], pack_as(template, iter(recorded.outputs[1:]))
@@ -151,7 +155,7 @@ class _CoreCell(RNNCell):
     def __init__(self, core, scope_name: str, name=None):
         self.core = core
         self._scope_name = name or scope_name
-        self._weights = None
+        self._weights = weakref.WeakKeyDictionary()  # graph -> this cell's variables there
 
     @property
     def state_size(self):
@@ -228,7 +232,7 @@ class MultiRNNCell(RNNCell):
         if all(getattr(c, "core", None) is not None for c in self.cells):
             self.core = eager.MultiRNNCell([c.core for c in self.cells])
         self._scope_name = "multi_rnn_cell"
-        self._weights = None
+        self._weights = weakref.WeakKeyDictionary()
 
     @property
     def state_size(self):
