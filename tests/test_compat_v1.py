@@ -12,6 +12,15 @@ from rnnkit.compat.v1.loops import flatten
 
 
 @pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads oversubscribe (60x slower runs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def fresh_graph():
     tf.reset_default_graph()
     torch.manual_seed(0)
