@@ -28,7 +28,7 @@ import math
 import sys
 
 from . import runs
-from .compat.v1 import draw as graph_draw
+from .compat import v1 as graph_mode
 from .data import CELLS, TASKS, SampleOptions, load_task
 from .tour import tour
 
@@ -176,7 +176,7 @@ def _run(args) -> int:
     elif args.command == "demo":
         runs.demo(args.out, args.seed, args.device, args.threads, quick=args.quick, verbose=args.verbose)
     elif args.command == "graph":  # rnnkit graph (issue 18)
-        print("\n".join(graph_draw.graph_command(args.target, args.out, args.logdir, run=args.run)))
+        print("\n".join(graph_mode.draw.graph_command(args.target, args.out, args.logdir, run=args.run)))
     return 0
 
 
