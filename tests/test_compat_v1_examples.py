@@ -42,3 +42,15 @@ def test_series_forecasts_and_generates():
 def test_scratch_scan_learns():
     acc = _load("tf1_scratch_scan").main(steps=250)
     assert acc > 70  # percent; chance is 10
+
+
+@pytest.mark.parametrize(("kind", "cells"), [("static", 5), ("dynamic", 1)])
+def test_graph_examples_draw_as_the_docs_show(kind, cells, tmp_path, capsys):
+    from rnnkit import cli
+
+    out = tmp_path / f"{kind}.svg"
+    assert cli.main(["graph", str(EXAMPLES / f"tf1_graph_{kind}.py"), "-o", str(out)]) == 0
+    assert out.read_text().count(">BasicRNNCell<") == cells
+    module = _load(f"tf1_graph_{kind}")  # and the script runs as a script
+    assert "(4, 5, 5)" in capsys.readouterr().out
+    assert module.outputs.shape.as_list() == [None, 5, 5]
