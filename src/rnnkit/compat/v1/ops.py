@@ -216,8 +216,8 @@ def reshape(tensor, shape, name=None):
     return op("Reshape", lambda x, shape: x.reshape(shape), [tensor], {"shape": shape}, name=name, shape=out)
 
 
-def _same_shapes(values, what):
-    shapes = [v.shape for v in values]
+def _same_shapes(shapes, what):
+    """The shapes merged (a known size wins over None); None if any rank is unknown."""
     out = shapes[0]
     for s in shapes[1:]:
         if out is None or s is None:
@@ -232,7 +232,7 @@ def stack(values, axis=0, name="stack"):
     values = [convert_to_tensor(v) for v in values]
     if not values:
         raise ValueError("values: stack needs at least one tensor")
-    base = _same_shapes(values, "stack")
+    base = _same_shapes([v.shape for v in values], "stack")
     shape = None
     if base is not None:
         axis = _axis(axis, len(base) + 1, "stack")
@@ -266,21 +266,11 @@ def concat(values, axis, name="concat"):
         rank = len(values[0].shape)
         axis = _axis(axis, rank, "concat")
         sizes = [v.shape[axis] for v in values]
-        rest = _same_shapes([op_shape(v, axis) for v in values], "concat")
+        rest = _same_shapes([tuple(d for i, d in enumerate(v.shape) if i != axis) for v in values], "concat")
         if rest is not None:
             total = None if None in sizes else sum(sizes)
             shape = (*rest[:axis], total, *rest[axis:])
     return op("ConcatV2", lambda *xs, axis: torch.cat(xs, axis), values, {"axis": axis}, name=name, shape=shape)
-
-
-class _ShapeOnly:
-    def __init__(self, shape):
-        self.shape = shape
-
-
-def op_shape(t, axis):
-    """``t``'s shape without ``axis`` (for comparing the other axes)."""
-    return _ShapeOnly(tuple(d for i, d in enumerate(t.shape) if i != axis))
 
 
 def expand_dims(input, axis, name=None):  # noqa: A002 - TF1's name
