@@ -59,6 +59,7 @@ from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
+from .scanning import scan
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
 from .tensorboard import TensorBoard
@@ -80,6 +81,7 @@ __all__ = [
     # the loop
     "RNN",
     "reference_loop",
+    "scan",
     # layers
     "Layer",
     "SimpleRNN",

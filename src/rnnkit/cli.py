@@ -35,6 +35,7 @@ import sys
 import warnings
 
 from . import __version__, runs
+from .compat import v1 as graph_mode
 from .data import CELLS, TASKS, SampleOptions, load_task
 from .tour import tour
 
@@ -190,6 +191,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for torch (default 1)")
     p.add_argument("--verbose", action="store_true", help="one line per epoch")
+
+    p = sub.add_parser("graph", help="draw the graph a TF1 script builds (or a saved model's layers) as SVG/PNG")
+    p.add_argument("target", metavar="SCRIPT_OR_MODEL", help="a TF1 graph-mode script (.py) or a saved rnnkit model")
+    p.add_argument("-o", "--out", help="picture to write, .svg or .png (default SCRIPT_graph.svg)")
+    p.add_argument("--logdir", help="also write the graph for TensorBoard into this folder")
+    p.add_argument("--run", action="store_true", help="run the whole script (default: stop at its first Session.run)")
     return parser
 
 
@@ -236,6 +243,8 @@ def _run(args) -> int:
         runs.model_for(task, runs.settings(task, _overrides(args))).summary()
     elif args.command == "demo":
         runs.demo(args.out, args.seed, args.device, args.threads, quick=args.quick, verbose=args.verbose)
+    elif args.command == "graph":  # rnnkit graph (issue 18)
+        print("\n".join(graph_mode.draw.graph_command(args.target, args.out, args.logdir, run=args.run)))
     return 0
 
 
