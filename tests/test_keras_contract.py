@@ -422,3 +422,11 @@ def test_embedding_casts_float_ids_as_keras():
     emb = rk.Embedding(10, 3)
     out = emb(torch.tensor([[2.7, 1.0, 9.99]]))
     torch.testing.assert_close(out[0], emb.embeddings[[2, 1, 9]], rtol=0, atol=0)
+
+
+def test_sequential_compute_output_shape_chains_the_layers():
+    model = rk.Sequential([rk.Input(shape=(5, 3)), rk.LSTM(4), rk.RepeatVector(6),
+                           rk.GRU(2, return_sequences=True), rk.TimeDistributed(rk.Dense(7))])
+    assert model.compute_output_shape((8, 5, 3)) == (8, 6, 7)
+    assert tuple(model(torch.zeros(8, 5, 3)).shape) == (8, 6, 7)
+    assert rk.InputLayer((5, 3)).compute_output_shape((None, 5, 3)) == (None, 5, 3)

@@ -323,6 +323,8 @@ class InputLayer(Layer):
     def forward(self, inputs):
         return inputs
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
 
 class Dense(Layer):
@@ -649,6 +651,10 @@ class RepeatVector(Layer):
         if x.dim() != 2:
             raise ValueError(f"inputs: layer {self.name!r} expects (batch, features), got shape {tuple(x.shape)}")
         return x.unsqueeze(1).expand(-1, self.n, -1)
+
+    def compute_output_shape(self, input_shape):
+        batch, features = tuple(input_shape)
+        return (batch, self.n, features)
 
     def get_config(self):
         return {"name": self.name, "n": self.n}

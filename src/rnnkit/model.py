@@ -170,6 +170,18 @@ class Sequential(TrainingMixin, Layer):
     def weights(self):
         return [w for layer in self.layers for w in (layer.weights if isinstance(layer, Layer) else layer.parameters())]
 
+    def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape`` (batch axis first), from each layer's rule in turn."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            if not hasattr(layer, "compute_output_shape"):
+                raise ValueError(f"input_shape: layer {getattr(layer, 'name', type(layer).__name__)!r} has no "
+                                 "compute_output_shape(); call the model on data instead")
+            shape = layer.compute_output_shape(shape)
+            if isinstance(shape, list):  # return_state: the output's shape goes on
+                shape = shape[0]
+        return tuple(shape)
+
     def summary(self, print_fn=print) -> None:
         """Print Keras's table: layer (type), output shape, parameter count, totals."""
         if not self.built:
