@@ -431,3 +431,27 @@ def test_list_losses_and_an_untrained_output():
     assert set(out) == {"loss", "mae"} and model.output_names == [model.layers[1].name, "value"]
     with pytest.raises(ValueError, match="y: output 'value' has a loss but no targets"):
         model.evaluate(x, [y, None])
+
+
+def test_summary_connected_to_column_as_keras_3_prints_it():
+    # Keras 3.15's summary of this model has, per row: "-" for each Input, "a[0][0], b[0][0]" for the shared
+    # layer (one cell, both calls), "shared[0][0], shared[1][0]" for the merge.
+    a, b = rk.Input((5, 3), name="a"), rk.Input((5, 3), name="b")
+    shared = rk.SimpleRNN(4, name="rnn_s")
+    model = rk.Model([a, b], rk.Dense(1, name="dense_s")(rk.Add(name="add_s")([shared(a), shared(b)])))
+    lines = []
+    model.summary(print_fn=lines.append)
+    rows = {line.split()[0]: line.split() for line in lines[0].splitlines() if line[:1].isalpha()}
+    assert rows["a"][-1] == "-" and rows["b"][-1] == "-"
+    assert rows["rnn_s"][2:] == ["(None,", "4)", "32", "a[0][0],", "b[0][0]"]
+    assert rows["add_s"][-2:] == ["rnn_s[0][0],", "rnn_s[1][0]"]
+    assert rows["dense_s"][-1] == "add_s[0][0]"
+    # A long list wraps inside the column, one ", "-separated piece per line at most 29 characters.
+    ins = [rk.Input((2,), name=f"input_number_{i}") for i in range(4)]
+    wide = rk.Model(ins, rk.Concatenate(name="cat_s")(ins))
+    lines = []
+    wide.summary(print_fn=lines.append)
+    text = lines[0].splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("cat_s"))
+    cells = [line[70:] for line in text[start:start + 4]]
+    assert cells == ["input_number_0[0][0],", "input_number_1[0][0],", "input_number_2[0][0],", "input_number_3[0][0]"]

@@ -134,6 +134,18 @@ def _shape_str(structure) -> str:
     return text if len(shapes) == 1 else f"[{text}]"
 
 
+def _wrap(items: list[str], width: int) -> list[str]:
+    """``items`` joined by ", " into lines of at most ``width`` characters (a longer item gets its own line)."""
+    lines: list[str] = []
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else "")
+        if lines and len(lines[-1]) + 1 + len(piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
+
+
 class Model(FunctionalTraining, Layer):
     """A graph of layers from ``Input`` tensors to outputs (Keras's functional ``Model``).
 
@@ -306,7 +318,11 @@ class Model(FunctionalTraining, Layer):
         return nodes
 
     def summary(self, print_fn=print) -> None:
-        """Keras's table with a "Connected to" column: ``layer[node][tensor]`` for each input of each call."""
+        """Keras's table with Keras 3's "Connected to" column.
+
+        Each call's inputs are ``layer[node][tensor]``, joined by ", " and
+        wrapped to the column's width; an ``Input`` is connected to ``-``.
+        """
         by_layer = self._nodes_by_layer()
         index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
         widths = (32, 28, 10, 30)
@@ -324,8 +340,9 @@ class Model(FunctionalTraining, Layer):
                 for t in graph.leaves((node.args, node.kwargs))
             ]
             n = sum(p.numel() for p in layer.parameters())
-            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, links[0] if links else ""))
-            out += [row("", "", "", link) for link in links[1:]]
+            cells = _wrap(links, widths[3] - 1) or ["-"]
+            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, cells[0]))
+            out += [row("", "", "", cell) for cell in cells[1:]]
             out.append(line if i < len(self.layers) - 1 else "=" * sum(widths))
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
