@@ -55,7 +55,7 @@ def main(n_train=4000, n_test=1000, epochs=6, seed=0):
     x_train, y_train = make_reviews(n_train, rng)
     x_test, y_test = make_reviews(n_test, rng)
     model = build()
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, validation_split=0.1, verbose=0)
     seconds = time.perf_counter() - start

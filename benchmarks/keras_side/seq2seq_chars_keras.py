@@ -80,7 +80,7 @@ def main(n_train=6000, n_test=500, epochs=12, latent_dim=96, seed=0):
     decoder_target = one_hot([t[1:] for t in targets], target_chars, dec_steps - 1)
 
     model, encoder_model, decoder_model = build(len(input_chars), len(target_chars), latent_dim)
-    model.compile(keras.optimizers.Adam(3e-3, clipnorm=1.0), "categorical_crossentropy", ["accuracy"])
+    model.compile(keras.optimizers.Adam(3e-3, clipnorm=1.0), loss="categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     history = model.fit([encoder_input, decoder_input], decoder_target, batch_size=64, epochs=epochs,
                         validation_split=0.1, verbose=0)
