@@ -60,7 +60,7 @@ def decode(encoder_model, decoder_model, x, target_chars, max_steps):
     token[:, 0, target_chars.index(START)] = 1.0
     picked = []
     for _ in range(max_steps):
-        probs, *states = decoder_model([token, *states], training=False)
+        probs, *states = decoder_model([keras.ops.convert_to_tensor(token), *states], training=False)
         best = np.asarray(probs)[:, -1].argmax(-1)
         picked.append(best)
         token = np.eye(len(target_chars), dtype=np.float32)[best][:, None]

@@ -134,6 +134,13 @@ def _shape_str(structure) -> str:
     return text if len(shapes) == 1 else f"[{text}]"
 
 
+def _is_integer_data(x) -> bool:
+    """An integer or bool torch tensor or numpy array."""
+    if isinstance(x, torch.Tensor):
+        return not (x.is_floating_point() or x.is_complex())
+    return isinstance(x, np.ndarray) and x.dtype.kind in "biu"
+
+
 def _wrap(items: list[str], width: int) -> list[str]:
     """``items`` joined by ", " into lines of at most ``width`` characters (a longer item gets its own line)."""
     lines: list[str] = []
@@ -279,10 +286,13 @@ class Model(FunctionalTraining, Layer):
             items = [inputs]
         else:
             raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
-        for name, t, x in zip(self.input_names, self._in_tensors, items):
+        for i, (name, t, x) in enumerate(zip(self.input_names, self._in_tensors, items)):
             shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
             if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
+            # As Keras does, integer or bool data for a float Input is converted to the Input's dtype.
+            if t.dtype.is_floating_point and _is_integer_data(x):
+                items[i] = torch.as_tensor(x).to(t.dtype)
         return items
 
     # --------------------------------------------------------------- layers
@@ -388,7 +398,7 @@ class Model(FunctionalTraining, Layer):
                 return [history(spec)]
             if isinstance(spec, dict):
                 return {k: history(t) for k, t in spec.items()}
-            return [history(t) for t in spec]
+            return type(spec)(history(t) for t in spec)  # a tuple stays a tuple (until JSON makes it a list)
 
         return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
                 "output_layers": refs(self._outputs)}
@@ -408,7 +418,14 @@ class Model(FunctionalTraining, Layer):
                 made[(spec["name"], 0)] = [Input(tuple(c.get("batch_shape", [None]))[1:], c.get("dtype"), spec["name"])]
                 continue
             layer = _deserialize(spec)
-            calls += [(layer, i, node) for i, node in enumerate(spec.get("inbound_nodes", []))]
+            nodes = spec.get("inbound_nodes", [])
+            for i, node in enumerate(nodes if isinstance(nodes, list) else [nodes]):
+                if not isinstance(node, dict):
+                    raise ValueError(
+                        f"config: layer {spec['name']!r} inbound_nodes[{i}]: expected Keras 3's "
+                        f"{{'args': [...], 'kwargs': {{...}}}}, got {str(node)[:80]!r}"
+                    )
+                calls.append((layer, i, node))
 
         def resolve(obj):
             if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
@@ -440,7 +457,7 @@ class Model(FunctionalTraining, Layer):
             try:
                 if isinstance(refs, dict):
                     return {k: made[(r[0], r[1])][r[2]] for k, r in refs.items()}
-                return [made[(r[0], r[1])][r[2]] for r in refs]
+                return type(refs)(made[(r[0], r[1])][r[2]] for r in refs)
             except (KeyError, IndexError, TypeError) as e:
                 raise ValueError(f"config: input_layers/output_layers name a tensor no layer makes: {refs!r}") from e
 
