@@ -134,11 +134,8 @@ def _shape_str(structure) -> str:
     return text if len(shapes) == 1 else f"[{text}]"
 
 
-def _is_integer_data(x) -> bool:
-    """An integer or bool torch tensor or numpy array."""
-    if isinstance(x, torch.Tensor):
-        return not (x.is_floating_point() or x.is_complex())
-    return isinstance(x, np.ndarray) and x.dtype.kind in "biu"
+def _is_integer_tensor(x) -> bool:
+    return isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex())
 
 
 def _wrap(items: list[str], width: int) -> list[str]:
@@ -290,9 +287,10 @@ class Model(FunctionalTraining, Layer):
             shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
             if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
-            # As Keras does, integer or bool data for a float Input is converted to the Input's dtype.
-            if t.dtype.is_floating_point and _is_integer_data(x):
-                items[i] = torch.as_tensor(x).to(t.dtype)
+            # As Keras does: numpy data becomes a tensor of the Input's dtype, and so does an integer or
+            # bool tensor given to a float Input. A float tensor is used as it comes.
+            if isinstance(x, np.ndarray) or (t.dtype.is_floating_point and _is_integer_tensor(x)):
+                items[i] = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x).to(t.dtype)
         return items
 
     # --------------------------------------------------------------- layers

@@ -419,3 +419,35 @@ def test_invalid_config_deserialization_refused():
                    _legacy_config([("node_a", "node_b")], "node_a")):
         with pytest.raises(ValueError):
             rk.Model.from_config(config)
+
+
+class Times(rk.Layer):
+    """``x * factor``: what upstream writes as an operator on a symbolic tensor, as rnnkit's error advises."""
+
+    def __init__(self, factor, name=None):
+        super().__init__(name=name)
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def test_unmodified_inputs():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_unmodified_inputs`` with ``i1 * 2``
+    as a ``Times(2)`` layer: an Input is also an output, unchanged."""
+    i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2")
+    model = rk.Model({"input1": i1, "input2": i2}, {"output1": Times(2)(i1), "output2": i2})
+    out = model({"input1": np.ones((2, 2)), "input2": np.zeros((2, 2))})
+    np.testing.assert_allclose(out["output1"], np.ones((2, 2)) * 2)
+    np.testing.assert_allclose(out["output2"], np.zeros((2, 2)))
+    out = model({"input1": rk.Input((2,)), "input2": rk.Input((2,))})
+    assert isinstance(out, dict) and out["output1"].shape == (None, 2) and out["output2"].shape == (None, 2)
+
+
+def test_unused_inputs():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_unused_inputs`` with ``i1 * 2`` as a
+    ``Times(2)`` layer: an Input no output needs is still an input."""
+    i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2")
+    model = rk.Model({"input1": i1, "input2": i2}, Times(2)(i1))
+    np.testing.assert_allclose(model({"input1": np.ones((2, 2)), "input2": np.zeros((2, 2))}), np.ones((2, 2)) * 2)
+    assert model({"input1": rk.Input((2,)), "input2": rk.Input((2,))}).shape == (None, 2)
