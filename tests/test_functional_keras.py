@@ -6,6 +6,7 @@ tests/data/keras_functional/. Here the same functions build them with rnnkit in 
 """
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,37 @@ def test_predict_and_config_round_trip_match_keras(name):
         preds = pred if isinstance(pred, list) else [pred]
         for got, want in zip(preds, ys):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["encoder_decoder", "masking_bidirectional", "merged_masks"])
+def test_save_load_round_trip_matches_keras(name, tmp_path):
+    """``rk.save_model`` / ``rk.load_model`` (a run directory) keep the graph, the weights and so Keras's numbers."""
+    model, xs, ys = keras_model_in_rnnkit(name)
+    rk.save_model(model, tmp_path / name)
+    loaded = rk.load_model(tmp_path / name)
+    assert isinstance(loaded, rk.Model) and [m.name for m in loaded.layers] == [m.name for m in model.layers]
+    with torch.no_grad():
+        out = loaded([torch.from_numpy(x) for x in xs] if len(xs) > 1 else torch.from_numpy(xs[0]))
+    for got, want in zip(out if isinstance(out, list) else [out], ys):
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-5)
+
+
+def test_saved_compile_settings_of_a_one_output_model(tmp_path):
+    model, xs, ys = keras_model_in_rnnkit("two_inputs")
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], learning_rate=0.01)
+    rk.save_model(model, tmp_path / "run")
+    loaded = rk.load_model(tmp_path / "run")
+    y = np.array([0, 1, 2, 0])
+    assert loaded.evaluate(xs, y, return_dict=True) == model.evaluate(xs, y, return_dict=True)
+    assert loaded.optimizer_name == "adam" and loaded.optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_a_functional_config_with_a_huge_input_is_refused(tmp_path):
+    model, _, _ = keras_model_in_rnnkit("two_inputs")
+    rk.save_model(model, tmp_path / "run")
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    config["model"]["layers"][0]["config"]["batch_shape"] = [None, 10**9, 10**9]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="larger than a loaded model may trace"):
+        rk.load_model(tmp_path / "run")

@@ -9,7 +9,8 @@ docs/checkpoint-format.md) holds::
 and, for a training checkpoint, the files ``rnnkit.checkpoint`` adds.
 Nothing is unpickled: weights are safetensors, everything else JSON, and
 the model is rebuilt only from rnnkit's ``LAYERS`` registry
-(``Sequential.from_config``). A config is checked against its weights
+(``Sequential.from_config``, or ``functional.Model.from_config`` when
+``config.json`` says ``"model_class": "Functional"``). A config is checked against its weights
 before anything is built, so a stranger's file cannot ask for terabytes.
 The files change together (``rnnkit.files.write_files``).
 
@@ -26,6 +27,7 @@ import safetensors.torch
 import torch
 
 from .files import deferred_interrupt, json_bytes, read_bytes, read_json, write_files
+from .functional import Model
 from .losses import LOSSES
 from .model import Sequential
 from .optimizers import OPTIMIZERS
@@ -93,6 +95,8 @@ def _compile_config(model) -> dict | None:
     loss = getattr(model, "loss", None)
     if getattr(model, "optimizer_name", None) not in OPTIMIZERS or type(loss) not in LOSSES.values():
         return None
+    if isinstance(model, Model) and len(model.output_names) > 1:  # per-output losses: not stored (functional)
+        return None
     return {
         "optimizer": model.optimizer_name,
         "learning_rate": float(model.optimizer.param_groups[0]["lr"]),
@@ -103,16 +107,23 @@ def _compile_config(model) -> dict | None:
     }
 
 
-def run_config(model: Sequential, task: dict | None = None) -> dict:
+def run_config(model: Sequential | Model, task: dict | None = None) -> dict:
     """What ``config.json`` holds: format, version, the model's layers, its compile settings, ``task``."""
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
-            "compile": _compile_config(model), "task": task}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
+              "compile": _compile_config(model), "task": task}
+    if isinstance(model, Model):  # functional (issue 17); a Sequential's config.json has no model_class
+        config["model_class"] = "Functional"
+    return config
 
 
-def save_model(model: Sequential, path, task: dict | None = None) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created if needed), as one change."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected an rnnkit Sequential, got {type(model).__name__}")
+def save_model(model: Sequential | Model, path, task: dict | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created if needed), as one change.
+
+    A functional ``Model`` is saved with its graph (``Model.get_config``); its compile settings are
+    kept when it has one output (per-output losses are not stored: compile it again after loading).
+    """
+    if not isinstance(model, (Sequential, Model)):
+        raise TypeError(f"model: expected an rnnkit Sequential or Model, got {type(model).__name__}")
     with deferred_interrupt():
         return write_files(path, {"model.safetensors": tensor_bytes(model.state_dict(), file_meta()),
                                   "config.json": json_bytes(run_config(model, task))})
@@ -133,7 +144,7 @@ def read_config(path) -> dict:
     return config
 
 
-def load_model(path, compile: bool = True, device=None) -> Sequential:
+def load_model(path, compile: bool = True, device=None) -> Sequential | Model:
     """Rebuild the model of a run directory from its config and load its weights (validated).
 
     ``device`` (e.g. "cpu", "cuda", "auto") places the model before the
@@ -145,8 +156,14 @@ def load_model(path, compile: bool = True, device=None) -> Sequential:
     if not isinstance(config.get("model"), dict):
         raise ValueError(f"config.json: expected a model description (a JSON object) in {folder}")
     _check_sizes(config["model"], tensors)
+    # ---- functional models (issue 17): which class builds the config
+    kind = config.get("model_class", "Sequential")
+    if kind not in ("Sequential", "Functional"):
+        raise ValueError(f"config.json: model_class must be 'Sequential' or 'Functional', got {str(kind)[:40]!r}")
+    build = Model.from_config if kind == "Functional" else Sequential.from_config
+    # ---- end functional
     try:
-        model = Sequential.from_config(config["model"])
+        model = build(config["model"])
     except (KeyError, TypeError, IndexError, OverflowError, RecursionError) as e:
         raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
     _check_tensors(tensors, model.state_dict(), "model.safetensors")
@@ -186,6 +203,7 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
                 walk(v, f"{where}{i}.")
 
     walk(model_config.get("layers"), "layers.")
+    _check_input_layers(model_config.get("layers"), largest)
     shape = model_config.get("input_shape")
     if shape is None:
         return
@@ -199,6 +217,30 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
     if len(shape) == 2 and shape[1] is not None and tensors and shape[1] > largest:
         raise ValueError(f"config.json: input_shape has {shape[1]} features, larger than any tensor in "
                          f"model.safetensors (largest dimension {largest})")
+
+
+def _check_input_layers(layers, largest: int) -> None:
+    """A functional config's ``Input`` shapes: building runs each layer once on zeros of that shape, so
+    refuse one with more than ``MAX_TIME_STEPS * largest`` values (issue 17)."""
+    for spec in layers if isinstance(layers, list) else []:
+        cfg = spec.get("config") if isinstance(spec, dict) else None
+        if not isinstance(cfg, dict):
+            continue
+        if spec.get("class_name") == "Functional":
+            _check_input_layers(cfg.get("layers"), largest)
+        shape = cfg.get("batch_shape") if spec.get("class_name") == "InputLayer" else None
+        if shape is None:
+            continue
+        dims = shape[1:] if isinstance(shape, list) else None
+        if dims is None or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in dims):
+            raise ValueError(f"config.json: Input {str(spec.get('name'))[:40]!r} batch_shape must be a list of "
+                             f"positive integers or null, got {str(shape)[:80]}")
+        size = 1
+        for d in dims:
+            size *= d or 1
+        if size > MAX_TIME_STEPS * max(largest, 1):
+            raise ValueError(f"config.json: Input {str(spec.get('name'))[:40]!r} has shape {shape}, larger than a "
+                             f"loaded model may trace ({MAX_TIME_STEPS} x the largest tensor dimension {largest})")
 
 
 def _compile_from_config(model: Sequential, cc) -> None:
