@@ -455,3 +455,18 @@ def test_summary_connected_to_column_as_keras_3_prints_it():
     start = next(i for i, line in enumerate(text) if line.startswith("cat_s"))
     cells = [line[70:] for line in text[start:start + 4]]
     assert cells == ["input_number_0[0][0],", "input_number_1[0][0],", "input_number_2[0][0],", "input_number_3[0][0]"]
+
+
+def test_input_batch_size_carries_over_when_every_input_has_it():
+    a, b = rk.Input((3,), batch_size=2), rk.Input((4,), batch_size=2)
+    seq = rk.Input((5, 3), batch_size=2)
+    y, h = rk.GRU(4, return_state=True)(seq)
+    assert (y.shape, h.shape) == ((2, 4), (2, 4))
+    assert rk.Concatenate()([rk.Dense(5)(a), b]).shape == (2, 9)
+    assert rk.Concatenate()([a, rk.Input((4,))]).shape == (None, 7)  # one input without it: None
+    model = rk.Model([a, b], rk.Concatenate()([a, b]))
+    assert model([torch.zeros(7, 3), torch.zeros(7, 4)]).shape == (7, 7)  # any batch when called
+    again = rk.Model.from_config(json.loads(json.dumps(model.get_config())))
+    assert again.inputs[0].shape == (2, 3)
+    with pytest.raises(ValueError, match="batch_size: expected None or a positive int, got 0"):
+        rk.Input((3,), batch_size=0)

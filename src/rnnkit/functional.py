@@ -59,8 +59,13 @@ def _parse_dtype(dtype) -> torch.dtype:
     raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
 
 
-def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  # noqa: N802 - Keras's name
+def Input(  # noqa: N802 - Keras's name
+    shape, dtype=None, name: str | None = None, batch_size: int | None = None
+) -> graph.SymbolicTensor:
     """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
+
+    ``batch_size`` fixes the batch axis of the symbolic shapes (Keras's ``Input(batch_size=)``): layers
+    called only on such inputs give outputs of that batch size. Calls of the model may use any batch.
 
     Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
     Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
@@ -69,9 +74,11 @@ def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  
     >>> x.shape
     (None, None, 8)
     """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}")
     layer = InputLayer(shape, name=name)
     node = graph.Node(layer, (), {}, {}, None)
-    tensor = graph.SymbolicTensor((None, *layer.input_shape), _parse_dtype(dtype), node, 0)
+    tensor = graph.SymbolicTensor((batch_size, *layer.input_shape), _parse_dtype(dtype), node, 0)
     node.outputs, node.structure = [tensor], tensor
     vars(layer)["_inbound_nodes"] = [node]
     return tensor
@@ -413,7 +420,8 @@ class Model(FunctionalTraining, Layer):
                 raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
             if spec.get("class_name") == "InputLayer":
                 c = spec.get("config", {})
-                made[(spec["name"], 0)] = [Input(tuple(c.get("batch_shape", [None]))[1:], c.get("dtype"), spec["name"])]
+                batch_shape = tuple(c.get("batch_shape", [None]))
+                made[(spec["name"], 0)] = [Input(batch_shape[1:], c.get("dtype"), spec["name"], batch_shape[0])]
                 continue
             layer = _deserialize(spec)
             nodes = spec.get("inbound_nodes", [])
