@@ -9,8 +9,10 @@ TORCH_LOCAL ?= torch==2.13.0
 
 .PHONY: demo test quick lint bench clean
 
+# The venv's bin/ holds the `rnnkit` command; the last line says how to get it on PATH.
 demo: $(VENV)
 	$(BIN)/python -m rnnkit demo
+	@echo "rnnkit is installed in $(BIN)/: run \`source $(BIN)/activate\` to type \`rnnkit ...\` (e.g. rnnkit --help)"
 
 test: $(VENV)
 	$(BIN)/ruff check src tests benchmarks examples

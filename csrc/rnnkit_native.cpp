@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -651,6 +652,41 @@ int64_t row_blocks(int64_t B) {
   return std::max<int64_t>(1, std::min(threads, B / kMinBlockRows));
 }
 
+// ------------------------------------------------------- small work: one thread
+// Splitting a step over threads costs a fork and a join (barriers) per step.
+// On an idle machine that is a few microseconds; on a loaded one a thread
+// waiting at a barrier waits for the scheduler to run its sibling: measured
+// milliseconds per step, a small fit 15-60x slower than on one thread. Below
+// 2^22 multiply-adds per step (B * units * G, the recurrent product;
+// G = gates * units; ~100-170 us of one core here) a call runs on the calling
+// thread alone: no parallel_for, MKL's thread-local count 1, subnormals
+// flushed on this thread only (no pool-wide region either). With the 2-core
+// machine loaded, one thread won at every size measured up to 2^24
+// (benchmarks/bench_load.py --sweep, docs/performance.md); idle, a per-step
+// split saves at most half a step minus two fork/joins (5-10 us each), so
+// only products from ~2^22 (the seed's B128 H128 LSTM: 2^23) keep the
+// threads. Decided per call; set_serial_work changes the threshold.
+std::atomic<int64_t> g_serial_work{int64_t(1) << 22};
+
+int64_t step_work(int64_t cell, int64_t B, int64_t units) { return B * units * gate_width(cell) * units; }
+
+bool runs_serial(int64_t cell, int64_t B, int64_t units) {
+  return at::get_num_threads() < 2 || at::in_parallel_region() ||
+         step_work(cell, B, units) < g_serial_work.load(std::memory_order_relaxed);
+}
+
+// One sequence call's scope: its threads and their FP mode.
+struct CallScope {
+  const bool serial;
+  std::optional<ThreadFlush> self;
+  std::optional<OneBlasThread> one_blas;
+  std::optional<PoolFlush> pool;
+  explicit CallScope(bool serial) : serial(serial) {
+    if (serial) self.emplace(), one_blas.emplace();
+    else pool.emplace();
+  }
+};
+
 // ---------------------------------------------------------- buffer cache
 // The sequence buffers (states, gates, input gradients) are megabytes each
 // and every call needs them afresh. glibc hands such blocks back to the OS
@@ -820,6 +856,55 @@ struct Weights {
   }
 };
 
+// ------------------------------------------------------- packed weights
+// Each step multiplies the same recurrent kernel. sgemm copies ("packs")
+// its weight operand into its own blocked layout on every call: for an
+// LSTM at 128 units that is 256 KB per step, a large part of a 128-row
+// product. MKL's pack API (exported by torch's libtorch_cpu) packs it once
+// per sequence and block of rows, then each step computes against the packed
+// copy. Weak symbols: without them (a torch without MKL) every step calls
+// gemm() as before. float32 only (the products under autocast run bfloat16).
+extern "C" {
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+// CBLAS enum values (mkl_cblas.h)
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+// Blocks of fewer rows multiply unpacked (set_pack_min_rows; the Python
+// side sets the measured value, kernels/native.py PACK_MIN_ROWS).
+std::atomic<int64_t> g_pack_min_rows{1};
+
+// C (m, n) = A (m, k) @ op(B) for one fixed op(B) and row count m, B packed once.
+template <typename T>
+struct PackedB {
+  float* buf = nullptr;
+  int m = 0, n = 0, k = 0, ldb = 0;
+  PackedB(bool use, bool trans_b, int64_t m_, int64_t n_, int64_t k_, const T* B, int64_t ldb_) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!use || !cblas_sgemm_pack || m_ < g_pack_min_rows.load(std::memory_order_relaxed) || m_ * n_ * k_ == 0)
+        return;
+      m = static_cast<int>(m_), n = static_cast<int>(n_), k = static_cast<int>(k_), ldb = static_cast<int>(ldb_);
+      const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
+      buf = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      TORCH_CHECK(buf, "rnnkit native: out of memory packing weights");
+      cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f, B, ldb, buf);
+    }
+  }
+  ~PackedB() { std::free(buf); }
+  PackedB(const PackedB&) = delete;
+  PackedB& operator=(const PackedB&) = delete;
+  bool ok() const { return buf != nullptr; }
+  void mul(const T* A, int64_t lda, T* C, int64_t ldc) const {
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n, k, A, static_cast<int>(lda), buf, ldb, 0.0f, C,
+                          static_cast<int>(ldc));
+  }
+};
+
 // a @ b for the whole-sequence products of backward: bfloat16 operands under autocast.
 at::Tensor mm_as(const at::Tensor& a, const at::Tensor& b, bool half) {
   if (!half) return at::mm(a, b);
@@ -834,7 +919,7 @@ template <typename T>
 std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& x, const at::Tensor& W,
                                      const at::Tensor& bin, const at::Tensor& U, const at::Tensor& brec,
                                      const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& mask,
-                                     const at::Tensor& rd, bool zero_out, bool save, bool need_y) {
+                                     const at::Tensor& rd, bool zero_out, bool save, bool need_y, bool serial) {
   const int64_t T_ = x.size(0), B = x.size(1), F = x.size(2), units = h0.size(1);
   const int64_t G = gate_width(cell) * units, K = saved_width(cell);
   const auto opts = x.options();
@@ -884,12 +969,14 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
     const int64_t nb = b1 - b0;
     T* hin_l = ptr<T>(hin);  // this step's h * dropout mask; swapped per step, per thread
     T* hin_n = ptr<T>(hin_next);
+    const PackedB<T> packed(!half && !before && T_ > 1, false, nb, mw, units, Um.full, G);
     for (int64_t t = 0; t < T_; ++t) {
       const int64_t ts = save ? t : 0;
       const T* hprev = Hp + t * BU;
       const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
       uint16_t* scr_r = half ? scr + b0 * G : nullptr;  // this block's rows of the scratch
-      Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
+      if (packed.ok()) packed.mul(hin_t, units, mmp + b0 * mw, mw);
+      else Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
       s.xw = xwp + t * B * G;
@@ -924,9 +1011,9 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
       std::swap(hin_l, hin_n);
     }
   };
-  const int64_t blocks = row_blocks(B);
+  const int64_t blocks = serial ? 1 : row_blocks(B);
   if (blocks == 1) {
-    run_rows(0, B, true);
+    run_rows(0, B, !serial);
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
       at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
@@ -948,19 +1035,19 @@ std::vector<at::Tensor> forward(int64_t cell, int64_t a, const at::Tensor& x, co
                                 const c10::optional<at::Tensor>& c0, const c10::optional<at::Tensor>& mask,
                                 const c10::optional<at::Tensor>& rd, bool zero_out, bool save, bool need_y) {
   TORCH_CHECK(x.dim() == 3, "x: expected a (T, B, F) tensor");
-  PoolFlush flush;
   TORCH_CHECK(x.device().is_cpu(), "x: the native kernels run on CPU tensors");
+  const CallScope scope(runs_serial(cell, x.size(1), h0.size(1)));
   auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
   if (x.scalar_type() == at::kDouble) {
     TORCH_CHECK(W.scalar_type() == at::kDouble && U.scalar_type() == at::kDouble, "W, U: expected float64 with a float64 x");
     return forward_impl<double>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
-                                c(mask), c(rd), zero_out, save, need_y);
+                                c(mask), c(rd), zero_out, save, need_y, scope.serial);
   }
   TORCH_CHECK(x.scalar_type() == at::kFloat, "x: expected float32 or float64");
   TORCH_CHECK(W.scalar_type() == U.scalar_type() && (W.scalar_type() == at::kFloat || W.scalar_type() == at::kBFloat16),
               "W, U: expected both float32 or both bfloat16 (autocast) with a float32 x");
   return forward_impl<float>(cell, a, x, W.contiguous(), c(bin), U.contiguous(), c(brec), h0.contiguous(), c(c0),
-                             c(mask), c(rd), zero_out, save, need_y);
+                             c(mask), c(rd), zero_out, save, need_y, scope.serial);
 }
 
 // -------------------------------------------------------------- backward
@@ -972,7 +1059,7 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
                                       const at::Tensor& U, bool has_bin, bool has_brec, bool need_dx,
                                       const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& mask,
                                       const at::Tensor& rd, bool zero_out, const at::Tensor& Hs, const at::Tensor& Cs,
-                                      const at::Tensor& Gates, const at::Tensor& RH) {
+                                      const at::Tensor& Gates, const at::Tensor& RH, bool serial) {
   const int64_t T_ = Hs.size(0) - 1, B = Hs.size(1), units = Hs.size(2), F = X.size(2);
   const int64_t G = gate_width(cell) * units, BU = B * units;
   const auto opts = Hs.options();
@@ -1009,6 +1096,7 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   // Backprop through time for rows [b0, b1); `split` as in forward.
   auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
     const int64_t nb = b1 - b0;
+    const PackedB<T> packed(!half && !before && T_ > 1, true, nb, units, G, Um.full, G);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Back<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
@@ -1039,14 +1127,16 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
         Um.mul(true, nb, units, 2 * units, dxw_r, G, 0, G, mmp + b0 * units, units, scr_r);
+      } else if (packed.ok()) {
+        packed.mul(s.dhu + b0 * G, G, mmp + b0 * units, units);
       } else {
         Um.mul(true, nb, units, G, s.dhu + b0 * G, G, 0, G, mmp + b0 * units, units, scr_r);
       }
     }
   };
-  const int64_t blocks = row_blocks(B);
+  const int64_t blocks = serial ? 1 : row_blocks(B);
   if (blocks == 1) {
-    run_rows(0, B, true);
+    run_rows(0, B, !serial);
   } else {
     at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
       at::NoGradGuard no_grad;  // worker threads start with grad mode on (the fallback GEMM's out= refuses it)
@@ -1088,7 +1178,7 @@ std::vector<at::Tensor> backward(int64_t cell, int64_t a, const c10::optional<at
                                  const c10::optional<at::Tensor>& rd, bool zero_out, const at::Tensor& Hs,
                                  const c10::optional<at::Tensor>& Cs, const c10::optional<at::Tensor>& Gates,
                                  const c10::optional<at::Tensor>& RH) {
-  PoolFlush flush;
+  const CallScope scope(runs_serial(cell, Hs.size(1), Hs.size(2)));
   auto c = [](const c10::optional<at::Tensor>& t) { return t && t->defined() ? t->contiguous() : at::Tensor(); };
   // dY arrives as the transpose of the (B, T, U) output gradient: read it in
   // place when its rows are contiguous, instead of copying it.
@@ -1098,9 +1188,10 @@ std::vector<at::Tensor> backward(int64_t cell, int64_t a, const c10::optional<at
               "W, U: expected the state's dtype, or bfloat16 (autocast) with float32");
   if (Hs.scalar_type() == at::kDouble)
     return backward_impl<double>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
-                                 need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));
+                                 need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH), scope.serial);
   return backward_impl<float>(cell, a, dy, c(dhT), c(dcT), X, W.contiguous(), U.contiguous(), has_bin, has_brec,
-                              need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH));
+                              need_dx, h0.contiguous(), c(c0), c(mask), c(rd), zero_out, Hs, c(Cs), c(Gates), c(RH),
+                              scope.serial);
 }
 
 // ------------------------------------------------- small-batch single step
@@ -1216,8 +1307,8 @@ std::vector<at::Tensor> step_small(int64_t cell, int64_t a, const at::Tensor& x,
              x.data_ptr<T>(), W.data_ptr<T>(), ptr<T>(bin), Uw.data_ptr<T>(), ptr<T>(brec), h.data_ptr<T>(),
              ptr<T>(c), hn.data_ptr<T>(), ptr<T>(cn)};
   const int64_t tiles = (s.U + kTile<T> - 1) / kTile<T>;
-  // Two or more threads only when the weights are big enough to be worth splitting.
-  const int64_t grain = Uw.numel() >= (1 << 17) ? 1 : tiles;
+  // Two or more threads only above the small-work threshold (runs_serial).
+  const int64_t grain = runs_serial(cell, s.B, s.U) ? tiles : 1;
   at::parallel_for(0, tiles, grain, [&](int64_t t0, int64_t t1) {
     ThreadFlush flush;
     small_step(s, cell, t0, t1);
@@ -1253,6 +1344,8 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
 
 // The switch, and the pool-wide scope for the torch ops rnnkit calls (oneDNN's LSTM).
 bool set_flush_denormals(bool on) { return g_flush.exchange(on); }
+int64_t set_serial_work(int64_t n) { return g_serial_work.exchange(n); }
+int64_t set_pack_min_rows(int64_t n) { return g_pack_min_rows.exchange(n); }
 void flush_pool_enter() { on_pool(flush_enter); }
 void flush_pool_leave() { on_pool(flush_leave); }
 
@@ -1279,5 +1372,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("flush_pool_enter", &flush_pool_enter, "Flush subnormals on this thread and torch's OpenMP pool (nestable)");
   m.def("flush_pool_leave", &flush_pool_leave, "Undo one flush_pool_enter: each thread gets its own mode back");
   m.def("pool_flush_state", &pool_flush_state, "Whether the calling thread, then each pool thread, flushes subnormals");
+  m.def("set_serial_work", &set_serial_work, "Run calls below this many multiply-adds per step (B*units*G) on one thread; returns the previous value");
+  m.def("set_pack_min_rows", &set_pack_min_rows, "Pack the recurrent kernel once per sequence for blocks of at least this many rows; returns the previous value");
+  m.def("runs_serial", &runs_serial, "Whether a call of this cell, batch and units runs on the calling thread alone");
   m.attr("FLUSH_SUPPORTED") = kFlushBits != 0;
 }

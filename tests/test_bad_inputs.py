@@ -202,10 +202,8 @@ OTHER_ROWS = [
      r"inputs: token ids must lie in \[0, 10\) \(input_dim\), got min 1, max 10"),
     ("Embedding_id_negative", lambda: rk.Embedding(10, 3)(np.array([[-1, 4]])), ValueError,
      r"inputs: token ids must lie in \[0, 10\) \(input_dim\), got min -1, max 4"),
-    ("Embedding_non_integer", lambda: rk.Embedding(10, 3)(torch.tensor([[1.5]])), TypeError,
-     r"inputs: expected integer token ids, got non-integer or non-finite torch\.float32 values"),
     ("Embedding_inf", lambda: rk.Embedding(10, 3)(torch.tensor([[float("inf")]])), TypeError,
-     r"inputs: expected integer token ids, got non-integer or non-finite torch\.float32 values"),
+     r"inputs: expected integer token ids, got non-finite torch\.float32 values"),
     ("Embedding_bool", lambda: rk.Embedding(10, 3)(torch.ones(B, T, dtype=torch.bool)), TypeError,
      r"inputs: expected integer token ids, got torch\.bool"),
     ("Embedding_complex", lambda: rk.Embedding(10, 3)(torch.ones(B, T, dtype=torch.complex64)), TypeError,
@@ -389,6 +387,7 @@ def test_empty_batch_gives_empty_output(kind, with_mask):
     x = torch.zeros(0, T, F, requires_grad=True)
     kw = {"lengths": torch.zeros(0, dtype=torch.long)} if with_mask else {}
     out, *states = layer(x, **kw)
+    states = rk.rnn.tree_flatten(states)  # stacked cells nest their states per cell (Keras 3)
     width = 2 * U if kind == "Bidirectional" else U
     assert out.shape == (0, T, width) and out.dtype == torch.float32
     assert all(s.shape == (0, U) for s in states)
@@ -555,7 +554,7 @@ def test_stateful_batch_change_is_an_error():
     layer = rk.GRU(U, stateful=True, input_shape=(T, F))
     layer(x_ok())
     expect(lambda: layer(torch.randn(B + 1, T, F)), ValueError,
-           rf"inputs: stateful layer {NAME} carries state for batch 2, got batch 3; call reset_state\(\) to start over")
+           rf"inputs: stateful layer {NAME} carries state for batch size 2, got batch size 3; call reset_state\(\) to start over")
     layer.reset_state()
     assert layer(torch.randn(B + 1, T, F)).shape == (B + 1, U)
 

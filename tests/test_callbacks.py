@@ -1,6 +1,7 @@
 """Each callback's behaviour, driven by scripted logs or by a real fit."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -66,13 +67,18 @@ def test_early_stopping_mode_auto_maximises_accuracy():
     assert drive(cb, m, [0.5, 0.7, 0.6, 0.9], key="val_accuracy") == 3
 
 
-def test_missing_monitor_is_a_clear_error():
+def test_missing_monitor_warns_once_as_keras():
+    # Issue 12: Keras warns (naming the monitor and the logged keys) and skips, rather than failing.
     m = model()
     cb = EarlyStopping("val_loss")
     cb.set_model(m)
     cb.on_train_begin()
-    with pytest.raises(ValueError, match="validation_split"):
+    with pytest.warns(UserWarning, match="validation_split"):
         cb.on_epoch_end(0, {"loss": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cb.on_epoch_end(1, {"loss": 1.0})  # once per training
+    assert not m.stop_training
 
 
 def test_model_checkpoint_save_best_only(tmp_path):

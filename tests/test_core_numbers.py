@@ -150,7 +150,8 @@ def test_cell_gradcheck_float64(make):
 @pytest.mark.parametrize("cls", [rk.SimpleRNN, rk.GRU, rk.LSTM])
 def test_rnn_gradcheck_with_mask_and_go_backwards(cls):
     torch.manual_seed(0)
-    layer = cls(3, return_sequences=True, go_backwards=True).double()
+    # Built first: its weights are parameters from the start (lazy ones are uninitialized until then).
+    layer = cls(3, return_sequences=True, go_backwards=True, input_shape=(5, 2)).double()
     x = torch.randn(3, 5, 2, dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[1, 1, 1, 0, 0], [0, 1, 0, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
     names = [n for n, _ in layer.named_parameters()]
@@ -237,14 +238,15 @@ def test_stacked_cells_equal_chained_layers():
     stacked = rk.RNN(cells, return_sequences=True, return_state=True)
     x = torch.randn(3, 6, 5)
     mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 0]], dtype=torch.bool)
-    out, *states = stacked(x, mask=mask)
-    assert [tuple(s.shape) for s in states] == [(3, 4), (3, 4), (3, 3), (3, 2)]
+    out, lstm_state, gru_state, rnn_state = stacked(x, mask=mask)  # one entry per cell, as Keras 3
+    assert isinstance(lstm_state, list) and [tuple(s.shape) for s in lstm_state] == [(3, 4), (3, 4)]
+    assert tuple(gru_state.shape) == (3, 3) and tuple(rnn_state.shape) == (3, 2)
     y, flat = x, []
     for cell in cells:
         y, *s = rk.RNN(cell, return_sequences=True, return_state=True)(y, mask=mask)
         flat += s
     torch.testing.assert_close(out, y)
-    torch.testing.assert_close(states, flat)
+    torch.testing.assert_close([*lstm_state, gru_state, rnn_state], flat)
 
 
 def test_stateful_equals_one_long_call():

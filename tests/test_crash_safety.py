@@ -57,7 +57,7 @@ CHILD = textwrap.dedent("""
 """)
 
 # (kind, n): a half-written temporary file; temporary files complete but not committed; the commit record
-# written but nothing renamed; part of the files renamed; all renamed, the record not yet removed.
+# written but nothing renamed; part of the files renamed; all renamed, the folder not yet fsynced.
 KILL_POINTS = [("torn-fsync", 1), ("fsync", 4), ("replace", 1), ("replace", 2), ("replace", 5), ("replace", 8),
                ("fsync", 11)]
 
@@ -111,7 +111,8 @@ def test_sigkill_while_saving_keeps_a_whole_checkpoint_and_resume_matches(tmp_pa
         assert cli.main(["train", "--resume", str(run)]) == 0
         assert equal(weights(run), weights(out)), (kind, n)
         assert json.loads((run / "history.json").read_text()) == json.loads((out / "history.json").read_text())
-        assert not [p for p in os.listdir(run) if p.startswith(".")], (kind, n)  # leftovers were cleaned
+        # leftovers were cleaned; the commit record stays (it holds the tensor files' SHA-256)
+        assert [p for p in os.listdir(run) if p.startswith(".")] == [files.COMMIT], (kind, n)
     assert outcomes == {KILL_EPOCH - 1, KILL_EPOCH}  # the points fall on both sides of the commit
 
 
@@ -147,7 +148,7 @@ def test_sigkill_at_random_times_in_a_loop_of_saves(tmp_path):
         # A kill after the commit point leaves .commit.json: the loader follows it to the new files,
         # while the raw model.safetensors may still be the old one until the renames are finished.
         files.clean_leftovers(run)
-        assert not [p for p in os.listdir(run) if p.startswith(".")]
+        assert [p for p in os.listdir(run) if p.startswith(".")] == [files.COMMIT]  # only the commit record
         assert all(torch.all(p == epoch) for p in weights(run).values()), rep
         assert checkpoint.load_checkpoint(run)[1] == epoch
 

@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 
 import rnnkit as rk
-from rnnkit import distributed
+from rnnkit import distributed, files
 
 N_SAMPLES, GLOBAL_BATCH, EPOCHS, WORLD = 21, 4, 2, 2  # 21 samples: the sampler pads and the last batch is short
 
@@ -139,7 +139,7 @@ def test_cli_under_torchrun_writes_one_run_directory(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("series: test MSE") == 1  # only process 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and os.listdir(tmp_path / "runs") == ["series"]
-    assert not [p for p in os.listdir(run) if p.startswith(".")]
+    assert [p for p in os.listdir(run) if p.startswith(".")] == [files.COMMIT]  # only the commit record
     from rnnkit import checkpoint
 
     model, epoch, history, _ = checkpoint.load_checkpoint(run)

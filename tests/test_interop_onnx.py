@@ -28,7 +28,8 @@ def randomised(model, scale=0.5):
     torch.manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
-            p.copy_(torch.randn_like(p) * scale)
+            if not torch.nn.parameter.is_lazy(p):  # an unbuilt layer's weights come at its first call
+                p.copy_(torch.randn_like(p) * scale)
     return model
 
 

@@ -65,7 +65,7 @@ def run_both(layer, x, training=False, seed=0, **call):
         torch.manual_seed(seed)  # the same dropout masks on both runs
         kw = {**call, "initial_state": init}
         out = layer(xi, training=training, **kw)
-        outs = out if isinstance(out, list) else [out]
+        outs = rk.rnn.tree_flatten(out)  # stacked cells nest their states per cell (Keras 3)
         weights = torch.Generator().manual_seed(1)
         loss = sum((o * torch.randn(o.shape, generator=weights, dtype=o.dtype)).sum() for o in outs)
         wrt = [xi, *(init or []), *layer.parameters()]
@@ -139,6 +139,26 @@ def test_unmasked_float32_lstm_routes(monkeypatch):
 
 
 @needs_native
+def test_long_training_lstm_runs_native():
+    """Training >= NATIVE_TRAIN_MIN_STEPS steps at batch >= NATIVE_TRAIN_MIN_BATCH: the native kernel (measured
+    faster there than oneDNN's); the same call without grad stays on oneDNN. Both match the loop."""
+    if not native.onednn_lstm_available():
+        pytest.skip("torch without oneDNN: every LSTM runs the native kernel")
+    torch.manual_seed(0)
+    steps, batch = kernels.NATIVE_TRAIN_MIN_STEPS, kernels.NATIVE_TRAIN_MIN_BATCH
+    layer = rk.LSTM(5, return_sequences=True, input_shape=(steps, 3))
+    x = torch.randn(batch, steps, 3)
+    assert_same(run_both(layer, x), torch.float32)
+    assert layer.kernel_used == "native:LSTMCell"
+    assert "faster than oneDNN's LSTM" in layer.kernel_reason
+    with torch.no_grad():
+        layer(x)
+    assert layer.kernel_used == "torch-onednn:LSTMCell"
+    layer(x[: batch - 1])  # a narrower batch trains on oneDNN
+    assert layer.kernel_used == "torch-onednn:LSTMCell"
+
+
+@needs_native
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 def test_stack_with_dropout_and_mask(dtype):
     rng = np.random.default_rng(7)
@@ -163,6 +183,7 @@ def test_row_blocks_per_thread(dtype, masked):
     rng = np.random.default_rng(11)
     threads = torch.get_num_threads()
     torch.set_num_threads(3)  # 75 rows: blocks of 25 < 32 rows, so 2 blocks (37 and 38 rows)
+    work = native.set_serial_work(0)  # these small cells would otherwise run on one thread
     try:
         drop = dict(dropout=0.2, recurrent_dropout=0.3) if masked else {}
         cells = [
@@ -178,6 +199,7 @@ def test_row_blocks_per_thread(dtype, masked):
         assert_same(run_both(layer, x, training=masked, mask=mask, initial_state=init), dtype)
     finally:
         torch.set_num_threads(threads)
+        native.set_serial_work(work)
 
 
 @needs_native
@@ -401,12 +423,12 @@ def test_explain_and_debug_log(caplog):
     with caplog.at_level(logging.DEBUG, logger="rnnkit.kernels"):
         model(torch.randn(2, 20, 3))
     text = explain(model)
-    assert "native:GRUCell (fused native kernel: GRUCell(tanh, sigmoid, reset_after=True), torch.float32)" in text
+    assert "native:GRUCell (fused native kernel: GRUCell(tanh, sigmoid, reset_after=True), torch.float32; one thread" in text
     if native.onednn_lstm_available():
         assert "torch-onednn:LSTMCell (torch's oneDNN LSTM" in text
     assert any("native:GRUCell" in r.getMessage() for r in caplog.records)
     model(torch.randn(2, 20, 3), mask=torch.ones(2, 20, dtype=torch.bool))  # a mask: the native LSTM kernel
-    assert "native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32)" in explain(model)
+    assert "native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32; one thread" in explain(model)
 
 
 @pytest.mark.parametrize("name", ["lstm", "lstm_nobias", "gru_after", "gru_nobias", "simple_tanh", "simple_relu"])

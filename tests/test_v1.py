@@ -80,7 +80,7 @@ def test_static_dynamic_and_rnn_layer_agree(cell):
     torch.testing.assert_close(torch.stack(outs_s, 1), outs_d)
     torch.testing.assert_close(outs_d, out_l)
     assert_states_close(state_s, state_d)
-    for p, q in zip(tree_flatten(state_d), flat_l, strict=True):
+    for p, q in zip(tree_flatten(state_d), tree_flatten(flat_l), strict=True):  # stacked: nested per cell (Keras 3)
         torch.testing.assert_close(p, q)
 
 
@@ -378,14 +378,15 @@ def test_tf1_defaults():
     gru = v1.GRUCell(3, input_size=2)
     assert gru.bias.tolist() == [1.0] * 6 + [0.0] * 3  # TF1: gate bias 1, candidate bias 0
     rnn = v1.BasicRNNCell(3, input_size=2)
-    assert type(rnn) is rk.SimpleRNNCell and rnn.name.startswith("basic_rnn_cell")  # so the fused kernels run it
+    assert isinstance(rnn, rk.SimpleRNNCell) and rnn.name.startswith("basic_rnn_cell")
+    assert type(rnn.core_cell()) is rk.SimpleRNNCell  # so the fused kernels run it
     x, h = torch.randn(4, 2), torch.randn(4, 3)
     torch.testing.assert_close(rnn(x, h)[0], torch.tanh(x @ rnn.kernel + h @ rnn.recurrent_kernel))  # None -> tanh
     lstm = v1.LSTMCell(3, use_peepholes=True, num_proj=2, input_size=2)
     assert [tuple(w.shape) for w in lstm.weights] == [(2, 12), (2, 12), (12,), (3,), (3,), (3,), (3, 2)]
     assert lstm.bias.abs().sum() == 0
-    with pytest.raises(ValueError, match="state_is_tuple"):
-        v1.BasicLSTMCell(3, state_is_tuple=False)
+    with pytest.raises(TypeError, match="state_is_tuple"):
+        v1.BasicLSTMCell(3, state_is_tuple="no")
     with pytest.raises(TypeError, match="forget_bias"):
         v1.LSTMCell(3, forget_bias="1")
 
@@ -476,7 +477,7 @@ def reference(cell, x, init=None, lengths=None):
     """The readable loop: RNN with unroll=True calls the v1 cell's own TF1 step at each time step."""
     layer = rk.RNN(cell, return_sequences=True, return_state=True, zero_output_for_mask=True, unroll=True)
     out, *flat = layer(x, initial_state=init, lengths=lengths)
-    return out, rk.rnn.tree_unflatten(cell.get_initial_state(x.shape[0], dtype=x.dtype), flat)
+    return out, rk.rnn.tree_unflatten(cell.get_initial_state(x.shape[0], dtype=x.dtype), rk.rnn.tree_flatten(flat))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
@@ -645,3 +646,221 @@ def test_a_plain_callable_cell_runs_in_both_functions():
     torch.testing.assert_close(torch.stack(outs_s, 1), outs)
     torch.testing.assert_close(state, state_s)
     torch.testing.assert_close(state, torch.stack([x[0].sum(0), x[1, :2].sum(0)]))
+
+
+# ------------------------------------------------------- TF1's other forms (issue 13)
+
+
+def test_concatenated_lstm_state_runs_fused_and_equals_the_tuple_state():
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, IN, dtype=torch.float64)
+    lengths = [6, 2, 0]
+    tup = built64(v1.BasicLSTMCell(4, forget_bias=0.7))
+    cat = v1.BasicLSTMCell(4, forget_bias=0.7, state_is_tuple=False, input_size=IN).double()
+    cat.set_weights(tup.get_weights())
+    assert cat.state_size == 8 and cat.zero_state(3, torch.float64).shape == (3, 8)
+    outs, state = v1.dynamic_rnn(tup, x, sequence_length=lengths)
+    outs_c, state_c = v1.dynamic_rnn(cat, x, sequence_length=lengths)
+    assert cat.kernel_used.startswith("native:")
+    torch.testing.assert_close(outs_c, outs)
+    torch.testing.assert_close(state_c, torch.cat([state.c, state.h], 1))  # TF1's [c, h]
+    stack = v1.MultiRNNCell([cat, randomize(v1.GRUCell(2, input_size=4).double())], state_is_tuple=False)
+    outs_s, state_s = v1.dynamic_rnn(stack, x, sequence_length=lengths)
+    assert stack.kernel_used == "native:LSTMCell+native:GRUCell" and state_s.shape == (3, 8 + 2)
+    ref, ref_state = reference(stack, x, stack.zero_state(3, torch.float64))
+    torch.testing.assert_close(outs_s[0], ref[0])
+    torch.testing.assert_close(state_s[0], ref_state[0])
+
+
+def test_basic_rnn_cell_is_a_class_that_runs_fused_and_a_subclass_runs_its_own_step():
+    x = torch.randn(2, 4, IN)
+    cell = v1.BasicRNNCell(3)
+    outs, _ = v1.dynamic_rnn(cell, x)
+    assert cell.kernel_used == "native:SimpleRNNCell"
+
+    class Doubled(v1.BasicRNNCell):  # TF1 code subclasses cells
+        def step(self, xw_t, h, dropout=None):
+            y, h = super().step(xw_t, h, dropout)
+            return 2 * y, h
+
+    twin = Doubled(3, input_size=IN)
+    twin.set_weights(cell.get_weights())
+    outs_2, _ = v1.dynamic_rnn(twin, x)
+    assert twin.kernel_used == "reference"
+    torch.testing.assert_close(outs_2[:, 0], 2 * outs[:, 0])
+
+
+def test_bidirectional_functions_are_a_forward_and_a_row_reversed_run():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, IN, dtype=torch.float64)
+    lengths = [5, 3, 1]
+    fw, bw = built64(v1.GRUCell(4)), built64(v1.BasicLSTMCell(2))
+    (y_fw, y_bw), (s_fw, s_bw) = v1.bidirectional_dynamic_rnn(fw, bw, x, lengths)
+    assert fw.kernel_used.startswith("native:") and bw.kernel_used.startswith("native:")
+    torch.testing.assert_close((y_fw, s_fw), v1.dynamic_rnn(fw, x, lengths))
+    for row, n in enumerate(lengths):  # the backward cell reads row's valid steps last to first
+        y_row, s_row = v1.dynamic_rnn(bw, x[row : row + 1, :n].flip(1))
+        torch.testing.assert_close(y_bw[row, :n], y_row[0].flip(0))
+        assert bool((y_bw[row, n:] == 0).all())
+        assert_states_close(v1.LSTMStateTuple(s_bw.c[row : row + 1], s_bw.h[row : row + 1]), s_row)
+    outs, s_fw2, s_bw2 = v1.static_bidirectional_rnn(fw, bw, list(x.unbind(1)), sequence_length=lengths)
+    torch.testing.assert_close(torch.stack(outs, 1), torch.cat([y_fw, y_bw], 2))
+    torch.testing.assert_close(s_fw2, s_fw)
+    (y_fw_t, y_bw_t), _ = v1.bidirectional_dynamic_rnn(fw, bw, x.transpose(0, 1), lengths, time_major=True)
+    torch.testing.assert_close(y_bw_t, y_bw.transpose(0, 1))
+
+
+def test_static_state_saving_rnn_starts_from_and_saves_named_states():
+    class Saver:
+        def __init__(self, start):
+            self.start, self.saved = start, {}
+
+        def state(self, name):
+            return self.start[name]
+
+        def save_state(self, name, value):
+            self.saved[name] = value
+
+    cell = built64(v1.LSTMCell(4))
+    x = torch.randn(2, 3, IN, dtype=torch.float64)
+    c0, h0 = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
+    saver = Saver({"c": c0, "h": h0})
+    outs, state = v1.static_state_saving_rnn(cell, list(x.unbind(1)), saver, ("c", "h"))
+    ref, ref_state = v1.static_rnn(cell, list(x.unbind(1)), initial_state=v1.LSTMStateTuple(c0, h0))
+    torch.testing.assert_close(outs, ref)
+    assert saver.saved["c"] is state.c and saver.saved["h"] is state.h
+    assert_states_close(state, ref_state)
+    with pytest.raises(ValueError, match="state_name"):
+        v1.static_state_saving_rnn(cell, list(x.unbind(1)), Saver({"c": c0}), "c")
+    with pytest.raises(TypeError, match="state_saver"):
+        v1.static_state_saving_rnn(cell, list(x.unbind(1)), object(), "c")
+
+
+def test_other_step_forms_run_the_readable_loop_and_say_why():
+    class PairCell(nn.Module):  # tuple inputs and outputs
+        state_size, output_size = 2, (2, 2)
+
+        def forward(self, x_t, state):
+            a, b = x_t
+            return (a + state, b * 2), state + a
+
+    cell = PairCell()
+    a, b = torch.randn(3, 4, 2), torch.randn(3, 4, 2)
+    (ya, yb), state = v1.dynamic_rnn(cell, (a, b), sequence_length=[4, 2, 0])
+    assert cell.kernel_used == "reference" and "nested" in cell.kernel_reason
+    torch.testing.assert_close(yb[0], b[0] * 2)
+    assert bool((yb[1, 2:] == 0).all()) and bool((state[2] == 0).all())
+    torch.testing.assert_close(state[0], a[0].sum(0))
+    empty, state0 = v1.dynamic_rnn(v1.GRUCell(3), torch.zeros(2, 0, IN))
+    assert empty.shape == (2, 0, 3) and bool((state0 == 0).all())
+
+
+def test_cell_dtype_and_tf1_initial_state():
+    cell = v1.LSTMCell(4, num_proj=2, dtype=torch.float64, state_is_tuple=False)
+    x = torch.zeros(3, 5, IN, dtype=torch.float64)
+    outs, state = v1.dynamic_rnn(cell, x)
+    assert cell.kernel.dtype == torch.float64 and state.shape == (3, 6)
+    assert cell.get_initial_state(inputs=x).shape == (3, 6)
+    assert cell.get_initial_state(None, 2, torch.float64).dtype == torch.float64
+    assert cell.get_config()["dtype"] == "float64" and cell.get_config()["num_unit_shards"] is None
+    with pytest.raises(ValueError, match="only supports floating"):
+        v1.GRUCell(3, dtype=torch.int64)
+    with pytest.raises(ValueError, match="batch_size and dtype cannot be None"):
+        cell.get_initial_state()
+    with pytest.raises(ValueError, match="num_unit_shards"):
+        v1.LSTMCell(3, num_unit_shards=0)
+    with pytest.raises(TypeError):  # TF1's order: a fourth positional argument is the initializer, not the name
+        v1.GRUCell(3, None, None, "kernel_init")
+
+
+def test_a_custom_rnn_cell_subclass():
+    class MinimalRNNCell(v1.RNNCell):
+        def __init__(self, units):
+            super().__init__()
+            self.units = units
+
+        state_size = property(lambda self: self.units)
+        output_size = property(lambda self: self.units)
+
+        def build(self, inputs_shape):
+            self.kernel = self.add_weight("kernel", [inputs_shape[-1] + self.units, self.units])
+            self.built = True
+
+        def call(self, inputs, state):
+            out = torch.tanh(torch.cat([inputs, state], 1) @ self.kernel)
+            return out, out
+
+    cell = MinimalRNNCell(3)
+    x = torch.randn(2, 4, IN)
+    outs, state = v1.dynamic_rnn(cell, x)
+    assert [n for n, _ in cell.named_parameters()] == ["kernel"] and cell.kernel.shape == (IN + 3, 3)
+    h = cell.zero_state(2, torch.float32)
+    for t in range(4):
+        h, _ = cell(x[:, t], h)
+    torch.testing.assert_close(outs[:, -1], h)
+    torch.testing.assert_close(state, h)
+
+
+def test_layer_norm_lstm_cell():
+    torch.manual_seed(0)
+    plain = built64(v1.LSTMCell(4, use_peepholes=True))
+    same = v1.LayerNormLSTMCell(4, use_peepholes=True, input_size=IN).double()
+    same.set_weights(plain.get_weights())
+    x, c, h = (torch.randn(3, n, dtype=torch.float64) for n in (IN, 4, 4))
+    torch.testing.assert_close(same(x, (c, h))[0], plain(x, (c, h))[0])  # layer_norm=False: LSTMCell
+    ln = v1.LayerNormLSTMCell(4, layer_norm=True, norm_gain=1.5, norm_shift=0.1, input_size=IN).double()
+    assert [tuple(w.shape) for w in ln.weights][-2:] == [(5, 4), (5, 4)]
+    y, (c1, _) = ln(x, (c, h))
+
+    def norm(z):
+        return 1.5 * torch.nn.functional.layer_norm(z, (4,), eps=1e-12) + 0.1
+
+    i, j, f, o = (x @ ln.kernel + h @ ln.recurrent_kernel).split(4, dim=-1)  # no bias under layer norm, as TF1
+    c_ref = norm(torch.sigmoid(norm(f) + 1.0) * c + torch.sigmoid(norm(i)) * torch.tanh(norm(j)))
+    torch.testing.assert_close(c1, c_ref)
+    torch.testing.assert_close(y, torch.sigmoid(norm(o)) * torch.tanh(c_ref))
+    outs, _ = v1.dynamic_rnn(ln, torch.randn(3, 5, IN, dtype=torch.float64))
+    assert ln.kernel_used == "reference"
+
+
+def test_clips_biases_and_loop_dtypes_are_checked():
+    for arg in ("cell_clip", "proj_clip", "forget_bias"):
+        with pytest.raises(ValueError, match=f"{arg}: expected a finite"):
+            v1.LSTMCell(3, num_proj=2, **{arg: float("inf")})
+    cell = v1.BasicRNNCell(2)
+    with pytest.raises(ValueError, match="dtype: RNN cell only supports floating"):
+        v1.static_rnn(cell, [torch.zeros(2, IN)], dtype=torch.int32)
+    with pytest.raises(TypeError, match="dtype"):
+        v1.dynamic_rnn(cell, torch.zeros(2, 3, IN), dtype="not a dtype")
+
+
+def test_a_cell_dtype_is_kept_when_data_of_another_dtype_arrives():
+    cell = v1.GRUCell(3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="dtype"):
+        v1.dynamic_rnn(cell, torch.zeros(2, 4, IN))  # float32 data: TF1 refuses too
+    assert cell.kernel.dtype == torch.float64
+    outs, _ = v1.dynamic_rnn(cell, torch.zeros(2, 4, IN), dtype=torch.float64)
+    assert outs.dtype == torch.float64
+
+
+def test_concatenated_stack_in_rk_rnn_runs_the_reference_loop_and_says_why():
+    """A MultiRNNCell(state_is_tuple=False) handed straight to rk.RNN: one concatenated state, no fused kernel."""
+    torch.manual_seed(0)
+    cells = [v1.BasicLSTMCell(4, state_is_tuple=False), v1.BasicLSTMCell(4, state_is_tuple=False)]
+    stack = v1.MultiRNNCell(cells, state_is_tuple=False)
+    x = torch.randn(2, 5, 3)
+    layer = rk.RNN(stack, return_sequences=True)
+    y = layer(x)
+    assert layer.kernel_used == "reference" and "state_is_tuple=False" in layer.kernel_reason
+    outputs, _ = v1.dynamic_rnn(stack, x)  # v1 cuts the state per cell and runs fused
+    assert stack.kernel_used.startswith("native:")
+    torch.testing.assert_close(outputs, y, rtol=1e-5, atol=1e-6)
+
+
+def test_dtype_by_name_as_tf1_accepts_it():
+    """TF1 takes dtype names ("float32") as well as dtypes; the numbers are the same."""
+    cell = v1.GRUCell(3)
+    x = torch.randn(2, 4, 2)
+    by_name, _ = v1.dynamic_rnn(cell, x, dtype="float32")
+    by_dtype, _ = v1.dynamic_rnn(cell, x, dtype=torch.float32)
+    torch.testing.assert_close(by_name, by_dtype, rtol=0, atol=0)

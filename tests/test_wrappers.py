@@ -6,6 +6,7 @@ against the plain cell."""
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import rnnkit as rk
 from rnnkit import v1
@@ -54,8 +55,8 @@ def test_multirnncell_rejects_one_cell_twice():
     cell = v1.BasicRNNCell(4)
     with pytest.raises(ValueError, match=r"share one set of weights.*not \[cell\] \* k"):
         v1.MultiRNNCell([cell] * 3)
-    with pytest.raises(ValueError, match="state_is_tuple"):
-        v1.MultiRNNCell([v1.BasicRNNCell(4)], state_is_tuple=False)
+    with pytest.raises(ValueError, match="state_is_tuple"):  # a concatenated stack needs one tensor per cell
+        v1.MultiRNNCell([v1.BasicLSTMCell(4)], state_is_tuple=False)
 
 
 def test_zero_state_has_the_cell_structure():
@@ -125,11 +126,12 @@ def test_dropout_is_identity_in_eval_and_with_keep_prob_one():
 @pytest.mark.parametrize("where", ["input", "output", "state"])
 @pytest.mark.parametrize("variational", [False, True], ids=["per-step", "variational"])
 def test_dropout_fraction_and_scaling(where, variational):
-    n, keep = 8, 0.7
+    # variational: one mask for the whole batch (TF1), so the fraction is counted over many units
+    (n, batch), keep = ((2000, 8) if variational else (8, 400)), 0.7
     drop = v1.DropoutWrapper(
         identity_cell(n), variational_recurrent=variational, seed=3, **{f"{where}_keep_prob": keep}
     )
-    x = torch.rand(400, 6, n) + 0.5  # no zeros of its own
+    x = torch.rand(batch, 6, n) + 0.5  # no zeros of its own
     out, state = v1.dynamic_rnn(drop, x)
     # Input and output masks show in y = mask * x; the state mask in the final state vs the last x.
     ratio = (out / x) if where != "state" else (state / x[:, -1])
@@ -141,6 +143,9 @@ def test_dropout_fraction_and_scaling(where, variational):
     if where != "state":
         same_mask_every_step = bool(((out == 0) == (out[:, :1] == 0)).all())
         assert same_mask_every_step is variational
+    dropped_where = (ratio == 0) if where == "state" else (out == 0)
+    same_mask_every_row = bool((dropped_where == dropped_where[:1]).all())
+    assert same_mask_every_row is variational  # TF1: one variational mask for the whole batch
 
 
 def test_dropout_never_touches_an_lstm_memory_c():
@@ -271,3 +276,126 @@ def test_residual_wrapper_adds_the_input():
         v1.dynamic_rnn(v1.ResidualWrapper(v1.GRUCell(4)), x)
     with pytest.raises(TypeError, match="cell"):
         v1.ResidualWrapper(np.zeros(3))
+
+
+# ------------------------------------------------------ TF1's arguments and configs
+
+
+def test_input_projection_and_embedding_wrappers():
+    torch.manual_seed(0)
+    inner = v1.GRUCell(3, input_size=4)
+    cell = v1.InputProjectionWrapper(inner, num_proj=4, activation="tanh", input_size=2)
+    x = torch.randn(5, 6, 2)
+    outs, state = v1.dynamic_rnn(cell, x)
+    plain, plain_state = v1.dynamic_rnn(inner, torch.tanh(x @ cell.kernel + cell.bias))
+    torch.testing.assert_close(outs, plain)
+    torch.testing.assert_close(state, plain_state)
+    assert cell.input_size == 2 and len(cell.weights) == 3 + 2
+    emb = v1.EmbeddingWrapper(v1.BasicLSTMCell(3), embedding_classes=7, embedding_size=4)
+    ids = torch.randint(0, 7, (5, 6, 1))
+    outs, state = v1.dynamic_rnn(emb, ids)
+    plain, _ = v1.dynamic_rnn(emb.cell, emb.embedding[ids[..., 0]])
+    torch.testing.assert_close(outs, plain)
+    assert "ids" in emb.kernel_reason
+    with pytest.raises(TypeError, match="integer ids"):
+        emb(torch.zeros(2, 1), emb.zero_state(2))
+    with pytest.raises(ValueError, match=r"\[0, 7\)"):
+        emb(torch.tensor([[7]]), emb.zero_state(1))
+
+
+def test_residual_fn_by_position_and_name_is_keyword_only():
+    inner = v1.GRUCell(3, input_size=5)
+    cell = v1.ResidualWrapper(inner, lambda i, o: i[:, :3] + o)
+    x, h = torch.randn(2, 5), torch.randn(2, 3)
+    y, s = cell(x, h)
+    y_plain, s_plain = inner(x, h)
+    torch.testing.assert_close(y, y_plain + x[:, :3])
+    torch.testing.assert_close(s, s_plain)
+    with pytest.raises(TypeError, match="residual_fn"):
+        v1.ResidualWrapper(inner, "a name")
+    with pytest.raises(TypeError):
+        v1.DeviceWrapper(inner, "cpu", "a name")
+
+
+def test_wrapper_configs_round_trip_through_json_for_core_cells():
+    import json
+
+    inner = rk.LSTMCell(4)
+    for wrapper in (
+        v1.DropoutWrapper(inner, 0.5, 0.8, variational_recurrent=True, seed=3),
+        v1.OutputProjectionWrapper(inner, 2, activation="relu"),
+        v1.InputProjectionWrapper(inner, 3),
+        v1.EmbeddingWrapper(inner, 10, 3),
+        v1.DeviceWrapper(inner, "cpu"),
+        v1.ResidualWrapper(inner),
+    ):
+        config = json.loads(json.dumps(wrapper.get_config()))
+        assert config["cell"]["class_name"] == "LSTMCell"
+        rebuilt = type(wrapper).from_config(config)
+        assert rebuilt.get_config() == wrapper.get_config() and type(rebuilt.cell) is rk.LSTMCell
+    with pytest.raises(ValueError, match="custom_objects"):
+        v1.ResidualWrapper.from_config({"name": "r", "cell": {"class_name": "Mystery", "config": {}}, "residual_fn": None})
+    tf1 = v1.DeviceWrapper(v1.LSTMCell(3, num_proj=2), "cpu")
+    rebuilt = v1.DeviceWrapper.from_config(tf1.get_config(), custom_objects={"LSTMCell": v1.LSTMCell})
+    assert rebuilt.cell.num_proj == 2 and rebuilt.get_config() == tf1.get_config()
+
+
+def test_dropout_tensor_keep_probs_state_filter_and_one_mask_for_the_batch():
+    n = 400
+    keep = nn.Parameter(torch.tensor(1.0))
+    drop = v1.DropoutWrapper(identity_cell(n), input_keep_prob=keep, seed=0)
+    x = torch.rand(3, 2, n) + 0.5
+    out, _ = v1.dynamic_rnn(drop, x)
+    torch.testing.assert_close(out, x)  # keep 1: nothing dropped
+    with torch.no_grad():
+        keep.fill_(0.5)  # read again at the next draw, as TF1's variable
+    out, _ = v1.dynamic_rnn(drop, x)
+    assert 0.3 < float((out == 0).float().mean()) < 0.7
+    assert drop.get_config()["input_keep_prob"] == 0.5
+    with pytest.raises(ValueError, match="input_keep_prob"):
+        v1.DropoutWrapper(identity_cell(2), input_keep_prob=torch.tensor(0.0))
+    # The filter: keep the whole state (TF1's dropout_state_filter_visitor returning False).
+    inner = v1.BasicLSTMCell(n, input_size=3)
+    kept = v1.DropoutWrapper(inner, state_keep_prob=0.5, dropout_state_filter_visitor=lambda s: False)
+    x3, s0 = torch.randn(4, 3), inner.zero_state(4)
+    _, s = kept(x3, s0, kept.dropout_masks(4, x3))
+    assert_states_equal(s, inner(x3, s0)[1])
+    variational = v1.DropoutWrapper(inner, 0.5, 0.5, 0.5, variational_recurrent=True)
+    masks = variational.dropout_masks(4, x3)
+    assert masks.input.shape == (1, 3) and masks.output.shape == (1, n) and masks.state.h.shape == (1, n)
+    assert masks.state.c is None  # TF1 never drops an LSTM's memory c
+    assert variational.wrapped_cell is inner
+
+
+def assert_states_equal(a, b):
+    for p, q in zip(tree_flatten(a), tree_flatten(b), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_multirnncell_concatenated_state_and_tf1_error():
+    cells = [v1.GRUCell(2, input_size=3), v1.BasicRNNCell(4, input_size=2)]
+    tup = v1.MultiRNNCell(cells)
+    cat = v1.MultiRNNCell(cells, state_is_tuple=False)
+    x, s = torch.randn(5, 3), torch.randn(5, 6)
+    y, new = cat(x, s)
+    y_t, new_t = tup(x, (s[:, :2], s[:, 2:]))
+    torch.testing.assert_close(y, y_t)
+    torch.testing.assert_close(new, torch.cat(new_t, 1))
+    assert cat.state_size == 6 and cat.zero_state(5).shape == (5, 6)
+    with pytest.raises(ValueError, match="Expected state to be a tuple of length 2"):
+        tup(x, s)
+    with pytest.raises(ValueError, match=r"\(batch, 6\)"):
+        cat(x, torch.randn(5, 7))
+
+
+def test_wrappers_and_stacks_take_tf1_initial_state_arguments():
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    drop = v1.DropoutWrapper(v1.BasicLSTMCell(2, input_size=4).double())
+    state = drop.get_initial_state(inputs=x)
+    assert isinstance(state, v1.LSTMStateTuple) and state.c.shape == (3, 2) and state.c.dtype == torch.float64
+    multi = v1.MultiRNNCell([v1.GRUCell(2, input_size=4), v1.GRUCell(3, input_size=2)], state_is_tuple=False)
+    assert multi.get_initial_state(None, 5, torch.float32).shape == (5, 5)
+    with pytest.raises(ValueError, match="batch size from input tensor is different"):
+        drop.get_initial_state(inputs=x, batch_size=2)
+    with pytest.raises(ValueError, match="cannot be None"):
+        multi.get_initial_state()

@@ -19,10 +19,11 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
   (parses and dispatches only).
 """
 
-from . import distributed, interop, v1
+from . import distributed, interop, utils, v1
 from .base import Layer
 from .callbacks import (
     Callback,
+    CSVLogger,
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
@@ -36,21 +37,31 @@ from .layers import (
     GRU,
     LSTM,
     Bidirectional,
+    Conv2D,
     Dense,
     Dropout,
     Embedding,
     InputLayer,
     Masking,
+    RepeatVector,
     SimpleRNN,
     TimeDistributed,
 )
-from .losses import CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError, SparseCategoricalCrossentropy
+from .losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Huber,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 from .merging import Add, Average, Concatenate, Dot, Multiply
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
 from .serialization import load_model, save_model
 from .tbptt import tbptt_chunks, truncated_bptt
+from .tensorboard import TensorBoard
 from .training import History
 from .v1 import dynamic_rnn, static_rnn
 from .wrappers import DeviceWrapper, DropoutWrapper, MultiRNNCell, OutputProjectionWrapper, ResidualWrapper
@@ -82,6 +93,8 @@ __all__ = [
     "Embedding",
     "Input",
     "InputLayer",
+    "RepeatVector",
+    "Conv2D",
     "Sequential",
     "Constant",
     # the functional API (Keras's Model(inputs, outputs)) and its merge layers
@@ -97,12 +110,16 @@ __all__ = [
     "CategoricalCrossentropy",
     "MeanSquaredError",
     "MeanAbsoluteError",
+    "BinaryCrossentropy",
+    "Huber",
     "Callback",
+    "CSVLogger",
     "EarlyStopping",
     "ModelCheckpoint",
     "TerminateOnNaN",
     "ReduceLROnPlateau",
     "LearningRateScheduler",
+    "TensorBoard",
     "save_model",
     "load_model",
     # which kernel ran and why; fast single steps for generation
@@ -124,4 +141,6 @@ __all__ = [
     "interop",
     # several processes under torchrun (DistributedDataParallel)
     "distributed",
+    # Keras's data utilities (pad_sequences)
+    "utils",
 ]

@@ -14,6 +14,7 @@ by setting ``model.stop_training = True``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -55,23 +56,34 @@ class Monitor(Callback):
     """Watches one logged value for improvement (``EarlyStopping``, ``ReduceLROnPlateau``, ``ModelCheckpoint``).
 
     ``best`` is the best value so far; ``current(logs)`` reads the value, ``improved(value)`` compares it.
+    A value missing from the logs (``val_loss`` without validation data) is
+    warned about once per training, naming the callback (``owner``) and the
+    logged names, and the epoch is skipped, as in Keras.
     """
 
-    def __init__(self, monitor: str, mode: str, min_delta: float):
+    def __init__(self, monitor: str, mode: str, min_delta: float, owner: str | None = None):
         if not isinstance(monitor, str):
             raise TypeError(f"monitor: expected a log name such as 'val_loss', got {type(monitor).__name__}")
         self.monitor = monitor
         self.mode = _monitor_mode(monitor, mode)
         self.min_delta = abs(float(min_delta))
         self.best = math.inf if self.mode == "min" else -math.inf
+        self.owner = owner or type(self).__name__
+        self.warned = False
 
-    def current(self, logs) -> float:
+    def current(self, logs) -> float | None:
+        """The watched value, or None (warned once) when the logs lack it."""
         logs = logs or {}
         if self.monitor not in logs:
-            raise ValueError(
-                f"monitor: {type(self).__name__} watches {self.monitor!r}, but the logs only have {sorted(logs)}; "
-                "validation values need validation_data or validation_split"
-            )
+            if not self.warned:
+                self.warned = True
+                warnings.warn(
+                    f"{self.owner} is conditioned on {self.monitor!r}, which is not available; the logs have "
+                    f"{', '.join(sorted(logs))}. Validation values need validation_data or validation_split; "
+                    "this callback does nothing until the value is logged",
+                    stacklevel=3,
+                )
+            return None
         return float(logs[self.monitor])
 
     def improved(self, value: float) -> bool:
@@ -96,6 +108,7 @@ class EarlyStopping(Monitor):
         self.restore_best_weights = bool(restore_best_weights)
 
     def on_train_begin(self, logs=None):  # noqa: ARG002 - Keras's hook signature
+        self.warned = False
         self.wait = 0
         self.stopped_epoch = None
         self.best_epoch = None
@@ -104,6 +117,8 @@ class EarlyStopping(Monitor):
 
     def on_epoch_end(self, epoch, logs=None):
         value = self.current(logs)
+        if value is None:
+            return
         if self.improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
@@ -183,12 +198,15 @@ class ReduceLROnPlateau(Monitor):
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):  # noqa: ARG002
+        self.warned = False
         self.wait = 0
         self.cooldown_counter = 0
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         value = self.current(logs)
+        if value is None:
+            return
         logs["lr"] = self.model.optimizer.param_groups[0]["lr"]
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
@@ -210,3 +228,63 @@ class ReduceLROnPlateau(Monitor):
             self.cooldown_counter = self.cooldown
             self.wait = 0
 
+
+
+
+class CSVLogger(Callback):
+    """Keras's ``CSVLogger``: one row per epoch, ``epoch`` then the logged values in sorted key order.
+
+    The file is opened when training begins (``append=True`` adds to an
+    existing file, with no second header) and flushed after every row, so
+    an interrupted run keeps the epochs it finished. A field holding the
+    separator, a quote or a newline is quoted as the csv module reads it.
+
+        model.fit(x, y, epochs=10, validation_split=0.1, callbacks=[CSVLogger("history.csv")])
+        # epoch,accuracy,loss,val_accuracy,val_loss
+        # 0,0.61,1.12,0.70,0.95
+    """
+
+    def __init__(self, filename, separator: str = ",", append: bool = False):
+        if not isinstance(separator, str) or len(separator) != 1 or separator in "\"\r\n":
+            raise ValueError(f"separator: expected one character other than a quote or newline, got {separator!r}")
+        self.filename, self.separator, self.append = str(filename), separator, bool(append)
+        self.keys = None
+        self._file = None
+
+    def on_train_begin(self, logs=None):  # noqa: ARG002
+        self._header = True  # only when the file starts empty: appending continues the same table
+        if self.append:
+            try:
+                with open(self.filename, "rb") as f:
+                    self._header = not f.read(1)
+            except FileNotFoundError:
+                pass
+        self._file = open(self.filename, "a" if self.append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+            if self._header:
+                self._write_row(["epoch", *self.keys])
+        # An epoch cut short by stop_training may lack values: "NA", as Keras writes.
+        self._write_row([epoch, *(logs.get(k, "NA") for k in self.keys)])
+
+    def on_train_end(self, logs=None):  # noqa: ARG002
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+
+    def _write_row(self, values) -> None:
+        self._file.write(self.separator.join(self._field(v) for v in values) + "\r\n")
+        self._file.flush()
+
+    def _field(self, v) -> str:
+        if isinstance(v, torch.Tensor):
+            v = v.detach().cpu()
+            v = v.item() if v.numel() == 1 else v.tolist()
+        text = str(v)
+        if any(c in text for c in (self.separator, '"', "\r", "\n")):
+            text = '"' + text.replace('"', '""') + '"'
+        return text

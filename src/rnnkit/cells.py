@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Layer
+from .base import Layer, deserialize_layer, lazy_parameter, materialize, serialize_layer
+from .constraints import constraint_config, get_constraint
 from .ops import (
     as_tensor,
     check_positive_int,
@@ -51,7 +52,9 @@ from .ops import (
     get_activation,
     get_initializer,
     like_weights,
+    rebuild_tuple,
 )
+from .regularizers import get_regularizer, regularizer_config
 
 
 class LSTMState(NamedTuple):
@@ -76,6 +79,7 @@ class Cell(Layer):
     """
 
     gates = 1
+    states_as_list = False  # the state is a tensor, or LSTMState(h, c)
 
     def __init__(
         self,
@@ -88,13 +92,30 @@ class Cell(Layer):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
         input_size: int | None = None,
         name: str | None = None,
     ):
+        if isinstance(activation, int) and not isinstance(activation, bool) and isinstance(units, int):
+            # torch's nn.LSTMCell(input_size, hidden_size) habit: rnnkit's first argument is the units.
+            raise TypeError(
+                f"activation: expected an activation name or a callable, got int {activation}; "
+                f"{type(self).__name__}'s arguments are Keras's (units, activation, ...). "
+                f"For torch's ({units}, {activation}) = (input_size, hidden_size) write "
+                f"{type(self).__name__}({activation}, input_size={units})"
+            )
         super().__init__(name=name)
         self.units = check_positive_int(units, "units")
         self.activation = get_activation(activation, "activation")
         self.use_bias = bool(use_bias)
+        self.kernel = lazy_parameter()  # shapes come at build (see base.materialize)
+        self.recurrent_kernel = lazy_parameter()
+        self.bias = lazy_parameter() if self.use_bias else None
         self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
         self.recurrent_initializer = get_initializer(recurrent_initializer, "recurrent_initializer")
         self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
@@ -104,6 +125,12 @@ class Cell(Layer):
             raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
         self.seed = seed
         self.input_size = None
+        self.kernel_regularizer = get_regularizer(kernel_regularizer, "kernel_regularizer")
+        self.recurrent_regularizer = get_regularizer(recurrent_regularizer, "recurrent_regularizer")
+        self.bias_regularizer = get_regularizer(bias_regularizer, "bias_regularizer")
+        self.kernel_constraint = get_constraint(kernel_constraint, "kernel_constraint")
+        self.recurrent_constraint = get_constraint(recurrent_constraint, "recurrent_constraint")
+        self.bias_constraint = get_constraint(bias_constraint, "bias_constraint")
         # Remember the specs as given, for get_config().
         self._specs = {
             "activation": activation,
@@ -131,9 +158,10 @@ class Cell(Layer):
         """Create the weights for inputs of ``input_shape[-1]`` features."""
         self.input_size = int(input_shape[-1])
         g_units = self.gates * self.units
-        self.kernel = nn.Parameter(torch.empty(self.input_size, g_units))
-        self.recurrent_kernel = nn.Parameter(torch.empty(self.units, g_units))
-        self.bias = nn.Parameter(torch.empty(self.bias_shape())) if self.use_bias else None
+        materialize(self, "kernel", (self.input_size, g_units))
+        materialize(self, "recurrent_kernel", (self.units, g_units))
+        if self.use_bias:
+            materialize(self, "bias", self.bias_shape())
         self.reset_parameters()
         self.built = True
 
@@ -147,6 +175,16 @@ class Cell(Layer):
             ):
                 if p is not None:
                     p.copy_(init(tuple(p.shape), dtype=p.dtype))
+
+    def weight_penalties(self):
+        if not self.built:
+            return []
+        triples = [
+            (self.kernel, self.kernel_regularizer, self.kernel_constraint),
+            (self.recurrent_kernel, self.recurrent_regularizer, self.recurrent_constraint),
+            (self.bias, self.bias_regularizer, self.bias_constraint),
+        ]
+        return [(w, r, c) for w, r, c in triples if w is not None and (r is not None or c is not None)]
 
     @property
     def weights(self) -> list[nn.Parameter]:
@@ -231,10 +269,23 @@ class Cell(Layer):
             "input_size": self.input_size,
         }
         cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
+        for kind in ("kernel", "recurrent", "bias"):
+            cfg[f"{kind}_regularizer"] = regularizer_config(getattr(self, f"{kind}_regularizer"))
+            cfg[f"{kind}_constraint"] = constraint_config(getattr(self, f"{kind}_constraint"))
         return cfg
 
     def extra_repr(self) -> str:
         return f"units={self.units}, input_size={self.input_size}"
+
+
+def check_implementation(value) -> int:
+    """Keras's ``implementation`` (0 and 1: many small matmuls, 2: batched): accepted, same numbers.
+
+    rnnkit picks its kernel itself (``rnnkit.explain``); the value is kept for ``get_config``.
+    """
+    if isinstance(value, bool) or value not in (0, 1, 2):
+        raise ValueError(f"implementation: expected 0, 1 or 2 (Keras's kernel choice), got {value!r}")
+    return int(value)
 
 
 class SimpleRNNCell(Cell):
@@ -275,8 +326,10 @@ class GRUCell(Cell):
 
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after: bool = True, **kwargs):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after: bool = True,
+                 implementation: int = 2, **kwargs):
         self.reset_after = bool(reset_after)
+        self.implementation = check_implementation(implementation)
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = get_activation(recurrent_activation, "recurrent_activation")
         self._specs["recurrent_activation"] = recurrent_activation
@@ -310,7 +363,7 @@ class GRUCell(Cell):
         return h, h
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after}
+        return {**super().get_config(), "reset_after": self.reset_after, "implementation": self.implementation}
 
 
 def swap_gru_gates(w):
@@ -344,8 +397,10 @@ class LSTMCell(Cell):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias: bool = True, **kwargs):
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias: bool = True,
+                 implementation: int = 2, **kwargs):
         self.unit_forget_bias = bool(unit_forget_bias)
+        self.implementation = check_implementation(implementation)
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = get_activation(recurrent_activation, "recurrent_activation")
         self._specs["recurrent_activation"] = recurrent_activation
@@ -374,7 +429,7 @@ class LSTMCell(Cell):
         return h, LSTMState(h, c)
 
     def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias, "implementation": self.implementation}
 
 
 # --------------------------------------------------------------- any cell
@@ -389,7 +444,8 @@ def initial_state_of(cell, batch_size: int, like: torch.Tensor):
     """Zeros in the cell's state structure, on ``like``'s dtype and device.
 
     Uses the cell's own ``get_initial_state`` when it has one; otherwise
-    ``state_size`` decides: an int gives one tensor, a tuple gives a tuple.
+    ``state_size`` decides: an int gives one tensor, a tuple or list gives
+    a tuple.
     """
     if hasattr(cell, "get_initial_state"):
         return cell.get_initial_state(batch_size, dtype=like.dtype, device=like.device)
@@ -402,6 +458,76 @@ def initial_state_of(cell, batch_size: int, like: torch.Tensor):
     return zeros(cell.state_size)
 
 
+def call_cell(cell, x_t, state, dropout=None):
+    """One step of any cell, each given its states the way it expects.
+
+    rnnkit's own cells (``states_as_list = False``) and plain
+    ``torch.nn.Module`` cells get the state as it is carried: one tensor,
+    or a tuple. A cell that subclasses ``rnnkit.Layer`` gets Keras's list,
+    one entry per ``state_size`` item (``prev = states[0]``), and may
+    return its new states as a list or, for one state, a tensor. A cell's
+    ``states_as_list`` attribute, when set, decides instead. A cell called
+    without dropout is called with two arguments.
+    """
+    args = () if dropout is None else (dropout,)
+    if not getattr(cell, "states_as_list", False):
+        y, new = cell(x_t, state, *args)
+        if isinstance(state, torch.Tensor) and isinstance(new, (list, tuple)):
+            raise TypeError(
+                f"cell {_label(cell)}: it was given its state as a tensor and returned a {type(new).__name__}, "
+                "as a Keras cell does; a Keras-style cell (reading states[0]) subclasses rnnkit.Layer "
+                "or sets states_as_list = True"
+            )
+        if not isinstance(cell, Layer):
+            _check_new_state(cell, new, state)
+        return y, new
+    single = isinstance(state, torch.Tensor)
+    y, new = cell(x_t, [state] if single else list(state), *args)
+    if single and isinstance(new, (list, tuple)) and len(new) == 1:
+        new = new[0]
+    elif not single and isinstance(new, (list, tuple)) and len(new) == len(state):
+        new = rebuild_tuple(state, list(new))
+    _check_new_state(cell, new, state)
+    return y, new
+
+
+def _label(cell) -> str:
+    return repr(getattr(cell, "name", type(cell).__name__))
+
+
+def _check_new_state(cell, new, old) -> None:
+    """A returned state must have the structure and shapes of the state given (from ``state_size``)."""
+    if isinstance(old, torch.Tensor):
+        if isinstance(new, torch.Tensor) and new.shape == old.shape:
+            return
+    elif isinstance(new, (list, tuple)) and len(new) == len(old):
+        for n, o in zip(new, old):
+            _check_new_state(cell, n, o)
+        return
+
+    def describe(s):
+        if isinstance(s, torch.Tensor):
+            return f"a tensor of shape {tuple(s.shape)}"
+        if isinstance(s, (list, tuple)):
+            return f"{len(s)} states [{', '.join(describe(x) for x in s)}]"
+        return type(s).__name__
+
+    raise ValueError(
+        f"cell {_label(cell)}: returned new states {describe(new)}; its state_size {cell.state_size!r} "
+        f"says {describe(old)}"
+    )
+
+
+def cell_output_size(cell) -> int:
+    """The cell's ``output_size``; without one, its (first) ``state_size``, as Keras."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        size = cell.state_size
+        while isinstance(size, (tuple, list)):
+            size = size[0]
+    return int(size)
+
+
 class StackedRNNCells(Layer):
     """Cells applied one after another within each time step (a deep RNN).
 
@@ -411,9 +537,11 @@ class StackedRNNCells(Layer):
         y, (s_1, ..., s_n) = cells(x_t, (s_1, ..., s_n))
     """
 
+    states_as_list = False  # the tuple of per-cell states; each cell gets its own as it expects
+
     def __init__(self, cells, name: str | None = None):
         super().__init__(name=name)
-        cells = list(cells)
+        cells = [deserialize_layer(c) if isinstance(c, dict) else c for c in cells]  # from get_config
         if not cells:
             raise ValueError("cells: expected at least one cell, got an empty list")
         seen = set()
@@ -434,7 +562,7 @@ class StackedRNNCells(Layer):
 
     @property
     def output_size(self):
-        return self.cells[-1].output_size
+        return cell_output_size(self.cells[-1])
 
     def _built_parts(self):
         return self.cells
@@ -443,12 +571,15 @@ class StackedRNNCells(Layer):
         size = int(input_shape[-1])
         for c in self.cells:
             if isinstance(c, Layer) and not c.built:
-                c.build((size,))
-            size = c.output_size
+                c.maybe_build((size,))
+            size = cell_output_size(c)
 
     def get_initial_state(self, batch_size, dtype=None, device=None):
         like = like_weights(self, dtype, device)
         return tuple(initial_state_of(c, batch_size, like) for c in self.cells)
+
+    def get_config(self):
+        return {"name": self.name, "cells": [serialize_layer(c) for c in self.cells]}
 
     @property
     def weights(self):
@@ -460,7 +591,6 @@ class StackedRNNCells(Layer):
             raise ValueError(f"states: {self.name!r} expects a tuple of {len(self.cells)} per-cell states, got {got}")
         new_states = []
         for k, (cell, s) in enumerate(zip(self.cells, states)):
-            d = None if dropout is None else dropout[k]
-            x_t, s = cell(x_t, s) if d is None else cell(x_t, s, d)
+            x_t, s = call_cell(cell, x_t, s, None if dropout is None else dropout[k])
             new_states.append(s)
         return x_t, tuple(new_states)

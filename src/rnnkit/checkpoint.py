@@ -31,15 +31,16 @@ import numpy as np
 import torch
 
 from .callbacks import Callback, Monitor, finite_state
-from .files import deferred_interrupt, json_bytes, read_json, write_files
+from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
 from .model import Sequential
 from .serialization import (
     FORMAT,
     FORMAT_VERSION,
+    check_model,
     file_meta,
-    load_model,
-    load_tensors,
-    read_config,
+    model_from_files,
+    parse_config,
+    parse_tensors,
     run_config,
     save_model,
     tensor_bytes,
@@ -79,23 +80,32 @@ def _check_param_groups(opt: torch.optim.Optimizer, groups) -> None:
             if key == "params":
                 ok = got == list(range(start, start + len(want)))
                 start += len(want)
+            elif key == "maximize":  # rnnkit minimizes its loss; a file must not turn training around
+                ok = got is False
             elif isinstance(want, bool) or want is None:
                 ok = got is None or isinstance(got, bool)
-            elif isinstance(want, (int, float)):
-                ok = _finite_number(got)
-            elif isinstance(want, (tuple, list)):
-                ok = isinstance(got, list) and len(got) == len(want) and all(_finite_number(v) for v in got)
+            elif isinstance(want, (int, float)):  # lr, eps, momentum, weight decay, alpha: none is negative
+                ok = _finite_number(got) and got >= 0 and (key != "alpha" or got <= 1)
+            elif isinstance(want, (tuple, list)):  # betas: decay rates in [0, 1)
+                ok = (isinstance(got, list) and len(got) == len(want)
+                      and all(_finite_number(v) and 0 <= v < 1 for v in got))
             else:
                 ok = isinstance(got, type(want))
             if not ok:
-                raise ValueError(f"optimizer.json: param_groups[{i}][{key!r}] is {got!r}; expected a value like {want!r}")
+                raise ValueError(f"optimizer.json: param_groups[{i}][{key!r}] is {got!r}; expected a value like {want!r}"
+                                 " (numbers finite and not negative, betas in [0, 1), maximize false)")
+
+
+# State that is a count or a mean of squares: a negative value makes sqrt() NaN in the next step.
+_NON_NEGATIVE = ("step", "exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
 
 
 def _finite_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], doc: dict) -> None:
+def _checked_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], doc: dict) -> dict:
+    """The saved state as ``opt.load_state_dict`` takes it, once it has been checked and tried on copies."""
     if doc.get("optimizer") != type(opt).__name__:
         raise ValueError(f"optimizer.json: saved for {doc.get('optimizer')!r}, the model is compiled with {type(opt).__name__!r}")
     _check_param_groups(opt, doc.get("param_groups"))
@@ -109,6 +119,11 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
         if len(parts) != 3 or parts[0] != "state" or not parts[1].isdecimal() or int(parts[1]) >= len(params):
             raise ValueError(f"optimizer.safetensors: unexpected tensor name {name!r} (expected state.<param index>.<key>)")
         idx, key = int(parts[1]), parts[2]
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"optimizer.safetensors: {name!r} holds NaN or infinite values; expected finite ones")
+        if key in _NON_NEGATIVE and bool((t < 0).any()):
+            raise ValueError(f"optimizer.safetensors: {name!r} holds negative values; {key} is a count or a running "
+                             "mean of squares, never negative")
         if t.dim() > 0 and tuple(t.shape) != tuple(params[idx].shape):
             raise ValueError(f"optimizer.safetensors: {name!r} has shape {tuple(t.shape)}, parameter {idx} has "
                              f"{tuple(params[idx].shape)}")
@@ -131,7 +146,7 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
     except Exception as e:  # whatever torch's optimizer raises on a malformed state
         raise ValueError(f"optimizer.safetensors/optimizer.json: the saved {type(opt).__name__} state does not "
                          f"fit this model ({type(e).__name__}: {e})") from None
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
 
 
 # -------------------------------------------------------------- RNG state
@@ -159,7 +174,9 @@ def _rng_files(model) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, doc
 
 
-def _restore_rng(model, tensors: dict[str, torch.Tensor], doc: dict) -> None:
+def _checked_rng(tensors: dict[str, torch.Tensor], doc: dict) -> tuple:
+    """``(torch CPU state, CUDA states, numpy state, python state, shuffle generator)``, each tried first on a
+    throwaway generator."""
     for key in ("torch_cpu", "numpy_keys", "python_state", "shuffle_generator"):
         if key not in tensors:
             raise ValueError(f"trainer_state.safetensors: tensor {key!r} is missing")
@@ -188,10 +205,15 @@ def _restore_rng(model, tensors: dict[str, torch.Tensor], doc: dict) -> None:
         random.Random().setstate(py_state)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"trainer_state: a saved random generator state is not valid ({e})") from None
-    torch.set_rng_state(tensors["torch_cpu"])
-    cuda = sorted(k for k in tensors if k.startswith("torch_cuda."))
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("torch_cuda."))]
+    return tensors["torch_cpu"], cuda, np_state, py_state, gen
+
+
+def _set_rng(model, torch_cpu, cuda, np_state, py_state, gen) -> None:
+    """Set every global random generator, and the model's shuffle generator, from ``_checked_rng``."""
+    torch.set_rng_state(torch_cpu)
     if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([tensors[k] for k in cuda][: torch.cuda.device_count()])
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
     np.random.set_state(np_state)
     random.setstate(py_state)
     model.shuffle_generator = gen
@@ -249,40 +271,53 @@ def save_checkpoint(path, model: Sequential, epoch: int, history: dict | None = 
     return Checkpoint(model, epoch, history, task).write(path)
 
 
-def load_checkpoint(path, device=None) -> tuple[Sequential, int, dict, dict]:
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "optimizer.safetensors", "optimizer.json",
+                    "trainer_state.safetensors", "trainer_state.json", "history.json")
+
+
+def load_checkpoint(path, device=None, *, limits: Limits | None = None) -> tuple[Sequential, int, dict, dict]:
     """Rebuild a compiled model and restore optimizer and RNG state: ``(model, epoch, history, config)``.
 
-    Call ``model.fit(..., epochs=N, initial_epoch=epoch)`` to continue.
+    Call ``model.fit(..., epochs=N, initial_epoch=epoch)`` to continue. The
+    files are read as one committed group (the last epoch a writer finished,
+    even while it writes the next), within ``limits`` (``rnnkit.files.Limits``).
     """
-    folder = Path(path)
-    config = read_config(folder)
+    folder, limits = Path(path), check_limits(limits)
+    if not folder.is_dir():
+        raise ValueError(f"run directory: {folder} does not exist or is not a directory")
+    jsons = [n for n in CHECKPOINT_FILES if n.endswith(".json")]
+    group = read_group(folder, CHECKPOINT_FILES, limits, optional=["history.json"], json_names=jsons)
+    docs = {n: loads_json(group[n], n, folder / n, limits) for n in jsons if n != "config.json" and group[n] is not None}
+    tensors = {n: parse_tensors(group[n], n, folder / n, limits) for n in CHECKPOINT_FILES if n.endswith(".safetensors")}
+    config = parse_config(group["config.json"], folder, limits)
     if not config.get("compile"):
         raise ValueError(f"config.json: {folder} has no compile settings, so training cannot be resumed from it")
-    model = load_model(folder, compile=True, device=device)
-    state = read_json(folder / "trainer_state.json", "trainer_state.json")
+    state = docs["trainer_state.json"]
     if not isinstance(state, dict):
         raise ValueError("trainer_state.json: expected a JSON object")
     epoch = state.get("epoch")
-    if not isinstance(epoch, int) or epoch < 0:
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         raise ValueError(f"trainer_state.json: expected a non-negative integer epoch, got {epoch!r}")
-    opt_tensors, opt_meta = load_tensors(folder / "optimizer.safetensors")
-    rng_tensors, rng_meta = load_tensors(folder / "trainer_state.safetensors")
-    _, model_meta = load_tensors(folder / "model.safetensors")
-    opt_doc = read_json(folder / "optimizer.json", "optimizer.json")
+    opt_doc = docs["optimizer.json"]
     if not isinstance(opt_doc, dict):
         raise ValueError("optimizer.json: expected a JSON object")
-    found = {"model.safetensors": model_meta.get("epoch"), "optimizer.safetensors": opt_meta.get("epoch"),
-             "trainer_state.safetensors": rng_meta.get("epoch"), "optimizer.json": str(opt_doc.get("epoch"))}
+    found = {n: meta.get("epoch") for n, (_, meta) in tensors.items()}
+    found["optimizer.json"] = str(opt_doc.get("epoch"))
     stale = {k: v for k, v in found.items() if v != str(epoch)}
     if stale:
         raise ValueError(f"run directory: files from different epochs ({stale}, trainer_state.json says {epoch}); "
                          "the checkpoint is inconsistent")
-    history = read_json(folder / "history.json", "history.json") if (folder / "history.json").exists() else {}
+    history = docs.get("history.json", {})
     if not (isinstance(history, dict)
             and all(isinstance(v, list) and all(_number(x) for x in v) for v in history.values())):
         raise ValueError("history.json: expected {name: [one number per epoch]}")
-    _restore_optimizer(model.optimizer, opt_tensors, opt_doc)
-    _restore_rng(model, rng_tensors, state)  # last: it sets the global random generators
+    check_model(config["model"], tensors["model.safetensors"][0], folder, limits)
+    model = model_from_files(folder, config, tensors["model.safetensors"][0], True, device)
+    opt_state = _checked_optimizer_state(model.optimizer, tensors["optimizer.safetensors"][0], opt_doc)
+    rng = _checked_rng(tensors["trainer_state.safetensors"][0], state)
+    group.check_digests()  # after the checks that name a problem more precisely, before any state is set
+    model.optimizer.load_state_dict(opt_state)
+    _set_rng(model, *rng)  # last: it sets the global random generators
     return model, epoch, history, config
 
 
@@ -296,6 +331,7 @@ def _number(v) -> bool:
 class ModelCheckpoint(Callback):
     """Save the model (a run directory: config.json + model.safetensors) at the end of each epoch.
 
+    A ``path`` ending in ``.keras`` writes a Keras 3 archive instead (``model.save``).
     ``path`` may contain ``{epoch}`` (1-based) and any logged value, e.g.
     ``"runs/ckpt-{epoch:02d}-{val_loss:.3f}"``. With ``save_best_only`` it
     saves only when ``monitor`` improves.
@@ -304,18 +340,19 @@ class ModelCheckpoint(Callback):
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"):
         self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)
-        self._watch = Monitor(monitor, mode, 0.0)
+        self._watch = Monitor(monitor, mode, 0.0, owner="ModelCheckpoint")
         self.monitor = monitor
         self.last_saved: str | None = None
 
     def on_train_begin(self, logs=None):  # noqa: ARG002
         self._watch.best = math.inf if self._watch.mode == "min" else -math.inf
+        self._watch.warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only:
             value = self._watch.current(logs)
-            if not self._watch.improved(value):
+            if value is None or not self._watch.improved(value):
                 return
             self._watch.best = value
         if not finite_state(self.model, logs):  # keep the last good file rather than NaN weights
@@ -325,5 +362,8 @@ class ModelCheckpoint(Callback):
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError) as e:
             raise ValueError(f"path: {self.path!r} names {e} which is not in the logs {sorted(logs)}") from e
-        save_model(self.model, path)
+        if path.endswith(".keras"):
+            self.model.save(path)
+        else:
+            save_model(self.model, path)
         self.last_saved = path

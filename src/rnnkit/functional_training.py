@@ -22,7 +22,7 @@ import torch
 
 from . import graph
 from .losses import get_loss, get_metric
-from .training import TrainingMixin, _as_data, _to_tensor
+from .training import TrainingMixin, _as_data, _is_batches, _to_tensor
 
 
 class FunctionalTraining(TrainingMixin):
@@ -78,14 +78,14 @@ class FunctionalTraining(TrainingMixin):
         self._heads = heads
         self.metric_names = [k for h in heads if h is not None for k in h[3]]
 
-    def _scores(self, y, y_pred):
+    def _scores(self, y, y_pred, sw=None):
         preds = graph.flat_tensors(y_pred)
         total, out = None, {"loss": None}
         for head, yt, p in zip(self._heads, y, preds):
             if head is None:
                 continue
             label, fn, w, metric_fns = head
-            value = fn(yt, p)
+            value = fn(yt, p) if sw is None else fn(yt, p, sample_weight=sw)  # one weight per sample, every output
             if label is not None:
                 out[label] = value
             total = (value if w == 1.0 else w * value) if total is None else total + (value if w == 1.0 else w * value)
@@ -94,11 +94,12 @@ class FunctionalTraining(TrainingMixin):
         out["loss"] = total
         return out
 
-    def _make_data(self, x, y, arg="x", need_y=True):
-        if isinstance(x, torch.utils.data.Dataset):
+    def _make_data(self, x, y, arg="x", need_y=True, sample_weight=None):
+        if isinstance(x, torch.utils.data.Dataset) or _is_batches(x):
             if len(self.input_names) > 1 or len(self.output_names) > 1:
-                raise TypeError(f"{arg}: a model with several inputs or outputs takes arrays (a list or dict per input), not a Dataset")
-            return _as_data(x, y, arg, need_y)
+                raise TypeError(f"{arg}: a model with several inputs or outputs takes arrays (a list or dict per input), "
+                                f"not a {type(x).__name__}")
+            return _as_data(x, y, arg, need_y, sample_weight)
         xs = self._per_name(x, self.input_names, arg)
         if xs is None or any(v is None for v in xs):
             raise ValueError(f"{arg}: expected one array per input {self.input_names}")
@@ -110,7 +111,7 @@ class FunctionalTraining(TrainingMixin):
             for name, head, v in zip(self.output_names, self._heads or [], ys):
                 if head is not None and v is None:
                     raise ValueError(f"y: output {name!r} has a loss but no targets")
-        return _Columns(xs, ys, arg)
+        return _Columns(xs, ys, arg, sample_weight)
 
     @staticmethod
     def _per_name(data, names, arg):
@@ -129,12 +130,15 @@ class FunctionalTraining(TrainingMixin):
     def _batch_len(self, xb) -> int:
         return len(xb[0]) if isinstance(xb, list) else len(xb)
 
-    def _prepare(self, x, y):
+    def _prepare(self, x, y, sw=None, class_weight=None):
+        if class_weight is not None:
+            raise ValueError("class_weight: not supported for a functional Model; give sample_weight")
         xs = x if isinstance(x, list) else [x]
         ys = None if y is None else (y if isinstance(y, list) else [y])
         dev, dtype = self._device(), self._dtype()
         xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
-        return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys]
+        sw = None if sw is None else sw.to(device=dev, dtype=dtype)
+        return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys], sw
 
     def _outputs_to_cpu(self, y_pred):
         return graph.map_structure(lambda t: t.cpu(), y_pred, torch.Tensor)
@@ -151,18 +155,21 @@ class FunctionalTraining(TrainingMixin):
 class _Columns:
     """Samples as one tensor per input (and per output); a batch is the same rows of each."""
 
-    def __init__(self, xs, ys, arg):
+    def __init__(self, xs, ys, arg, sample_weight=None):
         self.xs = [_to_tensor(v, f"{arg}[{i}]") for i, v in enumerate(xs)]
+        self.sw = None if sample_weight is None else _to_tensor(sample_weight, "sample_weight")
         self.ys = None if ys is None else [None if v is None else _to_tensor(v, f"y[{i}]") for i, v in enumerate(ys)]
         n = len(self.xs[0])
         for what, cols in ((arg, self.xs), ("y", self.ys or [])):
             for i, c in enumerate(cols):
                 if c is not None and len(c) != n:
                     raise ValueError(f"{what}[{i}]: expected {n} samples like {arg}[0], got {len(c)}")
+        if self.sw is not None and len(self.sw) != n:
+            raise ValueError(f"sample_weight: expected {n} samples like {arg}[0], got {len(self.sw)}")
 
     def __len__(self):
         return len(self.xs[0])
 
     def batch(self, idx):
         ys = None if self.ys is None else [None if c is None else c[idx] for c in self.ys]
-        return [c[idx] for c in self.xs], ys
+        return [c[idx] for c in self.xs], ys, None if self.sw is None else self.sw[idx]

@@ -9,44 +9,62 @@ only classes from the closed registry ``LAYERS``.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Layer
+from .base import Layer, lazy_parameter, materialize
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .constraints import constraint_config, get_constraint
 from .ops import as_tensor, bernoulli_mask, check_positive_int, check_rate, config_spec, get_activation, get_initializer
+from .regularizers import get_regularizer, regularizer_config
 from .rnn import RNN, tree_flatten
 
 
 class _CellLayer(RNN):
-    """An ``RNN`` that builds its own cell of ``cell_class`` from the keyword arguments."""
+    """An ``RNN`` that builds its own cell of ``cell_class`` from the other arguments.
+
+    Positional arguments after ``units`` go to the cell, as Keras's order
+    (``LSTM(8, "relu")`` is the activation); the layer's own are keywords.
+    """
 
     cell_class: type
 
     def __init__(
         self,
         units: int,
+        *cell_args,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
+        activity_regularizer=None,
         name: str | None = None,
         input_shape=None,
         **cell_kwargs,
     ):
+        if cell_args and isinstance(cell_args[0], int) and not isinstance(cell_args[0], bool) and isinstance(units, int):
+            # torch's nn.LSTM(input_size, hidden_size) habit
+            name = type(self).__name__
+            raise TypeError(
+                f"activation: expected an activation name or a callable, got int {cell_args[0]}; "
+                f"{name}'s arguments are Keras's (units, activation, ...). "
+                f"For torch's ({units}, {cell_args[0]}) = (input_size, hidden_size) write {name}({cell_args[0]}, input_size={units})"
+            )
         super().__init__(
-            self.cell_class(units, **cell_kwargs),
+            self.cell_class(units, *cell_args, **cell_kwargs),
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
             stateful=stateful,
             unroll=unroll,
             zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer,
             name=name,
             input_shape=input_shape,
         )
@@ -56,8 +74,65 @@ class _CellLayer(RNN):
         return self.cell.units
 
     def get_config(self):
+        own = {k: v for k, v in super().get_config().items() if k != "cell"}  # the cell is made from the arguments
         cell_cfg = {k: v for k, v in self.cell.get_config().items() if k != "name"}
-        return {**super().get_config(), **cell_cfg}
+        return {**own, **cell_cfg}
+
+
+USE_CUDNN = (True, False, "auto")
+
+
+class _CudnnLayer(_CellLayer):
+    """GRU and LSTM: Keras's ``use_cudnn`` ("auto", True or False).
+
+    rnnkit picks its kernel itself (``rnnkit.explain``) and the numbers do
+    not depend on it; ``use_cudnn=True`` is a promise that cannot always be
+    kept, so it raises ``ValueError`` at the call when the input is not on
+    a CUDA device or the layer's arguments rule cuDNN out (as Keras does).
+    """
+
+    def __init__(self, units: int, *cell_args, use_cudnn="auto", **kwargs):
+        if use_cudnn not in USE_CUDNN or isinstance(use_cudnn, int) and not isinstance(use_cudnn, bool):
+            raise ValueError(f"use_cudnn: expected 'auto', True or False, got {use_cudnn!r}")
+        self.use_cudnn = use_cudnn
+        super().__init__(units, *cell_args, **kwargs)
+
+    def cudnn_blockers(self) -> list[str]:
+        """Why this layer's arguments rule cuDNN out (Keras's conditions); empty when they do not."""
+        c = self.cell
+        why = []
+        if c.activation is not torch.tanh:
+            why.append("activation is not 'tanh'")
+        if c.recurrent_activation is not torch.sigmoid:
+            why.append("recurrent_activation is not 'sigmoid'")
+        if c.recurrent_dropout:
+            why.append("recurrent_dropout > 0")
+        if self.unroll:
+            why.append("unroll=True")
+        if not c.use_bias:
+            why.append("use_bias=False")
+        if isinstance(c, GRUCell) and not c.reset_after:
+            why.append("reset_after=False")
+        return why
+
+    def forward(self, inputs, *args, **kwargs):
+        if self.use_cudnn is True:
+            device = inputs.device if isinstance(inputs, torch.Tensor) else torch.device("cpu")
+            if device.type != "cuda":
+                raise ValueError(
+                    f"use_cudnn: layer {self.name!r} has use_cudnn=True, but cuDNN needs CUDA and the inputs are on "
+                    f"{device}; use use_cudnn='auto' (or False)"
+                )
+            blockers = self.cudnn_blockers()
+            if blockers:
+                raise ValueError(
+                    f"use_cudnn: layer {self.name!r} has use_cudnn=True, but its arguments rule cuDNN out "
+                    f"({', '.join(blockers)}); use use_cudnn='auto' (or False)"
+                )
+        return super().forward(inputs, *args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "use_cudnn": self.use_cudnn}
 
 
 class SimpleRNN(_CellLayer):
@@ -72,13 +147,13 @@ class SimpleRNN(_CellLayer):
     cell_class = SimpleRNNCell
 
 
-class GRU(_CellLayer):
+class GRU(_CudnnLayer):
     """Gated recurrent unit layer: ``RNN(GRUCell(units, **cell_kwargs))``."""
 
     cell_class = GRUCell
 
 
-class LSTM(_CellLayer):
+class LSTM(_CudnnLayer):
     """LSTM layer: ``RNN(LSTMCell(units, **cell_kwargs))``; ``return_state`` gives ``[output, h, c]``."""
 
     cell_class = LSTMCell
@@ -116,11 +191,15 @@ class Bidirectional(Layer):
     then the backward states; ``initial_state`` takes them in that order.
     """
 
-    supports_masking = True
+    supports_masking = False  # it reads the mask; what it passes on is compute_mask's
     takes_mask = True
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, name: str | None = None, input_shape=None):
         super().__init__(name=name)
+        if isinstance(layer, dict):  # configs from get_config
+            layer = deserialize(layer)
+        if isinstance(backward_layer, dict):
+            backward_layer = deserialize(backward_layer)
         if not isinstance(layer, RNN):
             raise TypeError(f"layer: expected an rnnkit RNN layer, got {type(layer).__name__}")
         if merge_mode is not None and merge_mode not in _MERGE:
@@ -195,6 +274,21 @@ class Bidirectional(Layer):
     def compute_mask(self, inputs, mask=None):  # noqa: ARG002
         return mask if self.return_sequences else None
 
+    def compute_output_shape(self, input_shape):
+        """The merged output's shape (a list ``[forward, backward]`` without merge), then the states."""
+        f = self.forward_layer.compute_output_shape(input_shape)
+        b = self.backward_layer.compute_output_shape(input_shape)
+        (f_out, *f_states), (b_out, *b_states) = (f, b) if self.return_state else ([f], [b])
+        if self.merge_mode is None:
+            out = [tuple(f_out), tuple(b_out)]
+        elif self.merge_mode == "concat":
+            out = [(*f_out[:-1], f_out[-1] + b_out[-1])]
+        else:
+            out = [tuple(f_out)]
+        if not self.return_state:
+            return out if self.merge_mode is None else out[0]
+        return [*out, *f_states, *b_states]
+
     def get_config(self):
         return {
             "name": self.name,
@@ -246,18 +340,30 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         input_size: int | None = None,
         name: str | None = None,
         input_shape=None,
     ):
         super().__init__(name=name, input_shape=input_shape)
         self.units = check_positive_int(units, "units")
+        self.kernel_regularizer = get_regularizer(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = get_regularizer(bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = get_regularizer(activity_regularizer, "activity_regularizer")
+        self.kernel_constraint = get_constraint(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = get_constraint(bias_constraint, "bias_constraint")
         self.activation = get_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
         self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
         self._specs = {"activation": activation, "kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
         self.input_size = None
+        self.kernel = lazy_parameter()  # shapes come at build (see base.materialize)
+        self.bias = lazy_parameter() if self.use_bias else None
         if input_size is not None:
             self.maybe_build((check_positive_int(input_size, "input_size"),))
         elif input_shape is not None:
@@ -265,8 +371,12 @@ class Dense(Layer):
 
     def build(self, input_shape):
         self.input_size = int(input_shape[-1])
-        self.kernel = nn.Parameter(self.kernel_initializer((self.input_size, self.units), dtype=torch.float32))
-        self.bias = nn.Parameter(self.bias_initializer((self.units,), dtype=torch.float32)) if self.use_bias else None
+        with torch.no_grad():
+            materialize(self, "kernel", (self.input_size, self.units)).copy_(
+                self.kernel_initializer((self.input_size, self.units), dtype=torch.float32)
+            )
+            if self.use_bias:
+                materialize(self, "bias", (self.units,)).copy_(self.bias_initializer((self.units,), dtype=torch.float32))
         self.built = True
 
     def reset_parameters(self):
@@ -288,21 +398,50 @@ class Dense(Layer):
         y = x @ self.kernel
         if self.bias is not None:
             y = y + self.bias
-        return self.activation(y)
+        y = self.activation(y)
+        self.record_activity(y)
+        return y
+
+    def weight_penalties(self):
+        if not self.built:
+            return []
+        triples = [(self.kernel, self.kernel_regularizer, self.kernel_constraint),
+                   (self.bias, self.bias_regularizer, self.bias_constraint)]
+        return [(w, r, c) for w, r, c in triples if w is not None and (r is not None or c is not None)]
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.units)
 
     def get_config(self):
         cfg = {"name": self.name, "units": self.units, "use_bias": self.use_bias, "input_size": self.input_size}
         cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
+        cfg.update({
+            "kernel_regularizer": regularizer_config(self.kernel_regularizer),
+            "bias_regularizer": regularizer_config(self.bias_regularizer),
+            "activity_regularizer": regularizer_config(self.activity_regularizer),
+            "kernel_constraint": constraint_config(self.kernel_constraint),
+            "bias_constraint": constraint_config(self.bias_constraint),
+        })
         return cfg
 
 
 class TimeDistributed(Layer):
-    """Apply ``layer`` to every time step: (batch, time, ...) -> (batch, time, ...)."""
+    """Apply ``layer`` to every time step: (batch, time, ...) -> (batch, time, ...).
 
-    supports_masking = True
+    ``training`` goes to the inner layer when its forward takes it.
+    ``mask`` (batch, time, ...), when given, is checked and handed to the inner
+    layer, flattened like the steps, if that layer takes one
+    (``takes_mask``, or a ``forward`` with a ``mask`` argument); it goes on
+    unchanged to the next layer (``compute_mask``).
+    """
+
+    supports_masking = False  # it reads the mask; what it passes on is compute_mask's
+    takes_mask = True
 
     def __init__(self, layer, name: str | None = None, input_shape=None):
         super().__init__(name=name)
+        if isinstance(layer, dict):  # a config from get_config
+            layer = deserialize(layer)
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer: expected a torch.nn.Module, got {type(layer).__name__}")
         self.layer = layer
@@ -318,16 +457,47 @@ class TimeDistributed(Layer):
     def weights(self):
         return self.layer.weights if isinstance(self.layer, Layer) else list(self.layer.parameters())
 
-    def forward(self, inputs):
+    def forward(self, inputs, mask=None, training=None):
         x = as_tensor(inputs)
         if x.dim() < 3:
             raise ValueError(f"inputs: expected (batch, time, ...) with at least 3 axes, got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
-        y = self.layer(x.reshape(b * t, *x.shape[2:]))
+        steps = x.reshape(b * t, *x.shape[2:])
+        kwargs = {}
+        if training is not None and "training" in inspect.signature(self.layer.forward).parameters:
+            kwargs["training"] = training
+        if mask is not None:
+            mask = torch.as_tensor(mask)
+            if tuple(mask.shape[:2]) != (b, t):  # as Keras, only the leading (batch, time) axes must match
+                raise ValueError(
+                    f"mask: TimeDistributed {self.name!r} expects a mask of shape (batch, time, ...) = ({b}, {t}, ...), "
+                    f"got {tuple(mask.shape)}"
+                )
+        if mask is not None and _takes_mask(self.layer):
+            kwargs["mask"] = mask.reshape(b * t, *mask.shape[2:]).to(device=x.device, dtype=torch.bool)
+        y = self.layer(steps, **kwargs)
         return y.reshape(b, t, *y.shape[1:])
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        batch, time, *rest = tuple(input_shape)
+        inner = self.layer.compute_output_shape((batch, *rest))
+        return (batch, time, *tuple(inner)[1:])
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def get_config(self):
         return {"name": self.name, "layer": serialize(self.layer)}
+
+
+def _takes_mask(layer) -> bool:
+    if getattr(layer, "takes_mask", False) or getattr(layer, "supports_masking", False):
+        return "mask" in inspect.signature(layer.forward).parameters
+    return False
 
 
 class Masking(Layer):
@@ -356,6 +526,9 @@ class Masking(Layer):
         x = as_tensor(inputs)
         return x * self.compute_mask(x).unsqueeze(-1).to(x.dtype)
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
     def get_config(self):
         return {"name": self.name, "mask_value": self.mask_value}
 
@@ -379,6 +552,9 @@ class Dropout(Layer):
             return x
         keep = 1.0 - self.rate
         return x * bernoulli_mask(x.shape, keep, x, self._generator) / keep
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
     def get_config(self):
         return {"name": self.name, "rate": self.rate, "seed": self.seed}
@@ -419,8 +595,9 @@ class Embedding(Layer):
                 raise TypeError(f"inputs: expected integer token ids, got dtype {arr.dtype}")
             ids = torch.from_numpy(arr)
         if ids.is_floating_point():
-            if not bool((ids == ids.round()).all() and ids.isfinite().all()):
-                raise TypeError(f"inputs: expected integer token ids, got non-integer or non-finite {ids.dtype} values")
+            # Float ids are cast to integers as Keras casts them (toward zero: 2.7 -> 2); NaN and inf have no id.
+            if not bool(ids.isfinite().all()):
+                raise TypeError(f"inputs: expected integer token ids, got non-finite {ids.dtype} values")
             ids = ids.long()
         if ids.dtype == torch.bool or ids.is_complex():
             raise TypeError(f"inputs: expected integer token ids, got {ids.dtype}")
@@ -436,6 +613,9 @@ class Embedding(Layer):
     def forward(self, inputs):
         return F.embedding(self._ids(inputs), self.embeddings)
 
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape), self.output_dim)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -446,10 +626,136 @@ class Embedding(Layer):
         }
 
 
+# ------------------------------------------------------------- RepeatVector
+
+
+class RepeatVector(Layer):
+    """Repeat a vector ``n`` times: (batch, features) -> (batch, n, features), as Keras's ``RepeatVector``.
+
+    The bridge of an encoder-decoder: the encoder's last output, repeated
+    once per output step, is the decoder's input sequence.
+
+    >>> RepeatVector(3)(torch.ones(2, 4)).shape
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(self, n: int, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.n = check_positive_int(n, "n")
+        self.built = True
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() != 2:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, features), got shape {tuple(x.shape)}")
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+
+    def get_config(self):
+        return {"name": self.name, "n": self.n}
+
+# ------------------------------------------------------------------- Conv2D
+
+
+def _pair(value, arg: str) -> tuple[int, int]:
+    """Keras's int-or-pair arguments (kernel_size, strides, dilation_rate) as a pair of positive ints."""
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if len(pair) != 2:
+        raise ValueError(f"{arg}: expected an int or a pair of ints, got {value!r}")
+    return check_positive_int(pair[0], arg), check_positive_int(pair[1], arg)
+
+
+class Conv2D(Layer):
+    """A 2-D convolution on channels-last images, as Keras's ``Conv2D`` (``data_format="channels_last"``)::
+
+        y[b, i, j, f] = activation(sum_{di, dj, c} x[b, i*s + di*d, j*s + dj*d, c] kernel[di, dj, c, f] + bias[f])
+
+    Shapes: inputs (batch, height, width, channels), kernel (kh, kw, channels,
+    filters) as in Keras, outputs (batch, height', width', filters);
+    ``padding="valid"`` keeps only whole windows, ``"same"`` pads as
+    TensorFlow does (the odd pixel after). Its use here is per-frame
+    features for a recurrent layer, through ``TimeDistributed``:
+
+    >>> TimeDistributed(Conv2D(8, 3))(torch.zeros(2, 5, 10, 10, 3)).shape
+    torch.Size([2, 5, 8, 8, 8])
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid", dilation_rate=(1, 1),
+                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=None)
+        self.filters = check_positive_int(filters, "filters")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+        self.padding = padding
+        self.activation = get_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = get_initializer(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = get_initializer(bias_initializer, "bias_initializer")
+        self._specs = {"activation": activation, "kernel_initializer": kernel_initializer, "bias_initializer": bias_initializer}
+        self.kernel = lazy_parameter()
+        self.bias = lazy_parameter() if self.use_bias else None
+        if input_shape is not None:
+            self.maybe_build(tuple(input_shape))
+
+    def build(self, input_shape):
+        shape = (*self.kernel_size, int(input_shape[-1]), self.filters)
+        with torch.no_grad():
+            materialize(self, "kernel", shape).copy_(self.kernel_initializer(shape, dtype=torch.float32))
+            if self.use_bias:
+                materialize(self, "bias", (self.filters,)).copy_(self.bias_initializer((self.filters,), dtype=torch.float32))
+        self.built = True
+
+    def _pads(self, size: int, axis: int) -> tuple[int, int]:
+        """TensorFlow's "same" padding of one axis: the output is ceil(size / stride), the odd pixel after."""
+        if self.padding == "valid":
+            return 0, 0
+        k, s, d = self.kernel_size[axis], self.strides[axis], self.dilation_rate[axis]
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() != 4:
+            raise ValueError(f"inputs: layer {self.name!r} expects (batch, height, width, channels), got shape {tuple(x.shape)}")
+        self.maybe_build(x.shape[1:], like=x)
+        if x.shape[-1] != self.kernel.shape[2]:
+            raise ValueError(f"inputs: layer {self.name!r} expects {self.kernel.shape[2]} channels, got shape {tuple(x.shape)}")
+        (top, bottom), (left, right) = self._pads(x.shape[1], 0), self._pads(x.shape[2], 1)
+        x = F.pad(x.permute(0, 3, 1, 2), (left, right, top, bottom))  # torch convolves channels-first
+        y = F.conv2d(x, self.kernel.permute(3, 2, 0, 1), self.bias, stride=self.strides, dilation=self.dilation_rate)
+        return self.activation(y.permute(0, 2, 3, 1))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = tuple(input_shape)
+
+        def out(size, axis):
+            if size is None:
+                return None
+            if self.padding == "same":
+                return -(-size // self.strides[axis])
+            span = (self.kernel_size[axis] - 1) * self.dilation_rate[axis] + 1
+            return (size - span) // self.strides[axis] + 1
+
+        return (batch, out(height, 0), out(width, 1), self.filters)
+
+    def get_config(self):
+        cfg = {"name": self.name, "filters": self.filters, "kernel_size": list(self.kernel_size),
+               "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+               "use_bias": self.use_bias}
+        cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
+        return cfg
+
+
 # ------------------------------------------------------------ serialization
 
+
 LAYERS: dict[str, type] = {
-    cls.__name__: cls for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding)
+    cls.__name__: cls
+    for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding, RepeatVector,
+                Conv2D)
 }
 
 
@@ -474,16 +780,10 @@ def deserialize(spec: dict):
     cfg = dict(spec["config"])
     cls = LAYERS[name]
     try:
-        if cls is Bidirectional:
-            return Bidirectional(
-                deserialize(cfg["layer"]), merge_mode=cfg.get("merge_mode", "concat"),
-                backward_layer=deserialize(cfg["backward_layer"]), name=cfg.get("name"),
-            )
-        if cls is TimeDistributed:
-            return TimeDistributed(deserialize(cfg["layer"]), name=cfg.get("name"))
+        if cls in (Bidirectional, TimeDistributed) and not isinstance(cfg.get("layer"), dict):
+            raise KeyError("layer")
         if issubclass(cls, RNN) and cfg.get("input_size") is None:
             cfg.pop("input_size", None)
-        return cls(**cfg)
+        return cls.from_config(cfg)
     except (TypeError, KeyError) as e:
         raise ValueError(f"layer config: cannot build {name} from {cfg}: {e}") from e
-

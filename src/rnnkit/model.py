@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import zipfile
+
 import numpy as np
+import safetensors.torch
 import torch
 from torch import nn
 
+from . import keras_save
 from .base import Layer
+from .files import atomic_write
 from .graph import SymbolicTensor
 from .layers import Embedding, InputLayer, deserialize, serialize
 from .ops import as_tensor, like_weights
 from .rnn import RNN
 from .training import TrainingMixin
+
+# First layers that read integer ids: traced on ids, and fit leaves integer inputs as they are.
+_ID_LAYERS = (Embedding, nn.Embedding, nn.EmbeddingBag)
 
 
 class Sequential(TrainingMixin, Layer):
@@ -76,9 +85,21 @@ class Sequential(TrainingMixin, Layer):
         self._set_output_shapes(self._trace(list(self.layers), self.input_shape))
 
     def _set_output_shapes(self, shapes: list[tuple] | None) -> None:
-        # The model is built exactly when every layer's output shape is known.
+        # Built when every layer's output shape is known (or, _built_parts, when every layer has its weights).
         self._output_shapes = shapes
         self.built = shapes is not None
+
+    def _built_parts(self):
+        # A model whose layers were all made with their sizes (interop.from_torch) has its weights without
+        # a traced input shape: it counts as built too. Empty until the first add.
+        if self._built:
+            return None
+        layers = list(getattr(self, "layers", []))
+        return layers or None
+
+    def _takes_ids(self) -> bool:
+        # Integer inputs stay integers for an embedding (rnnkit's or torch's); otherwise fit casts them to floats.
+        return len(self.layers) > 0 and isinstance(self.layers[0], _ID_LAYERS)
 
     def _trace(self, layers, input_shape) -> list[tuple]:
         """The output shape of each of ``layers``, run in turn on zeros of ``input_shape`` (no batch axis).
@@ -113,7 +134,7 @@ class Sequential(TrainingMixin, Layer):
 
     def _zeros(self, shape, layer):
         """A batch of one zero input for ``layer``: token ids for an Embedding, else the weights' dtype and device."""
-        if isinstance(layer, Embedding):
+        if isinstance(layer, _ID_LAYERS):
             return torch.zeros((1, *shape), dtype=torch.long)
         like = like_weights(self)
         return torch.zeros((1, *shape), dtype=like.dtype, device=like.device)
@@ -156,22 +177,83 @@ class Sequential(TrainingMixin, Layer):
                 "summary: the model is not built yet; give the first layer input_shape=(time, features) "
                 "or call the model once on data"
             )
-        widths = (29, 26, 10)
+        # Keras's widths, widened to the longest name and shape so that columns never run together.
+        names = [f"{getattr(la, 'name', type(la).__name__.lower())} ({type(la).__name__})" for la in self.layers]
+        # Built from sizes alone (interop.from_torch): the shapes are unknown, shown as "?".
+        shapes = [str(shape).replace(",)", ")") for shape in self._output_shapes or ()] or ["?"] * len(self.layers)
+        widths = (max([29] + [len(n) + 2 for n in names]), max([26] + [len(s) + 2 for s in shapes]), 10)
         line = "_" * sum(widths)
 
         def row(*cols):
             return "".join(str(c).ljust(w) for c, w in zip(cols, widths)).rstrip()
 
         out = [f'Model: "{self.name}"', line, row("Layer (type)", "Output Shape", "Param #"), "=" * sum(widths)]
-        for i, (layer, shape) in enumerate(zip(self.layers, self._output_shapes)):
-            name = getattr(layer, "name", type(layer).__name__.lower())
-            n = sum(p.numel() for p in layer.parameters())
-            out.append(row(f"{name} ({type(layer).__name__})", str(shape).replace(",)", ")"), n))
+        for i, (layer, name, shape) in enumerate(zip(self.layers, names, shapes)):
+            out.append(row(name, shape, sum(p.numel() for p in layer.parameters())))
             out.append(line if i < len(self.layers) - 1 else "=" * sum(widths))
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}", line]
         print_fn("\n".join(out))
+
+    # ------------------------------------------------------------ Keras files
+    def save(self, path, overwrite: bool = True) -> None:
+        """Write a Keras 3 ``.keras`` archive that Keras itself loads (``rnnkit.keras_save``).
+
+        Like Keras 3, only the ``.keras`` suffix is taken here; an rnnkit run
+        directory (safetensors + JSON, resumable) is ``rk.save_model(model, folder)``.
+        ``rk.load_model("x.keras")`` reads the file back.
+        """
+        path = _check_path(path, overwrite)
+        if not path.endswith(".keras"):
+            raise ValueError(f"path: model.save writes a Keras 3 file whose name ends in .keras, got {path!r}; for an "
+                             "rnnkit run directory use rk.save_model(model, folder)")
+        keras_save.save_keras(self, path)
+
+    def save_weights(self, path, overwrite: bool = True) -> None:
+        """Write the weights: ``*.weights.h5`` in Keras 3's HDF5 layout, any other name as rnnkit's safetensors.
+
+        The safetensors file holds ``state_dict()`` (names such as
+        ``layers.0.cell.kernel``); the ``.weights.h5`` file Keras's groups
+        (``layers/lstm/cell/vars/0`` ...), which Keras's ``load_weights`` reads.
+        """
+        path = _check_path(path, overwrite)
+        if path.endswith(".h5"):
+            if not path.endswith(".weights.h5"):
+                raise ValueError(f"path: Keras 3 weights files end in .weights.h5, got {path!r}")
+            keras_save.save_weights_h5(self, path)
+            return
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write(path, safetensors.torch.save(state, metadata={"format": "rnnkit-weights"}))
+
+    def load_weights(self, path) -> None:
+        """Read weights written by ``save_weights`` (or by Keras: ``.weights.h5``, or the weights in a ``.keras``).
+
+        The model must have the saved model's layers (classes, order, sizes);
+        every array is checked before any is copied.
+        """
+        path = _check_path(path, True)
+        if not os.path.isfile(path):
+            raise ValueError(f"path: {path!r} does not exist or is not a file")
+        if path.endswith(".keras"):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    source = archive.read("model.weights.h5")
+            except (zipfile.BadZipFile, KeyError) as e:
+                raise ValueError(f"path: {path!r} is not a Keras 3 archive with model.weights.h5 ({e})") from None
+            keras_save.load_weights_h5(self, source)
+        elif path.endswith(".h5"):
+            keras_save.load_weights_h5(self, path)
+        else:
+            try:
+                tensors = safetensors.torch.load_file(path)
+            except Exception as e:  # safetensors has its own error types for foreign or truncated files
+                raise ValueError(f"path: {path!r} is not a safetensors weights file ({e})") from None
+            own = self.state_dict()
+            bad = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
+            if bad:
+                raise ValueError(f"path: {path!r} does not fit this model: names or shapes differ at {bad[:5]}")
+            self.load_state_dict(tensors)
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -196,3 +278,14 @@ class Sequential(TrainingMixin, Layer):
             if isinstance(m, RNN):
                 m.reset_state()
 
+
+def _check_path(path, overwrite: bool) -> str:
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path: expected a file path, got {type(path).__name__}") from None
+    if not isinstance(path, str):
+        raise TypeError(f"path: expected a file path, got {type(path).__name__}")
+    if not overwrite and os.path.exists(path):
+        raise ValueError(f"path: {path!r} exists and overwrite=False")
+    return path

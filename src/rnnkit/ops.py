@@ -88,48 +88,48 @@ def _fans(shape):
     return shape[0], shape[1]
 
 
-def glorot_uniform(shape, dtype=torch.float32):
+def glorot_uniform(shape, dtype=torch.float32, generator=None):
     fan_in, fan_out = _fans(shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit, generator=generator)
 
 
-def glorot_normal(shape, dtype=torch.float32):
+def glorot_normal(shape, dtype=torch.float32, generator=None):
     fan_in, fan_out = _fans(shape)
     std = math.sqrt(2.0 / (fan_in + fan_out))
-    return torch.nn.init.trunc_normal_(torch.empty(shape, dtype=dtype), std=std, a=-2 * std, b=2 * std)
+    return torch.nn.init.trunc_normal_(torch.empty(shape, dtype=dtype), std=std, a=-2 * std, b=2 * std, generator=generator)
 
 
-def he_uniform(shape, dtype=torch.float32):
+def he_uniform(shape, dtype=torch.float32, generator=None):
     limit = math.sqrt(6.0 / _fans(shape)[0])
-    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit, generator=generator)
 
 
-def lecun_uniform(shape, dtype=torch.float32):
+def lecun_uniform(shape, dtype=torch.float32, generator=None):
     limit = math.sqrt(3.0 / _fans(shape)[0])
-    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit)
+    return torch.empty(shape, dtype=dtype).uniform_(-limit, limit, generator=generator)
 
 
-def orthogonal(shape, dtype=torch.float32):
+def orthogonal(shape, dtype=torch.float32, generator=None):
     # A recurrent kernel (units, g*units) is g square orthogonal blocks side by
     # side in Keras too: it orthogonalises the whole (rows, cols) matrix.
-    return torch.nn.init.orthogonal_(torch.empty(shape, dtype=dtype))
+    return torch.nn.init.orthogonal_(torch.empty(shape, dtype=dtype), generator=generator)
 
 
-def zeros(shape, dtype=torch.float32):
+def zeros(shape, dtype=torch.float32, generator=None):  # noqa: ARG001 - every initializer takes a generator
     return torch.zeros(shape, dtype=dtype)
 
 
-def ones(shape, dtype=torch.float32):
+def ones(shape, dtype=torch.float32, generator=None):  # noqa: ARG001
     return torch.ones(shape, dtype=dtype)
 
 
-def random_normal(shape, dtype=torch.float32):
-    return torch.empty(shape, dtype=dtype).normal_(0.0, 0.05)
+def random_normal(shape, dtype=torch.float32, generator=None):
+    return torch.empty(shape, dtype=dtype).normal_(0.0, 0.05, generator=generator)
 
 
-def random_uniform(shape, dtype=torch.float32):
-    return torch.empty(shape, dtype=dtype).uniform_(-0.05, 0.05)
+def random_uniform(shape, dtype=torch.float32, generator=None):
+    return torch.empty(shape, dtype=dtype).uniform_(-0.05, 0.05, generator=generator)
 
 
 class Constant:
@@ -158,8 +158,69 @@ INITIALIZERS = {
 }
 
 
+class Initializer:
+    """An initializer object with Keras's name and an optional ``seed``.
+
+    Seeded, each call draws the same numbers (from a ``torch.Generator``
+    seeded with ``seed``), as Keras's seeded initializers do; without a seed
+    it draws from torch's global RNG like the function of the same name.
+    ``get_config()`` is ``{"seed": ...}``; ``config_spec`` writes it as
+    ``{"class_name": "GlorotUniform", "config": {"seed": 1}}``.
+
+    >>> bool((GlorotUniform(seed=1)((3, 4)) == GlorotUniform(seed=1)((3, 4))).all())
+    True
+    """
+
+    function = staticmethod(glorot_uniform)
+
+    def __init__(self, seed: int | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+        self.seed = seed
+
+    def __call__(self, shape, dtype=torch.float32):
+        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        return self.function(tuple(shape), dtype=dtype, generator=generator)
+
+    def get_config(self) -> dict:
+        return {"seed": self.seed}
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    def __repr__(self):
+        return f"{type(self).__name__}(seed={self.seed})"
+
+
+def _initializer_class(class_name: str, function) -> type[Initializer]:
+    return type(class_name, (Initializer,), {"function": staticmethod(function), "__module__": __name__,
+                                              "__doc__": f"Keras's ``{class_name}``: ``{function.__name__}`` with an optional seed."})
+
+
+GlorotUniform = _initializer_class("GlorotUniform", glorot_uniform)
+GlorotNormal = _initializer_class("GlorotNormal", glorot_normal)
+HeUniform = _initializer_class("HeUniform", he_uniform)
+LecunUniform = _initializer_class("LecunUniform", lecun_uniform)
+Orthogonal = _initializer_class("Orthogonal", orthogonal)
+RandomNormal = _initializer_class("RandomNormal", random_normal)
+RandomUniform = _initializer_class("RandomUniform", random_uniform)
+Zeros = _initializer_class("Zeros", zeros)
+Ones = _initializer_class("Ones", ones)
+
+INITIALIZER_CLASSES: dict[str, type] = {
+    c.__name__: c
+    for c in (GlorotUniform, GlorotNormal, HeUniform, LecunUniform, Orthogonal, RandomNormal, RandomUniform, Zeros, Ones)
+}
+
+
 def get_initializer(spec, arg: str = "initializer"):
-    """A name from ``INITIALIZERS``, a number (constant), or a callable ``(shape, dtype) -> Tensor``."""
+    """A name from ``INITIALIZERS``, a number (constant), an ``Initializer`` or its config
+    ``{"class_name": "GlorotUniform", "config": {"seed": 1}}``, or a callable ``(shape, dtype) -> Tensor``."""
+    if isinstance(spec, dict):
+        cls = INITIALIZER_CLASSES.get(spec.get("class_name"))
+        if cls is None or not isinstance(spec.get("config", {}), dict):
+            raise ValueError(f"{arg}: unknown initializer config {spec!r}; class_name is one of {sorted(INITIALIZER_CLASSES)}")
+        return cls(**spec.get("config", {}))
     if isinstance(spec, str):
         if spec not in INITIALIZERS:
             raise ValueError(
@@ -187,6 +248,10 @@ def config_spec(value, owner: str, arg: str):
     """
     if value is None or isinstance(value, (str, int, float)):
         return value
+    if isinstance(value, dict):  # an initializer's config, as given
+        return value
+    if isinstance(value, Initializer):
+        return {"class_name": type(value).__name__, "config": value.get_config()}
     name = activation_name(value) or next((k for k, f in INITIALIZERS.items() if f is value), None)
     if name is not None:
         return name

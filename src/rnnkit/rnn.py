@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from . import kernels
-from .base import Layer
-from .cells import Cell, DropoutMasks, StackedRNNCells, initial_state_of, is_cell
+from .base import Layer, deserialize_layer, serialize_layer
+from .cells import Cell, DropoutMasks, StackedRNNCells, call_cell, cell_output_size, initial_state_of, is_cell
 from .kernels.autocast import autocast_outputs
 from .ops import as_tensor, dropout_mask, first_parameter, rebuild_tuple
+from .regularizers import get_regularizer, regularizer_config
 
 # ----------------------------------------------------------- nested states
 # A state is a tensor, or a (named) tuple of states: LSTMState(h, c) for an
@@ -28,7 +29,8 @@ from .ops import as_tensor, dropout_mask, first_parameter, rebuild_tuple
 
 
 def tree_flatten(state) -> list[torch.Tensor]:
-    if isinstance(state, torch.Tensor):
+    """The leaves of a (nested) state in order; a numpy array (a user's initial state) is a leaf too."""
+    if isinstance(state, (torch.Tensor, np.ndarray)):
         return [state]
     if not isinstance(state, (tuple, list)):  # a str would recurse forever
         raise TypeError(f"state: expected a tensor or a (nested) tuple/list of tensors, got {type(state).__name__}")
@@ -49,12 +51,19 @@ def tree_where(m: torch.Tensor, new, old):
     return rebuild_tuple(new, [tree_where(m, n, o) for n, o in zip(new, old)])
 
 
+def keras_states(cell, state) -> list:
+    """The final state as ``return_state`` lists it (Keras 3).
+
+    One entry per state tensor (LSTM: ``[h, c]``); for stacked cells one
+    entry per cell: its tensor, or the list of its state tensors
+    (``[[h1, c1], [h2, c2]]``).
+    """
+    if isinstance(cell, StackedRNNCells):
+        return [s if isinstance(s, torch.Tensor) else tree_flatten(s) for s in state]
+    return tree_flatten(state)
+
+
 # ------------------------------------------------------------ the definition
-
-
-def call_cell(cell, x_t, state, dropout):
-    """One step; a cell that takes no dropout masks is called without them."""
-    return cell(x_t, state) if dropout is None else cell(x_t, state, dropout)
 
 
 def reference_loop(cell, x, state, mask=None, dropout=None, zero_output_for_mask=False):
@@ -134,19 +143,25 @@ def check_sequence_input(inputs, arg: str = "inputs") -> torch.Tensor:
         raise ValueError(f"{arg}: expected a 3-D tensor (batch, time, features), got shape {tuple(x.shape)}")
     if x.shape[1] == 0:
         raise ValueError(f"{arg}: expected at least one time step, got shape {tuple(x.shape)}")
+    if x.shape[2] == 0:  # issue 15: an empty feature axis gives uninitialized outputs on some paths
+        raise ValueError(f"{arg}: expected at least one feature, got shape {tuple(x.shape)}")
     return x
 
 
 def check_initial_state(initial_state, template, arg: str = "initial_state"):
-    """Accept the cell's state structure or a flat list of tensors (Keras)."""
-    if isinstance(initial_state, torch.Tensor):
-        given = [initial_state]
-    elif isinstance(initial_state, (list, tuple)):
-        given = tree_flatten(initial_state) if all(isinstance(s, (torch.Tensor, tuple, list)) for s in initial_state) else None
-    else:
+    """Accept the cell's state structure or a flat list of tensors or numpy arrays (Keras).
+
+    numpy arrays become tensors of the weights' dtype, as Keras converts them.
+    """
+    try:
+        given = tree_flatten(initial_state)
+    except TypeError:
         given = None
     if given is None:
-        raise TypeError(f"{arg}: expected a tensor or a list of tensors, got {type(initial_state).__name__}")
+        raise TypeError(
+            f"{arg}: expected a tensor or a list of tensors, got {type(initial_state).__name__} "
+            "(numpy arrays and nested lists of them are accepted too)"
+        )
     want = tree_flatten(template)
     if len(given) != len(want):
         raise ValueError(
@@ -154,6 +169,8 @@ def check_initial_state(initial_state, template, arg: str = "initial_state"):
         )
     out = []
     for i, (g, w) in enumerate(zip(given, want)):
+        if isinstance(g, np.ndarray):
+            g = as_tensor(g, f"{arg}[{i}]").to(w.dtype)
         g = as_tensor(g, f"{arg}[{i}]")
         if tuple(g.shape) != tuple(w.shape):
             raise ValueError(f"{arg}[{i}]: expected shape {tuple(w.shape)}, got {tuple(g.shape)}")
@@ -207,6 +224,26 @@ class RNN(Layer):
             the numbers are the same.
         zero_output_for_mask: masked steps output zeros instead of repeating
             the previous output.
+        activity_regularizer: a penalty on the outputs (``"l1"``, ``"l2"``,
+            a ``rnnkit.regularizers`` object), in ``layer.losses`` after a call.
+
+    **The cell contract.** A cell has ``state_size`` and is called once per
+    step as ``cell(x_t, states)`` returning ``(output, new_states)``. How
+    ``states`` comes depends on the cell, and the two forms never mix up
+    silently:
+
+    * a cell that subclasses ``rnnkit.Layer`` (a Keras cell ported by
+      changing its base class) gets Keras's list, one entry per
+      ``state_size`` item, even for one state: ``prev = states[0]``; it
+      returns its new states as a list (or, for one state, a tensor);
+    * rnnkit's own cells, wrappers and stacks, and cells that are plain
+      ``torch.nn.Module`` s (``forward(x, h)``, the PyTorch habit) get the
+      state as carried: a tensor for an int ``state_size``, a tuple for a
+      tuple; a plain module returning a list for a tensor state is refused,
+      since that is a Keras cell given the wrong form;
+    * a cell's ``states_as_list`` attribute (True/False), when set, decides.
+
+    New states must match ``state_size`` (``ValueError`` otherwise).
 
     Call ``layer(inputs, initial_state=None, mask=None, lengths=None,
     training=None)`` with inputs (batch, time, features), a tensor or a
@@ -228,7 +265,7 @@ class RNN(Layer):
     (torch.Size([3, 5, 2]), torch.Size([3, 2]))
     """
 
-    supports_masking = True
+    supports_masking = False  # it reads the mask; what it passes on is compute_mask's
     takes_mask = True
 
     def __init__(
@@ -240,10 +277,13 @@ class RNN(Layer):
         stateful: bool = False,
         unroll: bool = False,
         zero_output_for_mask: bool = False,
+        activity_regularizer=None,
         name: str | None = None,
         input_shape=None,
     ):
         super().__init__(name=name, input_shape=input_shape)
+        if isinstance(cell, dict):  # a config from get_config
+            cell = deserialize_layer(cell)
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         if not is_cell(cell):
@@ -257,6 +297,7 @@ class RNN(Layer):
         self.stateful = bool(stateful)
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.activity_regularizer = get_regularizer(activity_regularizer, "activity_regularizer")
         self.states = None  # the carried state when stateful
         self.kernel_used: str | None = None  # which kernel ran last, and why
         self.kernel_reason: str | None = None
@@ -269,8 +310,8 @@ class RNN(Layer):
         return (self.cell,)
 
     def build(self, input_shape):
-        if isinstance(self.cell, Layer) and not self.cell.built:
-            self.cell.build(tuple(input_shape))
+        if isinstance(self.cell, Layer):
+            self.cell.maybe_build(tuple(input_shape)[-1:])
 
     @property
     def input_size(self):
@@ -322,8 +363,34 @@ class RNN(Layer):
             self.states = tree_unflatten(state, [s.detach() for s in tree_flatten(state)])
         out = outputs if self.return_sequences else outputs[:, -1]
         if self.return_state:
-            return [out, *tree_flatten(state)]
+            out = [out, *keras_states(self.cell, state)]
+        self.record_activity(out)
         return out
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002
+        """The mask goes on with the sequence (``return_sequences``); a last output has none."""
+        return mask if self.return_sequences else None
+
+    def compute_output_shape(self, input_shape):
+        """Shapes from ``input_shape`` (batch, time, features) alone: the output, then (``return_state``) the states."""
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(f"input_shape: expected (batch, time, features), got {input_shape}")
+        batch, time = input_shape[0], input_shape[1]
+        units = cell_output_size(self.cell)
+        out = (batch, time, units) if self.return_sequences else (batch, units)
+        if not self.return_state:
+            return out
+
+        def shapes(size):
+            if isinstance(size, (tuple, list)):
+                return [shapes(s) for s in size]
+            return (batch, int(size))
+
+        if isinstance(self.cell, StackedRNNCells):
+            return [out, *[shapes(c.state_size) for c in self.cell.cells]]
+        sizes = self.cell.state_size
+        return [out, *(shapes(sizes) if isinstance(sizes, (tuple, list)) else [shapes(sizes)])]
 
     def _run(self, x, state, mask, dropout):
         """Pick the kernel (recording which and why), then run it."""
@@ -349,8 +416,8 @@ class RNN(Layer):
             carried = tree_flatten(self.states)
             if carried[0].shape[0] != batch:
                 raise ValueError(
-                    f"inputs: stateful layer {self.name!r} carries state for batch {carried[0].shape[0]}, "
-                    f"got batch {batch}; call reset_state() to start over"
+                    f"inputs: stateful layer {self.name!r} carries state for batch size {carried[0].shape[0]}, "
+                    f"got batch size {batch}; call reset_state() to start over"
                 )
             return self.states
         return template
@@ -367,12 +434,14 @@ class RNN(Layer):
     def get_config(self):
         return {
             "name": self.name,
+            "cell": serialize_layer(self.cell),
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "stateful": self.stateful,
             "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
+            "activity_regularizer": regularizer_config(self.activity_regularizer),
         }
 
     def extra_repr(self):

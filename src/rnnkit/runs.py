@@ -8,7 +8,11 @@ weights as an uninterrupted one (on the CPU), and ``evaluate`` and
 
     metrics = train("digits", "runs/digits", overrides={"cell": "lstm", "epochs": 20})
     metrics = resume("runs/digits")              # after a Ctrl-C
+    metrics = resume("runs/digits", epochs=40, out="runs/digits-40")   # a branch: copy, then continue there
     evaluate("runs/digits")
+
+A run is never replaced by accident: ``train`` into a folder that holds a
+run refuses (``overwrite=True`` replaces it), and so does a ``resume`` branch.
 
 Under torchrun every process calls ``train`` or ``resume`` (DistributedDataParallel,
 ``batch_size`` is the global batch); process 0 writes the run directory and reports.
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +34,14 @@ import torch
 from . import distributed
 from .callbacks import Callback, LearningRateScheduler, TerminateOnNaN, finite_state
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import TASKS, SampleOptions, Task, build_model, load_task
-from .files import clean_leftovers, write_json
+from .data import TASKS, SampleOptions, Task, build_model, load_run, load_task, read_array, task_config
+from .data.run import data_path, epochs_done
+from .data.task import SETTINGS
+from .files import atomic_write, clean_leftovers, write_json, writer_lock
 from .model import Sequential
 from .plots import plot_history
-from .serialization import load_model, read_config
 from .training import resolve_device
 
-SETTINGS = ("cell", "units", "layers", "bidirectional", "dropout", "epochs", "batch_size", "lr", "optimizer",
-            "clipnorm")
 DEFAULTS = {"layers": 1, "bidirectional": False, "dropout": 0.0, "optimizer": "adam", "clipnorm": None}
 SAVE_EVERY = 30.0  # seconds between checkpoint writes during training
 
@@ -128,14 +133,44 @@ def _processes(device: str, threads: int):
             distributed.cleanup()
 
 
+def _ways_forward(run_dir: Path, finished: bool = False) -> str:
+    resume = f"rnnkit train --resume {run_dir}" + (" --epochs N" if finished else "")
+    return f"continue it with `{resume}`, or train into a new --out (--overwrite replaces it)"
+
+
+def check_out(run_dir: Path, overwrite: bool = False) -> bool:
+    """Refuse to write a new run into ``run_dir`` when it holds one, unless ``overwrite``; True when it must be
+    cleared first. A folder with other files is always refused: rnnkit deletes only its own runs."""
+    if not run_dir.exists():
+        return False
+    if not run_dir.is_dir():
+        raise ValueError(f"out: {run_dir} is a file; expected a folder for the run (new or empty)")
+    if not any(run_dir.iterdir()):
+        return False
+    if not (run_dir / "config.json").exists() and not (run_dir / "trainer_state.json").exists():
+        raise ValueError(f"out: {run_dir} holds files and is not a run directory; give a new or empty folder as --out")
+    if overwrite:
+        return True
+    done = epochs_done(run_dir)
+    try:
+        planned = task_config(run_dir)["settings"].get("epochs")
+    except ValueError:
+        planned = None
+    what = "a run" if done is None else f"a run at epoch {done}" + (f" of {planned}" if planned else "")
+    raise ValueError(f"out: {run_dir} already holds {what}; {_ways_forward(run_dir, done is not None and done == planned)}")
+
+
 def train(task_name: str, out=None, *, overrides: dict | None = None, quick: bool = False, data=None, seed: int = 0,
-          device: str = "auto", threads: int = 1, verbose="auto", print_fn=print) -> dict:
+          overwrite: bool = False, device: str = "auto", threads: int = 1, verbose="auto", print_fn=print) -> dict:
     """Train ``task_name`` into the run directory ``out`` (default runs/TASK); return the metrics.
 
     overrides: settings that replace the task's presets (see ``settings``);
     quick: the task's quick preset first, seconds instead of minutes.
+    overwrite: replace a run already in ``out`` (without it, that is a ValueError).
     Process 0 writes the run directory; other processes return ``{}``.
     """
+    run_dir = Path(out or f"runs/{task_name}")
+    clear = check_out(run_dir, overwrite)  # before the data loads: a refusal costs nothing
     with _processes(device, threads) as (ctx, dev):
         seed_everything(seed)
         data = None if data is None else str(Path(data).resolve())
@@ -143,33 +178,57 @@ def train(task_name: str, out=None, *, overrides: dict | None = None, quick: boo
         s = settings(task, overrides, quick)
         model = model_for(task, s).to(dev)
         model.compile(s["optimizer"], task.loss, task.metrics, clipnorm=s["clipnorm"], learning_rate=s["lr"])
-        run_dir = Path(out or f"runs/{task.name}")
         task_cfg = {"name": task.name, "data": data, "seed": seed, "settings": s, "info": task.info}
-        if distributed.is_main():
-            save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
-        return _fit(task, model, run_dir, task_cfg, 0, {}, ctx, dev, verbose, print_fn)
+        distributed.barrier()  # every process has checked `out` before process 0 clears it
+        if distributed.is_main() and clear:
+            shutil.rmtree(run_dir)
+        with _writer(run_dir):
+            if distributed.is_main():
+                save_checkpoint(run_dir, model, 0, {}, task=task_cfg)  # a Ctrl-C in epoch 1 can still resume
+            return _fit(task, model, run_dir, task_cfg, 0, {}, ctx, dev, verbose, print_fn)
 
 
-def resume(run_dir, *, epochs: int | None = None, device: str = "auto", threads: int = 1, verbose="auto",
-           print_fn=print) -> dict:
+def resume(run_dir, *, epochs: int | None = None, out=None, data=None, overwrite: bool = False,
+           device: str = "auto", threads: int = 1, verbose="auto", print_fn=print) -> dict:
     """Continue the run in ``run_dir`` from its last complete epoch, with its saved settings; return the metrics.
 
     epochs: a new total (this also changes the learning-rate schedule).
+    out: a branch: copy ``run_dir`` there and continue in the copy (``run_dir`` stays as it is); a run
+    already in ``out`` is refused unless ``overwrite``.
+    data: a new place for the run's data file (digits' MNIST, text's corpus), kept for later resumes.
     """
+    source = Path(run_dir)
+    run_dir = Path(out) if out is not None else source
+    branch = run_dir.resolve() != source.resolve()
+    task_config(source, "resume")  # a run written by `rnnkit train`, checked before anything is copied
+    clear = check_out(run_dir, overwrite) if branch else False
     with _processes(device, threads) as (ctx, dev):
-        run_dir = Path(run_dir)
+        distributed.barrier()  # every process has checked `out` before process 0 writes there
         if distributed.is_main():
-            clean_leftovers(run_dir)  # finish or discard what a killed writer left
-        distributed.barrier()
-        task_cfg = _task_config(run_dir, "resume")
-        s = dict(task_cfg["settings"])
-        if epochs is not None:
-            s["epochs"] = epochs
-        task = load_task(task_cfg["name"], data=task_cfg.get("data"), seed=task_cfg["seed"])
-        model, start_epoch, history, _ = load_checkpoint(run_dir, device=dev)
-        task_cfg["settings"] = s
-        print_fn(f"resuming {task.name} from {run_dir} at epoch {start_epoch}/{s['epochs']}")
-        return _fit(task, model, run_dir, task_cfg, start_epoch, history, ctx, dev, verbose, print_fn)
+            if clear:
+                shutil.rmtree(run_dir)
+            if branch:
+                shutil.copytree(source, run_dir, dirs_exist_ok=True)
+        with _writer(run_dir):
+            if distributed.is_main():
+                clean_leftovers(run_dir)  # finish or discard what a killed writer left
+            distributed.barrier()
+            task_cfg = task_config(run_dir, "resume")
+            task_cfg["data"] = data_path(task_cfg, data)
+            s = dict(task_cfg["settings"])
+            if epochs is not None:
+                s["epochs"] = epochs
+            task = load_task(task_cfg["name"], data=task_cfg["data"], seed=task_cfg["seed"])
+            model, start_epoch, history, _ = load_checkpoint(run_dir, device=dev)
+            task_cfg["settings"] = s
+            print_fn(f"resuming {task.name} from {source} at epoch {start_epoch}/{s['epochs']}"
+                     + (f", continuing in {run_dir}" if branch else ""))
+            return _fit(task, model, run_dir, task_cfg, start_epoch, history, ctx, dev, verbose, print_fn)
+
+
+def _writer(run_dir: Path):
+    """The run directory's writer lock, held by the process that writes it (process 0 under torchrun)."""
+    return writer_lock(run_dir) if distributed.is_main() else nullcontext()
 
 
 def _fit(task: Task, model, run_dir: Path, task_cfg: dict, start_epoch: int, history: dict, ctx, device, verbose,
@@ -192,9 +251,13 @@ def _fit(task: Task, model, run_dir: Path, task_cfg: dict, start_epoch: int, his
                   initial_epoch=start_epoch, verbose=verbose if main else 0)
     except KeyboardInterrupt:
         ckpt.flush()  # the last complete epoch, not the half-trained weights of this one
+        plots = ""
+        if main and ckpt.saved_epoch > 0:
+            saved = {k: v[: ckpt.saved_epoch] for k, v in ckpt.history.items()}
+            plots = f"; plot {plot_history(saved, run_dir / 'history.png', title=f'{task.name}: training')}"
         raise KeyboardInterrupt(
-            f"interrupted: {run_dir} holds the last complete epoch ({ckpt.saved_epoch}); "
-            f"continue with `rnnkit train --resume {run_dir}`"
+            f"interrupted: {run_dir} holds epoch {ckpt.saved_epoch} of {s['epochs']}{plots}; "
+            f"{_ways_forward(run_dir)}"
         ) from None
     ckpt.flush()
     distributed.barrier()  # the run directory is complete before any process goes on
@@ -210,6 +273,8 @@ def _fit(task: Task, model, run_dir: Path, task_cfg: dict, start_epoch: int, his
         metrics["distributed"] = {"processes": ctx.world_size, "backend": ctx.backend}
     write_json(run_dir / "metrics.json", metrics)
     plot_history(ckpt.history, run_dir / "history.png", title=f"{task.name}: training")
+    print_fn(f"run directory: {run_dir}")
+    print_fn(f"plots: {', '.join(str(p) for p in sorted(run_dir.glob('*.png')))}")
     return metrics
 
 
@@ -219,32 +284,49 @@ def report(task: Task, model, run_dir: Path | None = None, print_fn=print) -> di
     return {"task": task.name, "test": test, **TASKS[task.name].report(task, model, test, run_dir, print_fn)}
 
 
-def _task_config(run_dir: Path, what: str) -> dict:
-    """The task section of a run directory's config.json, checked to come from ``train``."""
-    task_cfg = read_config(run_dir).get("task")
-    if (not isinstance(task_cfg, dict) or task_cfg.get("name") not in TASKS
-            or not isinstance(task_cfg.get("settings"), dict)):
-        raise ValueError(f"{what}: {run_dir} was not written by `rnnkit train` (no task in config.json)")
-    return task_cfg
+def evaluate(run_dir, device: str = "auto", data=None, print_fn=print) -> dict:
+    """Score a run directory's model on its task's test set (``report`` without plots); ``data``: a new place
+    for the run's data file."""
+    run = load_run(run_dir, device=device)
+    return report(run.task(data), run.model, None, print_fn=print_fn)
 
 
-def evaluate(run_dir, device: str = "auto", print_fn=print) -> dict:
-    """Score a run directory's model on its task's test set (``report`` without plots)."""
-    task_cfg = _task_config(run_dir, "run directory")
-    model = load_model(run_dir, device=device)
-    task = load_task(task_cfg["name"], data=task_cfg.get("data"), seed=task_cfg["seed"])
-    return report(task, model, None, print_fn=print_fn)
+def sample(run_dir, options: SampleOptions | None = None, device: str = "auto", print_fn=print):
+    """Print what the run's task generates from its model (text: characters; series: values); return it."""
+    options = options or SampleOptions()
+    run = load_run(run_dir, device=device)
+    result = run.sample(options)
+    print_fn(TASKS[run.task_name].show_sample(result, options))
+    return result
 
 
-def sample(run_dir, options: SampleOptions | None = None, device: str = "auto", print_fn=print) -> None:
-    """Print what the run's task generates from its model (text: characters; series: values)."""
-    task_cfg = _task_config(run_dir, "run directory")
-    model = load_model(run_dir, device=device)
-    spec = TASKS[task_cfg["name"]]
-    if spec.sample is None:
-        can = " and ".join(name for name, other in TASKS.items() if other.sample is not None)
-        raise ValueError(f"sample: the {spec.name} task does not generate; sample works for {can}")
-    spec.sample(model, task_cfg["info"], options or SampleOptions(), print_fn)
+def predict(run_dir, inputs, output=None, device: str = "auto", print_fn=print) -> np.ndarray:
+    """The run's model on the samples in the file ``inputs`` (.npy or .csv, see ``rnnkit.data.Run.inputs``).
+
+    Writes ``output`` (.npy: the outputs as they are; .csv: one flattened row per sample) when given, else
+    prints one CSV row per sample (a classifier's rows start with the predicted class). Returns the outputs.
+    """
+    run = load_run(run_dir, device=device)
+    y = run.predict(read_array(inputs))
+    rows = y.reshape(len(y), -1)
+    if output is not None:
+        output = Path(output)
+        if output.suffix.lower() not in (".npy", ".csv"):
+            raise ValueError(f"output: expected a .npy or .csv file name, got {output.name!r}")
+        buf = BytesIO()
+        if output.suffix.lower() == ".npy":
+            np.save(buf, y)
+        else:
+            np.savetxt(buf, rows, delimiter=",", fmt="%.7g")
+        atomic_write(output, buf.getvalue())
+        print_fn(f"{len(y)} predictions of shape {y.shape[1:]} written to {output}")
+        return y
+    classifier = y.ndim == 2 and run.model.layers[-1].get_config().get("activation") == "softmax"
+    names = [f"p{i}" for i in range(rows.shape[1])] if classifier else [f"y{i}" for i in range(rows.shape[1])]
+    print_fn(",".join((["class"] if classifier else []) + names))
+    for i, row in enumerate(rows):
+        print_fn(",".join(([str(int(y[i].argmax()))] if classifier else []) + [f"{v:.6g}" for v in row]))
+    return y
 
 
 def demo(out=None, seed: int = 0, device: str = "auto", threads: int = 1, quick: bool = False,
@@ -258,9 +340,10 @@ def demo(out=None, seed: int = 0, device: str = "auto", threads: int = 1, quick:
     for name in shown:
         print_fn(f"\n== {name}")
         t = time.perf_counter()
-        results[name] = train(name, out / name, quick=quick, seed=seed, device=device, threads=threads,
-                              verbose=2 if verbose else 0, print_fn=print_fn)
-        print_fn(f"   ({time.perf_counter() - t:.1f}s; run directory {out / name})")
+        # The demo's own runs are replaced on the next demo (a folder that is not a run is still refused).
+        results[name] = train(name, out / name, quick=quick, seed=seed, overwrite=True, device=device,
+                              threads=threads, verbose=2 if verbose else 0, print_fn=print_fn)
+        print_fn(f"   ({time.perf_counter() - t:.1f}s)")
     print_fn(f"\n== demo finished in {time.perf_counter() - start:.1f}s")
     print_fn(f"{'task':<8}{'result':<34}baseline")
     for name, spec in shown.items():

@@ -9,26 +9,31 @@ docs/checkpoint-format.md) holds::
 and, for a training checkpoint, the files ``rnnkit.checkpoint`` adds.
 Nothing is unpickled: weights are safetensors, everything else JSON, and
 the model is rebuilt only from rnnkit's ``LAYERS`` registry
-(``Sequential.from_config``, or ``functional.Model.from_config`` when
-``config.json`` says ``"model_class": "Functional"``). A config is checked against its weights
-before anything is built, so a stranger's file cannot ask for terabytes.
-The files change together (``rnnkit.files.write_files``).
+(``Sequential.from_config``, or ``functional.Model.from_config`` for a
+functional model's config, which has ``input_layers``). Everything read stays within
+``rnnkit.files.Limits``, and a config is checked against its weights before
+anything real is built (sizes, then a build on the ``meta`` device), so a
+stranger's file cannot ask for terabytes. The files change together and are
+read together (``rnnkit.files.write_files``/``read_group``); the tensor
+file's SHA-256 in the commit record is verified.
 
     save_model(model, "runs/digits")
     model = load_model("runs/digits")     # compiled again if it was compiled with named settings
+    model = load_model("runs/big", limits=Limits(max_file_bytes=16 * 2**30))   # a trusted, bigger model
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-from .files import deferred_interrupt, json_bytes, read_bytes, read_json, write_files
-from .functional import Model
+from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
+from .interop.keras_file import load_keras
 from .losses import LOSSES
+from .functional import Model
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .training import resolve_device
@@ -45,23 +50,60 @@ def tensor_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> 
     return safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
 
 
-def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file; a ValueError naming the file when it is missing or invalid."""
-    path = Path(path)
-    try:
-        data = read_bytes(path)
-    except FileNotFoundError:
-        raise ValueError(f"{path.name}: {path} does not exist") from None
-    except OSError as e:
-        raise ValueError(f"{path.name}: {path} cannot be read ({e})") from None
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_header(data: bytes, what: str, path, limits: Limits) -> dict[str, str]:
+    """Check a safetensors header within ``limits`` before safetensors allocates anything; its metadata.
+
+    The header is JSON: ``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``,
+    and each tensor's bytes must lie in the file and match its shape.
+    """
+    if len(data) < 8:
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (only {len(data)} bytes)")
+    n = int.from_bytes(data[:8], "little")
+    if n > limits.max_json_bytes:
+        raise ValueError(f"{what}: {path} declares a header of {n} bytes, more than Limits.max_json_bytes="
+                         f"{limits.max_json_bytes}; not a valid safetensors file")
+    if 8 + n > len(data):
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (header of {n} bytes, file of {len(data)})")
+    header = loads_json(data[8:8 + n], what, path, limits)
+    if not isinstance(header, dict):
+        raise ValueError(f"{what}: {path} is not a valid safetensors file (the header is not a JSON object)")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(f"{what}: {path} has metadata that is not a string map")
+    if len(header) > limits.max_tensors:
+        raise ValueError(f"{what}: {path} holds {len(header)} tensors, more than Limits.max_tensors={limits.max_tensors}")
+    body = len(data) - 8 - n
+    for name, entry in header.items():
+        ok = isinstance(entry, dict) and entry.get("dtype") in _DTYPE_BYTES
+        shape, offsets = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+        if not ok:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} should be {{'dtype', 'shape': [ints >= 0], "
+                             f"'data_offsets': [begin, end]}}, got {str(entry)[:80]}")
+        if len(shape) > limits.max_rank:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} has {len(shape)} dimensions, more than "
+                             f"Limits.max_rank={limits.max_rank}")
+        size = _DTYPE_BYTES[entry["dtype"]]
+        for d in shape:
+            size *= d
+        if not 0 <= offsets[0] <= offsets[1] <= body or offsets[1] - offsets[0] != size:
+            raise ValueError(f"{what}: {path}: tensor {name[:40]!r} of shape {shape} needs {size} bytes, its "
+                             f"data_offsets {offsets} give {offsets[1] - offsets[0]} within a body of {body}")
+    return meta
+
+
+def parse_tensors(data: bytes, what: str, path, limits: Limits) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of the safetensors bytes ``data``; a ValueError naming the file when invalid."""
+    meta = _check_header(data, what, path, limits)
     try:
         tensors = safetensors.torch.load(data)
-        # safetensors checked the header; its metadata must be a string -> string map.
-        meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-        raise ValueError(f"{path.name}: {path} is not a valid safetensors file ({e})") from None
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise ValueError(f"{path.name}: {path} has metadata that is not a string map")
+        raise ValueError(f"{what}: {path} is not a valid safetensors file ({e})") from None
     return tensors, meta
 
 
@@ -109,11 +151,8 @@ def _compile_config(model) -> dict | None:
 
 def run_config(model: Sequential | Model, task: dict | None = None) -> dict:
     """What ``config.json`` holds: format, version, the model's layers, its compile settings, ``task``."""
-    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
-              "compile": _compile_config(model), "task": task}
-    if isinstance(model, Model):  # functional (issue 17); a Sequential's config.json has no model_class
-        config["model_class"] = "Functional"
-    return config
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
+            "compile": _compile_config(model), "task": task}
 
 
 def save_model(model: Sequential | Model, path, task: dict | None = None) -> Path:
@@ -129,44 +168,60 @@ def save_model(model: Sequential | Model, path, task: dict | None = None) -> Pat
                                   "config.json": json_bytes(run_config(model, task))})
 
 
-def read_config(path) -> dict:
-    """``config.json`` of a run directory, checked for format and version."""
+def _run_dir(path) -> Path:
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"run directory: {folder} does not exist or is not a directory")
-    config = read_json(folder / "config.json", "config.json")
+    return folder
+
+
+def parse_config(data: bytes, folder: Path, limits: Limits) -> dict:
+    """``config.json``'s bytes parsed within ``limits`` and checked for format and version."""
+    config = loads_json(data, "config.json", folder / "config.json", limits)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"config.json: {folder} is not an rnnkit run directory (format {config.get('format')!r})"
                          if isinstance(config, dict) else f"config.json: expected a JSON object in {folder}")
     version = config.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise ValueError(f"config.json: format_version {version!r} is not supported (this rnnkit reads 1..{FORMAT_VERSION})")
+    if not isinstance(config.get("model"), dict):
+        raise ValueError(f"config.json: expected a model description (a JSON object) in {folder}")
     return config
 
 
-def load_model(path, compile: bool = True, device=None) -> Sequential | Model:
+def read_config(path, limits: Limits | None = None) -> dict:
+    """``config.json`` of a run directory (its last committed version), checked for format and version."""
+    folder, limits = _run_dir(path), check_limits(limits)
+    return parse_config(read_group(folder, ["config.json"], limits, json_names=["config.json"])["config.json"],
+                        folder, limits)
+
+
+def load_model(path, compile: bool = True, device=None, *, limits: Limits | None = None) -> Sequential | Model:
     """Rebuild the model of a run directory from its config and load its weights (validated).
 
     ``device`` (e.g. "cpu", "cuda", "auto") places the model before the
     optimizer is created, so restored optimizer state lands beside the weights.
+    ``limits`` (``rnnkit.files.Limits``) bounds what is read and built; raise
+    it for a trusted model bigger than the defaults allow.
+
+    A file (not a folder), such as ``model.keras``, is a Keras 3 archive: read as data only by
+    ``interop.load_keras`` (under the same limits), and not compiled.
     """
-    folder = Path(path)
-    config = read_config(folder)
-    tensors, _ = load_tensors(folder / "model.safetensors")
-    if not isinstance(config.get("model"), dict):
-        raise ValueError(f"config.json: expected a model description (a JSON object) in {folder}")
-    _check_sizes(config["model"], tensors)
-    # ---- functional models (issue 17): which class builds the config
-    kind = config.get("model_class", "Sequential")
-    if kind not in ("Sequential", "Functional"):
-        raise ValueError(f"config.json: model_class must be 'Sequential' or 'Functional', got {str(kind)[:40]!r}")
-    build = Model.from_config if kind == "Functional" else Sequential.from_config
-    # ---- end functional
-    try:
-        model = build(config["model"])
-    except (KeyError, TypeError, IndexError, OverflowError, RecursionError) as e:
-        raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
-    _check_tensors(tensors, model.state_dict(), "model.safetensors")
+    if str(path).endswith(".keras") or os.path.isfile(path):
+        model = load_keras(path, limits=limits)
+        return model if device is None else model.to(resolve_device(device))
+    folder, limits = _run_dir(path), check_limits(limits)
+    group = read_group(folder, ["config.json", "model.safetensors"], limits, json_names=["config.json"])
+    config = parse_config(group["config.json"], folder, limits)
+    tensors, _ = parse_tensors(group["model.safetensors"], "model.safetensors", folder / "model.safetensors", limits)
+    check_model(config["model"], tensors, folder, limits)
+    group.check_digests()
+    return model_from_files(folder, config, tensors, compile, device)
+
+
+def model_from_files(folder: Path, config: dict, tensors: dict[str, torch.Tensor], compile: bool, device) -> Sequential:
+    """Build the model ``config`` describes, load ``tensors`` into it, place and compile it (after ``check_model``)."""
+    model = _build(config["model"], folder)
     model.load_state_dict(tensors)
     if device is not None:
         model.to(resolve_device(device))
@@ -177,33 +232,63 @@ def load_model(path, compile: bool = True, device=None) -> Sequential | Model:
     return model
 
 
+def _build(model_config: dict, folder: Path) -> Sequential | Model:
+    # A functional model's config (issue 17) has input_layers; a Sequential's has not.
+    build = Model.from_config if "input_layers" in model_config else Sequential.from_config
+    try:
+        return build(model_config)
+    except (KeyError, TypeError, IndexError, OverflowError, RecursionError, RuntimeError) as e:
+        raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
+
+
+def check_model(model_config: dict, tensors: dict[str, torch.Tensor], folder: Path, limits: Limits) -> None:
+    """Refuse a config that the weights do not back, before anything real is built.
+
+    Building allocates and initializes every weight and traces a fixed
+    ``input_shape`` once, so a config from a stranger could otherwise ask
+    for terabytes, or minutes of orthogonal initialization. First each size
+    is checked against ``limits`` and against the non-empty tensors (a real
+    config's sizes all appear as their dimensions); then the model is built
+    on the ``meta`` device, which allocates nothing, and its tensors' names,
+    shapes and dtypes must be the file's.
+    """
+    _check_sizes(model_config, tensors, limits)
+    # Without input_shape: saved layers record their sizes, and no trace runs (it would take time, and
+    # an Embedding's id check cannot run on meta tensors).
+    shadow_config = {k: v for k, v in model_config.items() if k != "input_shape"}
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # initializers draw nothing from the real RNG
+        shadow = _build(shadow_config, folder)
+    _check_tensors(tensors, shadow.state_dict(), "model.safetensors")
+
+
 # Config keys that size a weight: each must be a dimension of some tensor in model.safetensors.
 _SIZE_KEYS = ("units", "input_size", "input_dim", "output_dim")
-MAX_TIME_STEPS = 100_000  # a fixed time axis in a config is traced once when the model is built
 
 
-def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """Refuse a config whose sizes the weights file does not back, before building anything.
+def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor], limits: Limits) -> None:
+    """Every size in the config within ``limits`` and backed by a dimension of a non-empty tensor.
 
-    Building allocates and initializes every weight and traces ``input_shape``
-    once, so a config from a stranger could otherwise ask for terabytes or a
-    billion time steps. A real config's sizes all appear as tensor dimensions.
+    An empty tensor costs nothing to store, so a ``(20000, 0)`` tensor backs no size.
     """
-    largest = max((d for t in tensors.values() for d in t.shape), default=0)
+    largest = max((d for t in tensors.values() if t.numel() for d in t.shape), default=0)
 
     def walk(node, where):
         if isinstance(node, dict):
             for k, v in node.items():
-                if k in _SIZE_KEYS and isinstance(v, int) and not isinstance(v, bool) and v > largest:
-                    raise ValueError(f"config.json: {where}{k}={v} is larger than any tensor in model.safetensors "
-                                     f"(largest dimension {largest}); the config does not describe these weights")
+                if k in _SIZE_KEYS and isinstance(v, int) and not isinstance(v, bool):
+                    if v > limits.max_size:
+                        raise ValueError(f"config.json: {where}{k}={v} is more than Limits.max_size={limits.max_size}")
+                    if v > largest:
+                        raise ValueError(f"config.json: {where}{k}={v} is larger than any tensor in model.safetensors "
+                                         f"(largest dimension of a non-empty tensor {largest}); the config does not "
+                                         "describe these weights")
                 walk(v, f"{where}{k}.")
         elif isinstance(node, list):
             for i, v in enumerate(node):
                 walk(v, f"{where}{i}.")
 
     walk(model_config.get("layers"), "layers.")
-    _check_input_layers(model_config.get("layers"), largest)
+    _check_input_layers(model_config.get("layers"), limits)
     shape = model_config.get("input_shape")
     if shape is None:
         return
@@ -211,23 +296,23 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor]) -> None:
             or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape)):
         raise ValueError(f"config.json: input_shape must be [time] or [time, features] with positive integers "
                          f"(time may be null), got {shape!r}")
-    if shape[0] is not None and shape[0] > MAX_TIME_STEPS:
-        raise ValueError(f"config.json: input_shape has {shape[0]} time steps, more than the {MAX_TIME_STEPS} a "
-                         "loaded model may trace; save the model with input_shape=(None, features)")
-    if len(shape) == 2 and shape[1] is not None and tensors and shape[1] > largest:
+    if shape[0] is not None and shape[0] > limits.max_steps:
+        raise ValueError(f"config.json: input_shape has {shape[0]} time steps, more than Limits.max_steps="
+                         f"{limits.max_steps} a loaded model may trace; save the model with input_shape=(None, features)")
+    if len(shape) == 2 and shape[1] is not None and (shape[1] > limits.max_size or tensors and shape[1] > largest):
         raise ValueError(f"config.json: input_shape has {shape[1]} features, larger than any tensor in "
-                         f"model.safetensors (largest dimension {largest})")
+                         f"model.safetensors (largest dimension {largest}) or Limits.max_size={limits.max_size}")
 
 
-def _check_input_layers(layers, largest: int) -> None:
-    """A functional config's ``Input`` shapes: building runs each layer once on zeros of that shape, so
-    refuse one with more than ``MAX_TIME_STEPS * largest`` values (issue 17)."""
+def _check_input_layers(layers, limits: Limits) -> None:
+    """A functional config's ``Input`` shapes (issue 17): building runs each layer once on zeros of that
+    shape, so each axis must be within ``limits.max_steps`` and the whole within ``limits.max_size``."""
     for spec in layers if isinstance(layers, list) else []:
         cfg = spec.get("config") if isinstance(spec, dict) else None
         if not isinstance(cfg, dict):
             continue
         if spec.get("class_name") == "Functional":
-            _check_input_layers(cfg.get("layers"), largest)
+            _check_input_layers(cfg.get("layers"), limits)
         shape = cfg.get("batch_shape") if spec.get("class_name") == "InputLayer" else None
         if shape is None:
             continue
@@ -238,9 +323,9 @@ def _check_input_layers(layers, largest: int) -> None:
         size = 1
         for d in dims:
             size *= d or 1
-        if size > MAX_TIME_STEPS * max(largest, 1):
+        if max((d or 1 for d in dims), default=1) > limits.max_steps or size > limits.max_size:
             raise ValueError(f"config.json: Input {str(spec.get('name'))[:40]!r} has shape {shape}, larger than a "
-                             f"loaded model may trace ({MAX_TIME_STEPS} x the largest tensor dimension {largest})")
+                             f"loaded model may trace (Limits.max_steps={limits.max_steps}, max_size={limits.max_size})")
 
 
 def _compile_from_config(model: Sequential, cc) -> None:
@@ -251,8 +336,8 @@ def _compile_from_config(model: Sequential, cc) -> None:
     if loss_cfg.get("name") not in LOSSES:
         raise ValueError(f"config.json: compile settings: unknown loss {loss_cfg.get('name')!r}; known: {sorted(LOSSES)}")
     options = {k: v for k, v in loss_cfg.items() if k != "name"}
-    if not all(isinstance(v, bool) for v in options.values()):
-        raise ValueError(f"config.json: compile settings: loss options must be true/false, got {options}")
+    if not all(isinstance(v, bool) or (type(v) in (int, float) and abs(v) < float("inf")) for v in options.values()):
+        raise ValueError(f"config.json: compile settings: loss options must be true/false or numbers, got {options}")
     metrics = cc.get("metrics")
     if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
         raise ValueError(f"config.json: compile settings: metrics must be a list of names, got {metrics!r}")

@@ -20,11 +20,15 @@ def tour(print_fn=print) -> None:
     torch.manual_seed(0)
     h, e, l, o = [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]  # noqa: E741
 
+    def rounded(t):
+        # Round in float64: float32's 4-decimal values print as -0.007499999832361937.
+        return t.detach().double().numpy().round(4).tolist()
+
     def show(title, x, outputs, *states):
         print_fn(f"\n## {title}\nx_data shape: {tuple(x.shape)}")
-        print_fn(f"outputs: {outputs.detach().numpy().round(4).tolist()}, shape: {tuple(outputs.shape)}")
+        print_fn(f"outputs: {rounded(outputs)}, shape: {tuple(outputs.shape)}")
         for name, s in zip(("states", "cell_states"), states):
-            print_fn(f"{name}: {s.detach().numpy().round(4).tolist()}, shape: {tuple(s.shape)}")
+            print_fn(f"{name}: {rounded(s)}, shape: {tuple(s.shape)}")
 
     x = np.array([[h]], dtype=np.float32)
     show("SimpleRNNCell + RNN, one step", x, *RNN(SimpleRNNCell(2), return_sequences=True, return_state=True)(x))

@@ -1,4 +1,4 @@
-"""The seeds' jobs as ready datasets, and the model each one trains.
+"""The seeds' jobs as ready datasets, the model each one trains, and trained runs in Python.
 
 Every task returns a ``Task``: train/test arrays, the loss and metrics it
 is trained with, the output layer it needs and the presets that train it
@@ -12,55 +12,17 @@ reads a user's own file instead.
     model = build_model(task, cell="gru", units=128)
     model.compile(learning_rate=task.presets["lr"], loss=task.loss, metrics=task.metrics)
     model.fit(task.x_train, task.y_train, epochs=task.presets["epochs"])
+
+A run directory written by ``rnnkit train`` loads back with its task:
+
+    run = load_run("runs/t")
+    print(run.sample(prime="The ", length=300, temperature=0.7, seed=1))   # text: a string
+    run.predict(x)                                                          # the model's outputs
 """
 
-from __future__ import annotations
-
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
-from ..model import Sequential
-from . import digits, hello, series, text
+from .registry import CELLS, TASKS, build_model, load_task
+from .run import Run, load_run, read_array, task_config
 from .task import SampleOptions, Task, TaskSpec
 
-__all__ = ["CELLS", "TASKS", "SampleOptions", "Task", "TaskSpec", "build_model", "load_task"]
-
-CELLS = {"simple": SimpleRNN, "gru": GRU, "lstm": LSTM}
-
-# Every task, once, in the order the command line lists them.
-TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (hello.SPEC, digits.SPEC, series.SPEC, text.SPEC)}
-
-
-def load_task(name: str, data=None, seed: int = 0) -> Task:
-    """Build the task ``name`` (a key of ``TASKS``); ``data`` is a path for digits (MNIST) and text."""
-    if name not in TASKS:
-        raise ValueError(f"task: unknown task {name!r}; expected one of {list(TASKS)}")
-    spec = TASKS[name]
-    if data is not None and spec.data_help is None:
-        raise ValueError(f"data: the {name} task generates its own data and takes no --data file")
-    return spec.load(data=data, seed=seed)
-
-
-def build_model(task: Task, cell: str = "gru", units: int = 64, layers: int = 1, bidirectional: bool = False,
-                dropout: float = 0.0) -> Sequential:
-    """``[Embedding] -> recurrent layers -> [Dropout] -> Dense head``, shaped for ``task``.
-
-    Stacked layers return sequences to the next; the last one returns
-    sequences only for a seq-to-seq task. The head is a ``Dense`` on the
-    last axis, so for sequences it projects every step (seed 003's output
-    projection).
-    """
-    if cell not in CELLS:
-        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-        raise ValueError(f"layers: expected an integer >= 1, got {layers!r}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout: expected a rate in [0, 1), got {dropout!r}")
-    model = Sequential(name=f"{task.name}_model", input_shape=task.input_shape)
-    if task.vocab_size is not None:
-        model.add(Embedding(task.vocab_size, min(64, 4 * task.vocab_size)))
-    for i in range(layers):
-        rnn = CELLS[cell](units, return_sequences=task.sequence_output or i < layers - 1)
-        model.add(Bidirectional(rnn) if bidirectional else rnn)
-    if dropout:
-        model.add(Dropout(dropout))
-    model.add(Dense(task.output_units, activation=task.output_activation))
-    return model
+__all__ = ["CELLS", "TASKS", "Run", "SampleOptions", "Task", "TaskSpec", "build_model", "load_run", "load_task",
+           "read_array", "task_config"]

@@ -51,4 +51,4 @@ def headline(metrics: dict) -> tuple[str, str]:
     return f"predicts {metrics['predicted']!r} (target 'ello')", "'llll' (always 'l'): accuracy 0.50"
 
 
-SPEC = TaskSpec(name="hello", load=load, quick={"units": 8, "epochs": 60}, report=report, headline=headline)
+SPEC = TaskSpec(name="hello", load=load, presets=PRESETS, quick={"units": 8, "epochs": 60}, report=report, headline=headline)

@@ -11,6 +11,8 @@ touches them, so the test windows were never seen, even in part.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -105,21 +107,37 @@ def report(task: Task, model, test: dict, run_dir, print_fn) -> dict:
             "generated_mse_first_10": float(((gen[:10] - signal(t_gen[:10])) ** 2).mean())}
 
 
-def sample_run(model, info: dict, options: SampleOptions, print_fn) -> None:
-    """``options.length`` values generated after the 20-step window starting at ``options.start``, beside the truth."""
-    start = info["generate_from"] if options.start is None else options.start
-    window, _ = windows(np.array([float(start)]))
-    gen = generate(model, window[0], options.length)[0, :, 0]
-    t = start + (info["steps"] + np.arange(options.length)) * RESOLUTION
-    print_fn("t\tgenerated\ttrue")
-    for ti, g in zip(t, gen):
-        print_fn(f"{ti:.1f}\t{g:.4f}\t{signal(ti):.4f}")
+def sample_run(model, info: dict, options: SampleOptions) -> dict[str, np.ndarray]:
+    """``options.length`` values (default 30) generated after the 20-step window starting at ``options.start``.
+
+    Returns ``{"t", "generated", "true"}`` (arrays of that length). Warns
+    (``UserWarning``) when the window or the continuation leaves the
+    training data's time range: there the signal's amplitude grows past
+    anything the model saw, and what it generates means little.
+    """
+    start = float(info["generate_from"] if options.start is None else options.start)
+    if not np.isfinite(start):
+        raise ValueError(f"start: expected a finite time, got {options.start!r}")
+    length = options.length or 30
+    window, _ = windows(np.array([start]))
+    t = start + (info["steps"] + np.arange(length)) * RESOLUTION
+    if start < T_MIN or t[-1] > T_MAX:
+        warnings.warn(f"series: t from {start:g} to {t[-1]:.1f} leaves the training data's range "
+                      f"[{T_MIN:g}, {T_MAX:g}]; the model extrapolates, and its values there mean little",
+                      UserWarning, stacklevel=2)
+    return {"t": t, "generated": generate(model, window[0], length)[0, :, 0], "true": signal(t)}
+
+
+def show_sample(result: dict, options: SampleOptions) -> str:  # noqa: ARG001 - every option is in the result
+    rows = [f"{t:.1f}\t{g:.4f}\t{y:.4f}" for t, g, y in zip(result["t"], result["generated"], result["true"])]
+    return "\n".join(["t\tgenerated\ttrue", *rows])
 
 
 def headline(metrics: dict) -> tuple[str, str]:
     return f"test MSE {metrics['test']['loss']:.4f}", f"persistence MSE {metrics['baseline']['persistence_mse']:.4f}"
 
 
-SPEC = TaskSpec(name="series", load=load, quick={"units": 16, "epochs": 1}, report=report, sample=sample_run,
-                sample_help={"length": "values", "start": "start time of the 20-step window to continue"},
+SPEC = TaskSpec(name="series", load=load, presets=PRESETS, quick={"units": 16, "epochs": 1}, report=report,
+                sample=sample_run, show_sample=show_sample,
+                sample_help={"length": "values (default 30)", "start": "start time of the 20-step window to continue"},
                 headline=headline)

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The settings a run is trained with: every task's presets give them, and config.json's task section keeps them.
+SETTINGS = ("cell", "units", "layers", "bidirectional", "dropout", "epochs", "batch_size", "lr", "optimizer",
+            "clipnorm")
+
 
 @dataclass
 class Task:
@@ -47,9 +51,9 @@ class Task:
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """The ``rnnkit sample`` flags; each task reads the ones it uses."""
+    """The ``rnnkit sample`` flags; each task reads the ones it uses (length None: the task's default)."""
 
-    length: int = 200
+    length: int | None = None
     temperature: float = 1.0
     prime: str = "The "
     start: float | None = None
@@ -61,15 +65,17 @@ class TaskSpec:
     """A task as the command line sees it.
 
     load(data=None, seed=0) -> Task.
+    presets: the settings ``load`` gives without ``data`` (shown by ``--help``).
     quick: settings that train in seconds, for tests and a first look.
     report(task, model, test, run_dir, print_fn) -> dict: after training or
     ``evaluate``, print the test scores ``test`` next to a baseline and
     return the results to store (baseline, predictions); draw plots into
     ``run_dir`` unless it is None.
     data_help: what ``--data`` reads; None when the task makes its own data.
-    sample(model, info, options, print_fn): what ``rnnkit sample`` prints
-    for a run of this task (``info`` is ``Task.info`` from its config.json);
-    None when the task does not generate.
+    sample(model, info, options) -> result: what the model generates for a
+    run of this task (``info`` is ``Task.info`` from its config.json); None
+    when the task does not generate. show_sample(result, options) -> str:
+    that result as ``rnnkit sample`` prints it.
     sample_help: flag name -> help, for the ``SampleOptions`` it reads.
     headline(metrics) -> (result, baseline): the task's row in the demo's
     table; None keeps the task out of the demo.
@@ -77,9 +83,11 @@ class TaskSpec:
 
     name: str
     load: Callable
+    presets: dict
     quick: dict
     report: Callable
     data_help: str | None = None
     sample: Callable | None = None
+    show_sample: Callable | None = None
     sample_help: dict = field(default_factory=dict)
     headline: Callable | None = None

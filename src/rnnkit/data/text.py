@@ -124,13 +124,17 @@ def report(task: Task, model, test: dict, run_dir, print_fn) -> dict:  # noqa: A
     return {"baseline": {"unigram_loss": unigram}, "sample": said}
 
 
-def sample_run(model, info: dict, options: SampleOptions, print_fn) -> None:
-    """The prime and ``options.length`` characters sampled after it."""
-    print_fn(options.prime + sample(model, info["vocab"], prime=options.prime, length=options.length,
-                                    temperature=options.temperature, seed=options.seed))
+def sample_run(model, info: dict, options: SampleOptions) -> str:
+    """``options.length`` characters (default 200) sampled after ``options.prime``."""
+    return sample(model, info["vocab"], prime=options.prime, length=options.length or 200,
+                  temperature=options.temperature, seed=options.seed)
 
 
-SPEC = TaskSpec(name="text", load=load, quick={"units": 16, "epochs": 1}, report=report,
-                data_help="a UTF-8 text file", sample=sample_run,
-                sample_help={"length": "characters", "temperature": "sampling temperature (>= 0.001)",
+def show_sample(result: str, options: SampleOptions) -> str:
+    return options.prime + result
+
+
+SPEC = TaskSpec(name="text", load=load, presets=PRESETS, quick={"units": 16, "epochs": 1}, report=report,
+                data_help="a UTF-8 text file", sample=sample_run, show_sample=show_sample,
+                sample_help={"length": "characters (default 200)", "temperature": "sampling temperature (>= 0.001)",
                              "prime": "the characters to start from", "seed": "sampling seed"})

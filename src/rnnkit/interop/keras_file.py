@@ -23,15 +23,28 @@ already in rnnkit's layout (rnnkit uses Keras's), so they load unchanged.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, SimpleRNN, TimeDistributed
+from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
+from ..layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    RepeatVector,
+    SimpleRNN,
+    TimeDistributed,
+)
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
@@ -39,11 +52,8 @@ from ..rnn import RNN
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
-    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
 )
-
-_MAX_CONFIG_BYTES = 16 * 2**20  # a config is a few kB; refuse to inflate a zip bomb into memory
-
 
 def _h5py():
     try:
@@ -187,6 +197,8 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str)
             _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
             mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name,
         )
+    if class_name == "RepeatVector":
+        return RepeatVector(_get(cfg, "n", int, where), name=name)
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
@@ -265,8 +277,12 @@ def _input_shape(class_name: str, cfg: dict, spec: dict, where: str):
     return tuple(shape[1:])
 
 
-def model_from_config(config: dict) -> tuple[Sequential, list[tuple[Any, str]]]:
-    """An rnnkit Sequential from a Keras ``config.json`` and the weights path of each layer."""
+def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential, list[tuple[Any, str]]]:
+    """An rnnkit Sequential from a Keras ``config.json`` and the weights path of each layer.
+
+    ``trace``: build the model once over the recorded input shape (for its
+    summary); off for the shape check on the meta device.
+    """
     class_name, cfg = _layer_spec(config, "config.json")
     if class_name != "Sequential":
         raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential models")
@@ -288,7 +304,7 @@ def model_from_config(config: dict) -> tuple[Sequential, list[tuple[Any, str]]]:
         features = _output_size(layer, features)
     if not paths:
         raise ValueError("config.json: the Sequential has no layers")
-    if shape is not None and all(d is not None for d in shape):
+    if trace and shape is not None and all(d is not None for d in shape):
         model.build(shape)  # the summary's output shapes
     return model, paths
 
@@ -327,21 +343,20 @@ def _vars_groups(layer, path: str) -> list[tuple[Any, str]]:
 
 
 def _read_array(group, key: str, where: str) -> np.ndarray:
-    """One dataset, refusing links to other files and virtual or non-float data."""
-    h5py = _h5py()
-    link = group.get(key, getlink=True)
-    if not isinstance(link, h5py.HardLink):
-        raise ValueError(f"{where}/{key}: is a {type(link).__name__}; only plain datasets inside the file are read")
+    """One dataset, after its shape was checked (``_load_weights``) and its storage (``_check_layout``)."""
     ds = group[key]
-    if not isinstance(ds, h5py.Dataset) or ds.is_virtual or ds.external:
-        raise ValueError(f"{where}/{key}: expected a dataset stored in the file")
     if ds.dtype.kind != "f":
-        raise ValueError(f"{where}/{key}: expected floating-point weights, got dtype {ds.dtype}")
+        raise ValueError(f"weights: {where}/{key}: expected floating-point weights, got dtype {ds.dtype}")
     return np.asarray(ds[()])
 
 
-def _load_weights(h5, paths: list[tuple[Any, str]]) -> None:
-    """Copy every layer's vars from the open h5 file; every weighted group must be used."""
+def _load_weights(h5, paths: list[tuple[Any, str]], read: bool = True) -> None:
+    """Copy every layer's vars from the open h5 file; every weighted group must be used.
+
+    With ``read=False`` only the groups, names and shapes are checked (for a
+    model built on the meta device, before the real one is built).
+    """
+    h5py = _h5py()
     used = set()
     for layer, path in paths:
         for owner, vars_path in _vars_groups(layer, path):
@@ -350,25 +365,32 @@ def _load_weights(h5, paths: list[tuple[Any, str]]) -> None:
             if group is None:
                 if not expected:
                     continue
+                layers = h5.get("layers")
                 raise ValueError(
                     f"weights: no group {vars_path!r} for layer {owner.name!r} ({type(owner).__name__}); the file "
-                    f"has layers {sorted(h5['layers'].keys()) if 'layers' in h5 else []}"
+                    f"has layers {sorted(layers.keys()) if isinstance(layers, h5py.Group) else []}"
                 )
+            if not isinstance(group, h5py.Group):
+                raise ValueError(f"weights: {vars_path!r} is a {type(group).__name__}; expected a group of vars")
             keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
             if keys != [str(i) for i in range(len(expected))]:
                 raise ValueError(
-                    f"weights: {vars_path!r} holds {keys} but layer {owner.name!r} ({type(owner).__name__}) has "
+                    f"weights: {vars_path!r} holds {keys[:20]} but layer {owner.name!r} ({type(owner).__name__}) has "
                     f"{len(expected)} weights {[tuple(w.shape) for w in expected]}"
                 )
-            arrays = [_read_array(group, k, vars_path) for k in keys]
-            try:
-                owner.set_weights(arrays)
-            except ValueError as e:
-                raise ValueError(f"weights: {vars_path!r}: {e}") from e
+            for k, w in zip(keys, expected):
+                if not isinstance(group[k], h5py.Dataset) or tuple(group[k].shape) != tuple(w.shape):
+                    raise ValueError(f"weights: {vars_path}/{k}: layer {owner.name!r} ({type(owner).__name__}) "
+                                     f"expects shape {tuple(w.shape)}, the file has {getattr(group[k], 'shape', None)}")
+            if read:
+                arrays = [_read_array(group, k, vars_path) for k in keys]
+                try:
+                    owner.set_weights(arrays)
+                except ValueError as e:
+                    raise ValueError(f"weights: {vars_path!r}: {e}") from e
             used.add(vars_path)
     # Weights the model did not take mean the file describes another model.
     unused = []
-    h5py = _h5py()
 
     def visit(name, obj):
         if isinstance(obj, h5py.Group) and name.startswith("layers/") and name.endswith("/vars") and name not in used:
@@ -377,50 +399,167 @@ def _load_weights(h5, paths: list[tuple[Any, str]]) -> None:
 
     h5.visititems(visit)
     if unused:
-        raise ValueError(f"weights: the file has weights under {unused}, which the model has no layer for")
+        raise ValueError(f"weights: the file has weights under {unused[:20]}, which the model has no layer for")
+
+
+def _check_layout(h5, where: str, limits: Limits) -> int:
+    """Walk the whole HDF5 file before reading any data; the largest dimension of a non-empty dataset.
+
+    Every link must be a hard link inside the file (a soft or external link,
+    on a group or a dataset, is refused before it is followed); every object
+    a group or a numeric dataset stored in the file (not virtual, no
+    external storage) within ``limits``: object count, rank, bytes, and
+    chunks no bigger than the dataset (a reader allocates a whole chunk).
+    """
+    h5py = _h5py()
+    largest, count = 0, 0
+    todo = [(h5, "", 0)]
+    while todo:
+        group, name, depth = todo.pop()
+        if depth > 32:
+            raise ValueError(f"{where}: the HDF5 group {name or '/'} nests more than 32 levels deep")
+        for key in group:
+            path = f"{name}/{key}"
+            count += 1
+            if count > limits.max_tensors:
+                raise ValueError(f"{where}: the HDF5 file holds more than Limits.max_tensors={limits.max_tensors} "
+                                 "groups and datasets")
+            link = group.get(key, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                raise ValueError(f"{where}: {path}: is a {type(link).__name__}; only groups and datasets stored in "
+                                 "the file are read")
+            obj = group[key]
+            if isinstance(obj, h5py.Group):
+                todo.append((obj, path, depth + 1))
+                continue
+            if not isinstance(obj, h5py.Dataset):
+                raise ValueError(f"{where}: {path} is a {type(obj).__name__}; expected a group or a dataset")
+            if obj.is_virtual or obj.external:
+                raise ValueError(f"{where}: {path} keeps its data outside the file (virtual or external); refused")
+            if obj.dtype.kind not in "fiub" or obj.dtype.itemsize > 8:
+                raise ValueError(f"{where}: {path} has dtype {obj.dtype}; expected numbers")
+            shape = tuple(obj.shape or ())
+            if len(shape) > limits.max_rank:
+                raise ValueError(f"{where}: {path} has {len(shape)} dimensions, more than Limits.max_rank={limits.max_rank}")
+            nbytes = obj.dtype.itemsize * int(np.prod(shape, dtype=object))
+            if nbytes > limits.max_file_bytes:
+                raise ValueError(f"{where}: {path} declares shape {shape} ({nbytes} bytes), more than "
+                                 f"Limits.max_file_bytes={limits.max_file_bytes}")
+            if obj.chunks is not None and any(c > max(d, 1) for c, d in zip(obj.chunks, shape)):
+                raise ValueError(f"{where}: {path} has chunks {obj.chunks} larger than its shape {shape}")
+            if nbytes:
+                largest = max(largest, *shape)
+    return largest
+
+
+_SIZE_KEYS = ("units", "input_dim", "output_dim")
+
+
+def _check_sizes(config, largest: int, limits: Limits) -> None:
+    """Every size in a Keras config within ``limits`` and backed by a dimension of a non-empty dataset.
+
+    As in ``load_model``: a 2 kB file must not make the loader build a
+    20000-unit layer, or trace a billion time steps.
+    """
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in _SIZE_KEYS and type(v) is int and (v > limits.max_size or v > largest):
+                    raise ValueError(f"{where}.{k}: {v} is more than Limits.max_size={limits.max_size} or than any "
+                                     f"non-empty weight in the file (largest dimension {largest})")
+                if k in ("batch_shape", "batch_input_shape", "input_shape") and isinstance(v, list):
+                    if len(v) > 1 and type(v[1]) is int and v[1] > limits.max_steps:
+                        raise ValueError(f"{where}.{k}: {v[1]} time steps is more than Limits.max_steps="
+                                         f"{limits.max_steps} a loaded model may trace")
+                    if len(v) > 2 and type(v[-1]) is int and (v[-1] > limits.max_size or v[-1] > largest):
+                        raise ValueError(f"{where}.{k}: {v[-1]} features is more than Limits.max_size="
+                                         f"{limits.max_size} or than any non-empty weight in the file ({largest})")
+                walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk(config, "config.json")
 
 
 # ----------------------------------------------------------------- the entry
 
 
-def _open_h5(data: bytes | str, where: str):
+def _open_h5(source, where: str):
     h5py = _h5py()
     try:
-        return h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
-    except OSError as e:
-        raise ValueError(f"{where}: not a readable HDF5 file ({e})") from e
+        return h5py.File(source, "r")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{where}: not a readable HDF5 file ({e})") from None
 
 
-def _read_archive(path: str) -> tuple[dict, bytes]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"path: {path!r} is not a .keras (zip) archive: {e}") from e
-    with archive:
-        names = set(archive.namelist())
-        for required in ("config.json", "model.weights.h5"):
-            if required not in names:
-                raise ValueError(f"path: {path!r} has no {required} (it holds {sorted(names)}); expected a Keras 3 .keras file")
-        if "metadata.json" in names:
-            meta = _json(archive, "metadata.json", path)
-            version = meta.get("keras_version") if isinstance(meta, dict) else None
-            if isinstance(version, str) and not version.startswith("3."):
-                raise ValueError(f"path: {path!r} was written by Keras {version}; load_keras reads the Keras 3 format")
-        config = _json(archive, "config.json", path)
-        weights = archive.read("model.weights.h5")
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, limits: Limits, limit_name: str) -> bytes:
+    """One member's bytes, refusing one whose declared or inflated size is over ``limits.<limit_name>``."""
+    limit = getattr(limits, limit_name)
+    if info.file_size > limit:
+        raise over_limit(f"path: {path!r}: {info.filename}", "the archive", info.file_size, limits, limit_name)
+    chunks, total = [], 0
+    with archive.open(info) as f:
+        while total <= limit:  # streamed: a member that inflates past its declared size stops here
+            chunk = f.read(min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    if total > limit:
+        raise over_limit(f"path: {path!r}: {info.filename}", "the archive", total, limits, limit_name)
+    return b"".join(chunks)
+
+
+def _read_archive(path: str, limits: Limits) -> tuple[dict, bytes]:
+    """``(config, weights bytes)`` of a ``.keras`` archive, each member within ``limits`` before it is read."""
+    fd = open_regular(path, "path", inside=False)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(fd).st_size
+        if size > limits.max_file_bytes:
+            raise over_limit("path", path, size, limits, "max_file_bytes")
+        try:
+            archive = zipfile.ZipFile(f)
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"path: {path!r} is not a .keras (zip) archive: {e}") from None
+        with archive:
+            infos = archive.infolist()
+            if len(infos) > limits.max_tensors:
+                raise ValueError(f"path: {path!r} holds {len(infos)} members, more than Limits.max_tensors="
+                                 f"{limits.max_tensors}")
+            members = {}
+            for info in infos:
+                if info.filename in members:
+                    raise ValueError(f"path: {path!r} holds {info.filename!r} twice; a Keras file holds each member once")
+                members[info.filename] = info
+            for required in ("config.json", "model.weights.h5"):
+                if required not in members:
+                    raise ValueError(f"path: {path!r} has no {required} (it holds {sorted(members)[:20]}); expected a "
+                                     "Keras 3 .keras file")
+            if "metadata.json" in members:
+                meta = _json(archive, members["metadata.json"], path, limits)
+                version = meta.get("keras_version") if isinstance(meta, dict) else None
+                if isinstance(version, str) and not version.startswith("3."):
+                    raise ValueError(f"path: {path!r} was written by Keras {version}; load_keras reads the Keras 3 format")
+            config = _json(archive, members["config.json"], path, limits)
+            weights = _member(archive, members["model.weights.h5"], path, limits, "max_file_bytes")
     return config, weights
 
 
-def _json(archive: zipfile.ZipFile, member: str, path: str):
-    if archive.getinfo(member).file_size > _MAX_CONFIG_BYTES:
-        raise ValueError(f"path: {path!r}: {member} is over {_MAX_CONFIG_BYTES} bytes; not a Keras config")
+def _json(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, limits: Limits):
+    data = _member(archive, info, path, limits, "max_json_bytes")
     try:
-        return json.loads(archive.read(member).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"path: {path!r}: {member} is not valid JSON: {e}") from e
+        return loads_json(data, info.filename, "in the archive", limits)
+    except ValueError as e:
+        raise ValueError(f"path: {path!r}: {info.filename} is not valid JSON: {e}") from None
 
 
-def load_keras(path, model: Sequential | None = None) -> Sequential:
+# What a damaged archive or HDF5 file raises from zipfile, zlib and h5py; each becomes a ValueError naming the file.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, RuntimeError, KeyError,
+                IndexError, AttributeError, OverflowError, RecursionError)
+
+
+def load_keras(path, model: Sequential | None = None, *, limits: Limits | None = None) -> Sequential:
     """An rnnkit ``Sequential`` from a Keras 3 file, reading it as data only.
 
     Args:
@@ -429,6 +568,9 @@ def load_keras(path, model: Sequential | None = None) -> Sequential:
         model: optional rnnkit ``Sequential`` to load the weights into. Its
             layers must follow the Keras model's classes and order (the
             file's weight groups are named after them); shapes are checked.
+        limits: ``rnnkit.files.Limits``, the bounds on what is read and built
+            (archive members, datasets, units, time steps); raise them for a
+            trusted file bigger than the defaults allow.
 
     Returns the model (built from ``config.json`` when ``model`` is None) in
     eval mode, like Keras's ``predict``; call ``.train()`` to fine-tune.
@@ -450,22 +592,43 @@ def load_keras(path, model: Sequential | None = None) -> Sequential:
             "model: not built yet, so its weights have no shapes; give it input_shape=(time, features) "
             "or call it once on data"
         )
+    limits = check_limits(limits)
+    if not path.endswith((".keras", ".h5")):
+        raise ValueError(f"path: expected a .keras archive or a .weights.h5 file, got {path!r}")
+    if path.endswith(".h5") and model is None:
+        raise ValueError(
+            f"model: {path!r} holds only weights; pass the rnnkit model to load them into, "
+            "e.g. load_keras(path, model=...)"
+        )
+    try:
+        return _load(path, model, limits)
+    except _READ_ERRORS as e:
+        raise ValueError(f"path: {path!r} cannot be read as a Keras file ({type(e).__name__}: {e})") from None
+
+
+def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential:
     if path.endswith(".keras"):
-        config, weights = _read_archive(path)
+        config, weights = _read_archive(path, limits)
+        h5 = _open_h5(io.BytesIO(weights), path)
+    else:
+        config = None
+        fd = open_regular(path, "path", inside=False)
+        try:
+            weights = read_fd(fd, "path", path, limits.max_file_bytes, limits, "max_file_bytes")
+        finally:
+            os.close(fd)
+        h5 = _open_h5(io.BytesIO(weights), path)
+    with h5:
+        largest = _check_layout(h5, path, limits)
         if model is None:
+            _check_sizes(config, largest, limits)
+            # Built first on the meta device (nothing allocated), so the file's shapes are checked
+            # before the real model spends time and memory on initial weights.
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                shadow, shadow_paths = model_from_config(config, trace=False)
+            _load_weights(h5, shadow_paths, read=False)
             model, paths = model_from_config(config)
         else:
             paths = _keras_paths(model)
-        source = weights
-    elif path.endswith(".h5"):
-        if model is None:
-            raise ValueError(
-                f"model: {path!r} holds only weights; pass the rnnkit model to load them into, "
-                "e.g. load_keras(path, model=...)"
-            )
-        paths, source = _keras_paths(model), path
-    else:
-        raise ValueError(f"path: expected a .keras archive or a .weights.h5 file, got {path!r}")
-    with _open_h5(source, path) as h5:
         _load_weights(h5, paths)
     return model.eval()

@@ -280,18 +280,39 @@ def _layer(g: _Graph, layer, x: str, where: str) -> str:
 
 
 def _example(model, example_input):
+    """``(layers, example)`` with the example checked: onnxruntime aborts the process on some inputs
+    (a batch of 0), so nothing reaches it that rnnkit has not checked first."""
     layers = list(model.layers) if isinstance(model, Sequential) else [model]
+    try:
+        x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(np.asarray(example_input))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"example_input: expected a tensor or an array, got {type(example_input).__name__} ({e})") from None
     if layers and isinstance(layers[0], Embedding):
-        ids = torch.as_tensor(np.asarray(example_input) if not isinstance(example_input, torch.Tensor) else example_input)
-        if ids.dim() != 2 or ids.is_floating_point():
-            raise ValueError(f"example_input: expected integer token ids (batch, time), got {ids.dtype} {tuple(ids.shape)}")
-        return layers, ids.long()
-    x = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(np.asarray(example_input))
-    if x.dim() != 3 or x.dtype != torch.float32:
+        if x.dim() != 2 or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(f"example_input: expected integer token ids (batch, time), got {x.dtype} {tuple(x.shape)}")
+        x = x.long()
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= layers[0].input_dim):
+            raise ValueError(f"example_input: expected token ids in [0, {layers[0].input_dim}), got "
+                             f"min {int(x.min())}, max {int(x.max())}")
+    elif x.dim() != 3 or x.dtype != torch.float32:
         raise ValueError(
             f"example_input: expected a float32 tensor (batch, time, features), got {x.dtype} {tuple(x.shape)}"
         )
+    elif not bool(torch.isfinite(x).all()):
+        raise ValueError("example_input: expected finite values (the check compares outputs), got NaN or infinity")
+    if 0 in x.shape:
+        raise ValueError(f"example_input: expected at least one sample, one time step and one feature, got shape "
+                         f"{tuple(x.shape)}")
     return layers, x
+
+
+def _check_tolerance(tolerance, check) -> None:
+    if not isinstance(check, bool):
+        raise TypeError(f"check: expected True or False, got {type(check).__name__}")
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool):
+        raise TypeError(f"tolerance: expected a number, got {type(tolerance).__name__}")
+    if not 0 <= tolerance < float("inf"):
+        raise ValueError(f"tolerance: expected a finite number >= 0, got {tolerance}")
 
 
 def _run_rnnkit(model, x):
@@ -344,8 +365,9 @@ def export_onnx(model, path, example_input, *, check: bool = True, tolerance: fl
     >>> [n.op_type for n in proto.graph.node if n.op_type == "LSTM"]
     ['LSTM']
     """
-    onnx = _onnx()
+    _check_tolerance(tolerance, check)
     layers, x = _example(model, example_input)
+    onnx = _onnx()
     if not layers:
         raise ValueError("model: the Sequential has no layers")
     for p in model.parameters():

@@ -18,7 +18,11 @@ The native kernels (``rnnkit._native``, built at install) cover
 ``reset_after``) and ``LSTMCell`` with tanh/sigmoid, stacks of them, masks,
 dropout masks, float32 and float64 on the CPU. An unmasked float32 LSTM
 without dropout goes to torch's own oneDNN LSTM instead (weights converted
-on the fly; faster here): ``assign_lstm_routes`` decides per cell. On CUDA,
+on the fly; faster here), except training calls of at least
+``NATIVE_TRAIN_MIN_STEPS`` steps and ``NATIVE_TRAIN_MIN_BATCH`` rows, where
+the native kernel was measured faster: ``assign_lstm_routes`` decides per
+cell. Small calls run on one thread (``native.runs_serial``; loops of
+small models: ``kernels.threads.one_thread_if_small``). On CUDA,
 ``torch_route`` sends unmasked LSTM, GRU (``reset_after=True``) and
 tanh/relu SimpleRNN layers without dropout to torch's fused RNN op (cuDNN),
 weights converted the same way. Anything else runs the reference loop and
@@ -58,10 +62,16 @@ def native_available() -> tuple[bool, str | None]:
     return native.IMPORT_ERROR is None, native.IMPORT_ERROR
 
 
+# TF1's MultiRNNCell(state_is_tuple=False) carries one concatenated state; the kernels take each cell's own.
+CONCATENATED_STATE = "a stack with one concatenated state (state_is_tuple=False) has no fused kernel"
+
+
 def plan_for(cell):
     """``(plan, description)``: the per-cell native plan, or ``(None, reason)``."""
     if native.IMPORT_ERROR is not None:
         return None, native.IMPORT_ERROR
+    if not getattr(cell, "state_is_tuple", True):
+        return None, CONCATENATED_STATE
     cells = list(cell.cells) if isinstance(cell, StackedRNNCells) else [cell]
     plan, names = [], []
     for k, c in enumerate(cells):
@@ -106,14 +116,49 @@ def native_route(cell, x, mask, dropout):
             f"the native kernel): {what}"
         )
     else:
-        reason = f"fused native kernel: {what}, {x.dtype}"
+        reason = f"fused native kernel: {what}, {x.dtype}; {threads_note(routed, x.shape[0])}"
+        if any(code == native.LSTM for _, code, _, _ in routed) and native_trains_faster(x) and mask is None:
+            reason += (f"; training >= {NATIVE_TRAIN_MIN_STEPS} steps at batch >= {NATIVE_TRAIN_MIN_BATCH}: "
+                       "faster than oneDNN's LSTM")
         reason += f"; {bf16_status()}" if bf16_autocast(x) else ""
     return FusedKernel(name, routed, stacked), reason
+
+
+def threads_note(routed, batch: int) -> str:
+    """How the native cells of ``routed`` use torch's threads at ``batch`` rows (``native.runs_serial``)."""
+    threads = torch.get_num_threads()
+    if threads < 2:
+        return "one thread (torch.get_num_threads() == 1)"
+    cells = [(code, c.units) for c, code, _, route in routed if route == "native"]
+    serial = [native.runs_serial(code, batch, units) for code, units in cells]
+    work = max(batch * units * units * GATES[code] for code, units in cells)
+    if all(serial):
+        return f"one thread (small work: {work:,} multiply-adds per step < {native.serial_work():,})"
+    if any(serial):
+        return f"{threads} threads for the cells from {native.serial_work():,} multiply-adds per step, one below"
+    return f"{threads} threads ({work:,} multiply-adds per step)"
+
+
+# gates per cell code: G = GATES[code] * units
+GATES = {native.SIMPLE: 1, native.GRU_AFTER: 3, native.GRU_BEFORE: 3, native.LSTM: 4}
 
 
 # oneDNN costs 0.2-0.4 ms of setup per call (weights reordered each time): measured slower than the
 # native kernel for 1 step, faster from 32 steps at batch 1 to 128 (docs/performance.md).
 ONEDNN_MIN_STEPS = 16
+
+# Training from 100 steps, the native kernel (weights packed once per sequence) beats oneDNN's
+# LSTM: process CPU time / torch.nn.LSTM at batch 32, 256 units, one thread, 2026-11-29: native
+# 0.90 / 0.88 / 0.84 / 0.81 at 100 / 250 / 500 / 1,000 steps, oneDNN 1.00 / 0.98 / 1.03 / 1.04; at
+# batch 64, 512 units, 100 steps 1.05 against 1.07; oneDNN wins at 28 steps (batch 128) and at
+# batch 1 (docs/performance.md).
+NATIVE_TRAIN_MIN_STEPS = 100
+NATIVE_TRAIN_MIN_BATCH = 32
+
+
+def native_trains_faster(x) -> bool:
+    """A training call (grad on) long and wide enough for the native LSTM to beat oneDNN's."""
+    return torch.is_grad_enabled() and x.shape[1] >= NATIVE_TRAIN_MIN_STEPS and x.shape[0] >= NATIVE_TRAIN_MIN_BATCH
 
 
 # SimpleRNN activations cuDNN has (torch's rnn_tanh / rnn_relu)
@@ -136,6 +181,8 @@ def torch_route(cell, x, mask, dropout):
     the reference loop and says why.
     """
     where = x.device.type.upper()
+    if not getattr(cell, "state_is_tuple", True):
+        return None, f"{where}: reference loop ({CONCATENATED_STATE})"
     stacked = isinstance(cell, StackedRNNCells)
     cells = list(cell.cells) if stacked else [cell]
     plan, names = [], []
@@ -161,7 +208,9 @@ def assign_lstm_routes(plan, x, mask, dropout, stacked):
 
     An LSTM cell goes to torch's oneDNN LSTM where that applies and was
     measured faster: no mask, no dropout on that cell, float32, at least
-    ``ONEDNN_MIN_STEPS`` steps. Every other cell runs the native kernel.
+    ``ONEDNN_MIN_STEPS`` steps, and not a training call of at least
+    ``NATIVE_TRAIN_MIN_STEPS`` steps and ``NATIVE_TRAIN_MIN_BATCH`` rows
+    (``native_trains_faster``). Every other cell runs the native kernel.
     """
     drops = dropout if stacked and dropout is not None else (dropout,) * len(plan)
     onednn = (
@@ -170,6 +219,7 @@ def assign_lstm_routes(plan, x, mask, dropout, stacked):
         and x.shape[1] >= ONEDNN_MIN_STEPS
         and native.onednn_lstm_available()
         and not bf16_autocast(x)  # the native kernel keeps a float32 state under autocast
+        and not native_trains_faster(x)
     )
     return [
         (c, code, act, "onednn" if onednn and code == native.LSTM and d is None else "native")

@@ -34,6 +34,13 @@ except ImportError as exc:  # built without a compiler, or a torch ABI mismatch
 else:
     IMPORT_ERROR = None
 
+# Blocks of at least this many rows multiply each step against the recurrent kernel packed once per
+# sequence (MKL's sgemm_pack; csrc "packed weights"); fewer rows call sgemm unpacked. Measured in
+# docs/performance.md ("The LSTM on the issue's shapes"): 5-10% faster from 32 rows, slower at 1 row.
+PACK_MIN_ROWS = 16
+if _native is not None:
+    _native.set_pack_min_rows(PACK_MIN_ROWS)
+
 # Codes shared with csrc/rnnkit_native.cpp.
 SIMPLE, GRU_AFTER, GRU_BEFORE, LSTM = 0, 1, 2, 3
 SIMPLE_ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
@@ -102,6 +109,37 @@ class SequenceFunction(torch.autograd.Function):
             gates, rh,
         )
         return None, None, None, None, dx, dW, db_in, dU, db_rec, dh0, dc0, None, None
+
+
+def set_serial_work(work: int) -> int:
+    """Run native calls below ``work`` multiply-adds per step on one thread; returns the previous threshold.
+
+    A step's work is its recurrent product, ``batch * units * G`` with ``G =
+    gates * units`` (1, 3 or 4 gates). Below the threshold a call runs on the
+    calling thread alone (no fan-out per step, MKL on one thread): splitting
+    such small steps gains little on an idle machine and, when other processes
+    keep the cores busy, every per-step barrier waits for the scheduler
+    (docs/performance.md, "Small work"). ``0`` always splits when torch has
+    threads; a huge value never does.
+
+    >>> previous = set_serial_work(0)
+    >>> _ = set_serial_work(previous)
+    """
+    if isinstance(work, bool) or not isinstance(work, int) or work < 0:
+        raise ValueError(f"work: expected an integer >= 0 (multiply-adds per step), got {work!r}")
+    return _native.set_serial_work(work)
+
+
+def serial_work() -> int:
+    """The threshold ``set_serial_work`` sets: multiply-adds per step below which a call runs on one thread."""
+    work = _native.set_serial_work(0)
+    _native.set_serial_work(work)
+    return work
+
+
+def runs_serial(code: int, batch: int, units: int) -> bool:
+    """Whether a native call of cell ``code`` at ``batch`` rows and ``units`` runs on the calling thread alone."""
+    return _native.runs_serial(code, batch, units)
 
 
 def onednn_lstm_available() -> bool:

@@ -62,8 +62,13 @@ class Stepper:
         # GRU reset_after bias as the cell keeps it, (input, recurrent) rows, and splits it.
         bias = params.get("bias")
         if code == native.LSTM:
+            if not isinstance(state, tuple) or len(state) != 2:  # issue 15: was an IndexError
+                raise ValueError(f"state: an LSTM step takes (h, c), got {type(state).__name__} "
+                                 f"of {len(state) if isinstance(state, (tuple, list)) else 1}")
             h, c = self._step(code, self._act, x_t, kernel, bias, params["recurrent_kernel"], None, state[0], state[1])
             return h, LSTMState(h, c)
+        if not isinstance(state, torch.Tensor):
+            raise TypeError(f"state: a {type(self.cell).__name__} step takes one tensor h, got {type(state).__name__}")
         h, _ = self._step(code, self._act, x_t, kernel, bias, params["recurrent_kernel"], None, state, None)
         return h, h
 

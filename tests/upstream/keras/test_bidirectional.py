@@ -11,7 +11,6 @@ import pytest
 import rnnkit as rk
 from rnnkit import ops
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     case_params,
@@ -52,20 +51,20 @@ def test_basics_call(case):
     )
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.Bidirectional, BASICS[case][0]())
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape = BASICS[case]
     check_output_shape(rk.Bidirectional, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.Bidirectional, BASICS[case][0](), False)
@@ -124,7 +123,6 @@ def test_statefulness():
     assert_all_close(layer(sequence), expected, **TOL)
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_pass_initial_state``: forward h, c then backward h, c."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
@@ -161,7 +159,6 @@ def test_return_state():
     assert_all_close(c2, np.array([[0.2501858, 0.2501858], [0.941473, 0.941473]]), **TOL)
 
 
-@missing.OUTPUT_SHAPE
 def test_output_shape():
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_output_shape``: compute_output_shape matches the call."""
     x = np.array([[[101, 202], [303, 404]]])
@@ -181,7 +178,6 @@ def test_output_shape():
         assert tuple(out.shape) == tuple(shape)
 
 
-@missing.USE_CUDNN
 def test_keeps_use_cudnn():
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_keeps_use_cudnn``."""
     for rnn_class in [rk.GRU, rk.LSTM]:
@@ -195,8 +191,6 @@ def test_keeps_use_cudnn():
     assert not hasattr(bidi.backward_layer, "use_cudnn")
 
 
-@missing.USE_CUDNN
-@missing.SEEDED_INITIALIZERS
 @pytest.mark.parametrize("layer_cls", [rk.LSTM, rk.GRU], ids=["lstm", "gru"])
 def test_fused_matches_unfused(layer_cls):
     """Upstream ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_fused_lstm_matches_unfused`` and ``keras/src/layers/rnn/bidirectional_test.py::SimpleRNNTest::test_fused_gru_matches_unfused``."""

@@ -16,7 +16,6 @@ from .cells import RNNCellWithDropout
 from .layer_checks import check_call, check_config_round_trip, check_output_shape, check_supports_masking
 
 
-@missing.CELL_BUILT_FLAG
 def test_basics_call():
     """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: build, weight counts, call shapes in training, a training step."""
     check_call(
@@ -30,19 +29,16 @@ def test_basics_call():
     )
 
 
-@missing.FROM_CONFIG
 def test_basics_config():
     """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)})
 
 
-@missing.OUTPUT_SHAPE
 def test_basics_symbolic_shape():
     """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: the symbolic call's output shape."""
     check_output_shape(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)}, (3, 2, 4), (3, 5))
 
 
-@missing.MASKING_FLAG
 def test_basics_supports_masking():
     """Upstream ``keras/src/layers/rnn/dropout_rnn_cell_test.py::DropoutRNNCellTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, {"cell": RNNCellWithDropout(5, seed=1337)}, False)

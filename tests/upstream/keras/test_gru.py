@@ -9,7 +9,6 @@ import pytest
 
 import rnnkit as rk
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     case_params,
@@ -53,26 +52,26 @@ BASICS = {
     ),
 }
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_call(case):
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.GRU, **BASICS[case])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.GRU, BASICS[case]["init_kwargs"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.GRU, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.GRU, BASICS[case]["init_kwargs"], False)
@@ -117,7 +116,6 @@ def test_statefulness():
     assert_all_close(layer(sequence), expected)
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
@@ -128,7 +126,6 @@ def test_pass_initial_state():
     assert_all_close(output, np.array([[0.13486053, 0.23261218], [0.78257304, 0.9691353]]))
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_pass_return_state():
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_pass_return_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
@@ -163,8 +160,6 @@ def test_masking():
     assert_all_close(output, np.array([[0.11669192] * 2, [0.28380975] * 2]))
 
 
-@missing.FROM_CONFIG
-@missing.IMPLEMENTATION_ARG
 def test_legacy_implementation_argument():
     """Upstream ``keras/src/layers/rnn/gru_test.py::GRUTest::test_legacy_implementation_argument``: a config with ``implementation=0`` still loads."""
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")

@@ -9,7 +9,6 @@ import pytest
 
 import rnnkit as rk
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     case_params,
@@ -53,26 +52,26 @@ BASICS = {
     ),
 }
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_call(case):
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.LSTM, **BASICS[case])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.LSTM, BASICS[case]["init_kwargs"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.LSTM, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.LSTM, BASICS[case]["init_kwargs"], False)
@@ -91,7 +90,6 @@ def _lstm(units, **kwargs):
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
-@missing.IMPLEMENTATION_ARG
 @pytest.mark.parametrize("implementation", [1, 2])
 def test_correctness(implementation):
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_correctness``."""
@@ -119,7 +117,6 @@ def test_statefulness():
     assert_all_close(layer(sequence), expected, **TOL)
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
     """Upstream ``keras/src/layers/rnn/lstm_test.py::LSTMTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")

@@ -40,7 +40,7 @@ BASICS = {
 INPUT_SHAPE = (3, 2, 4)
 
 # Every case builds its cell through a build() that, as in Keras, does not set `built`.
-ALL_CASES = case_params(BASICS, also=[missing.CELL_BUILT_FLAG])
+ALL_CASES = case_params(BASICS)
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
@@ -57,26 +57,25 @@ def test_basics_call(case):
     )
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, BASICS[case][0]())
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape, _ = BASICS[case]
     check_output_shape(rk.RNN, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, BASICS[case][0](), False)
 
 
-@missing.OUTPUT_SHAPE
 def test_compute_output_shape_single_state():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_compute_output_shape_single_state``."""
     shape = np.ones((3, 4, 5)).shape
@@ -88,7 +87,6 @@ def test_compute_output_shape_single_state():
     assert out[0] == (3, 4, 8) and out[1] == (3, 8)
 
 
-@missing.OUTPUT_SHAPE
 def test_compute_output_shape_two_states():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_compute_output_shape_two_states``."""
     shape = np.ones((3, 4, 5)).shape
@@ -100,7 +98,6 @@ def test_compute_output_shape_two_states():
     assert out[0] == (3, 4, 8) and out[1] == (3, 8) and out[2] == (3, 8)
 
 
-@missing.OUTPUT_SHAPE
 def test_dynamic_shapes():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_dynamic_shapes``: unknown batch and time stay None."""
     shape = (None, None, 3)
@@ -144,7 +141,6 @@ def test_forward_pass_two_states():
     assert_all_close(state2, np.array([[9.0, 9.0]]))
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_passing_initial_state_single_state():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_passing_initial_state_single_state``."""
     sequence = np.ones((2, 3, 2))
@@ -156,7 +152,6 @@ def test_passing_initial_state_single_state():
     assert_all_close(state, np.array([[22.0, 22.0], [22.0, 22.0]]))
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_passing_initial_state_two_states():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_passing_initial_state_two_states``."""
     sequence = np.ones((2, 3, 2))
@@ -210,7 +205,6 @@ def test_go_backwards():
     assert_all_close(state, np.array([[954.0, 954.0], [3978.0, 3978.0]]))
 
 
-@missing.FROM_CONFIG
 @pytest.mark.parametrize("cell_cls", [TwoStatesRNNCell, OneStateRNNCell])
 def test_serialization(cell_cls):
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_serialization``: config round trip of an RNN around a custom cell."""
@@ -220,7 +214,6 @@ def test_serialization(cell_cls):
 
 
 @missing.INPUT_BATCH_SIZE
-@missing.STATEFUL_BATCH_MESSAGE
 def test_stateful_batch_size_mismatch_raises():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_stateful_batch_size_mismatch_raises``."""
     batch_size, timesteps, features = 4, 5, 3

@@ -9,7 +9,6 @@ import pytest
 
 import rnnkit as rk
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     case_params,
@@ -46,26 +45,26 @@ BASICS = {
 }
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_call(case):
     """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: build, weight counts, call shapes, losses, a training step."""
     check_call(rk.SimpleRNN, **BASICS[case])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.SimpleRNN, BASICS[case]["init_kwargs"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: the symbolic call's output shape."""
     c = BASICS[case]
     check_output_shape(rk.SimpleRNN, c["init_kwargs"], c["input_shape"], c["expected_output_shape"])
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {"regularizers": [missing.REGULARIZERS]}, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.SimpleRNN, BASICS[case]["init_kwargs"], False)
@@ -104,7 +103,6 @@ def test_statefulness():
     assert_all_close(layer(sequence), expected)
 
 
-@missing.NUMPY_INITIAL_STATE
 def test_pass_initial_state():
     """Upstream ``keras/src/layers/rnn/simple_rnn_test.py::SimpleRNNTest::test_pass_initial_state``."""
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")

@@ -10,7 +10,6 @@ import pytest
 
 import rnnkit as rk
 
-from . import missing
 from .cells import OneStateRNNCell, TwoStatesRNNCell
 from .layer_checks import (
     assert_all_close,
@@ -45,12 +44,7 @@ BASICS = {
 INPUT_SHAPE = (2, 3, 4)
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, {
-            "one_state": [missing.CELL_BUILT_FLAG, missing.CELL_OUTPUT_SIZE],
-            "one_state_sequences": [missing.CELL_BUILT_FLAG, missing.CELL_OUTPUT_SIZE],
-            "two_states": [missing.CELL_BUILT_FLAG],
-            "two_states_sequences": [missing.CELL_BUILT_FLAG],
-        }))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_call(case):
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: build, weight counts, call shapes, a training step."""
     make_kwargs, expected_shape, n_weights = BASICS[case]
@@ -64,26 +58,25 @@ def test_basics_call(case):
     )
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.FROM_CONFIG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_config(case):
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.RNN, BASICS[case][0]())
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.OUTPUT_SHAPE]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_symbolic_shape(case):
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: the symbolic call's output shape."""
     make_kwargs, expected_shape, _ = BASICS[case]
     check_output_shape(rk.RNN, make_kwargs(), INPUT_SHAPE, expected_shape)
 
 
-@pytest.mark.parametrize("case", case_params(BASICS, also=[missing.MASKING_FLAG]))
+@pytest.mark.parametrize("case", case_params(BASICS))
 def test_basics_supports_masking(case):
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.RNN, BASICS[case][0](), False)
 
 
-@missing.CELL_OUTPUT_SIZE
 def test_correctness_single_state_stack():
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_correctness_single_state_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
@@ -111,7 +104,6 @@ def test_correctness_single_state_stack():
     assert_all_close(state_2, last)
 
 
-@missing.NESTED_STACK_STATES
 def test_correctness_two_states_stack():
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_correctness_two_states_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
@@ -135,7 +127,6 @@ def test_correctness_two_states_stack():
     assert_all_close(state_2[1], np.array([[1572.0, 1572.0], [8772.0, 8772.0]]))
 
 
-@missing.CELL_OUTPUT_SIZE
 def test_statefullness_single_state_stack():
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_statefullness_single_state_stack``."""
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
@@ -152,8 +143,6 @@ def test_statefullness_two_states_stack():
     assert_all_close(layer(sequence), np.array([[136368.0, 136368.0], [692784.0, 692784.0]]))
 
 
-@missing.NESTED_STACK_STATES
-@missing.OUTPUT_SHAPE
 def test_return_state_stacked_lstm_cell():
     """Upstream ``keras/src/layers/rnn/stacked_rnn_cells_test.py::StackedRNNTest::test_return_state_stacked_lstm_cell``: states come back nested per cell."""
     layer = rk.RNN([rk.LSTMCell(10), rk.LSTMCell(10)], return_state=True)

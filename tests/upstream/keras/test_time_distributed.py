@@ -12,7 +12,6 @@ import torch
 
 import rnnkit as rk
 
-from . import missing
 from .layer_checks import (
     assert_all_close,
     check_call,
@@ -38,26 +37,21 @@ def test_basics_call():
     )
 
 
-@missing.FROM_CONFIG
 def test_basics_config():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: the get_config/from_config round trip."""
     check_config_round_trip(rk.TimeDistributed, _basics_kwargs())
 
 
-@missing.OUTPUT_SHAPE
 def test_basics_symbolic_shape():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: the symbolic call's output shape."""
     check_output_shape(rk.TimeDistributed, _basics_kwargs(), (3, 2, 4), (3, 2, 1))
 
 
-@missing.TIME_DISTRIBUTED_MASKING_FLAG
 def test_basics_supports_masking():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_basics``: ``supports_masking=False``."""
     check_supports_masking(rk.TimeDistributed, _basics_kwargs(), False)
 
 
-@missing.CONV2D
-@missing.OUTPUT_SHAPE
 def test_build():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_build`` (channels_last): Conv2D(64, 3x3) on every frame of a video."""
     layer = rk.TimeDistributed(rk.Conv2D(64, (3, 3)))
@@ -88,7 +82,6 @@ class MaskedDense(rk.Layer):
         return (unmasked.T * torch.as_tensor(mask).to(unmasked.dtype)).T
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_masking():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_masking``: the mask reaches the inner layer, step by step."""
     sequence = np.arange(24).reshape((3, 2, 4)).astype("float32")
@@ -98,7 +91,6 @@ def test_masking():
     assert_all_close(output, np.array([[[0], [0.22]], [[0.38], [0]], [[0.7], [0.86]]]))
 
 
-@missing.EMBEDDING_FLOAT_IDS
 def test_with_mask_zero():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_with_mask_zero``: one epoch of fit runs."""
     model = rk.Sequential(
@@ -118,7 +110,6 @@ def _dense_td():
     return rk.TimeDistributed(rk.Dense(units=5, activation="softmax"))
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_mismatched_timesteps():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_mismatched_timesteps``."""
     batch, timesteps, features = 4, 5, 3
@@ -130,7 +121,6 @@ def test_mask_validation_with_mismatched_timesteps():
         td(inputs, mask=np.ones((batch, timesteps + 1), dtype=bool))
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_mismatched_batch_size():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_mismatched_batch_size``."""
     batch, timesteps, features = 4, 5, 3
@@ -139,7 +129,6 @@ def test_mask_validation_with_mismatched_batch_size():
         td(np.zeros((batch, timesteps, features)), mask=np.ones((batch + 1, timesteps), dtype=bool))
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_correct_shape():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_correct_shape``: a (batch, time, 1) mask."""
     batch, timesteps, features = 4, 5, 3
@@ -147,7 +136,6 @@ def test_mask_validation_with_correct_shape():
     assert tuple(output.shape) == (batch, timesteps, 5)
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_3d_mask():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_3d_mask``."""
     batch, timesteps, features = 4, 5, 3
@@ -159,7 +147,6 @@ def test_mask_validation_with_3d_mask():
         td(inputs, mask=np.ones((batch, timesteps + 1, 2), dtype=bool))
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_none_mask():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_none_mask``: ``mask=None`` is accepted."""
     batch, timesteps, features = 4, 5, 3
@@ -167,7 +154,6 @@ def test_mask_validation_with_none_mask():
     assert tuple(output.shape) == (batch, timesteps, 5)
 
 
-@missing.TIME_DISTRIBUTED_MASK
 def test_mask_validation_with_both_batch_and_timesteps_mismatched():
     """Upstream ``keras/src/layers/rnn/time_distributed_test.py::TimeDistributedTest::test_mask_validation_with_both_batch_and_timesteps_mismatched``."""
     batch, timesteps, features = 4, 5, 3

@@ -7,9 +7,8 @@ tolerance. The rest are listed as duplicates in tests/upstream/tf1/README.md.
 """
 
 import numpy as np
-import pytest
 import torch
-from test_tf1_rnn_cell import NO_CONCAT_STATE, SEED, _bidirectional_static, _dynamic_equivalent_to_static, close, np_
+from test_tf1_rnn_cell import SEED, _bidirectional_static, _dynamic_equivalent_to_static, close, np_
 from tf1_helpers import Plus1RNNCell
 
 from rnnkit import v1
@@ -35,7 +34,6 @@ def test_rnntest_dropout():
         close(np_(d_v), np.ones_like(input_value))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_dynamic_equivalent_to_static_rnn():
     """core_rnn_test.py LSTMTest.testDynamicEquivalentToStaticRNN: bit-equal outputs, state and gradients, with and without lengths.
 
@@ -45,7 +43,6 @@ def test_lstmtest_dynamic_equivalent_to_static_rnn():
         _dynamic_equivalent_to_static(use_sequence_length, exact=True)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: no static_bidirectional_rnn; " + NO_CONCAT_STATE)
 def test_bidirectionalrnntest_bidirectional_rnn():
     """core_rnn_test.py BidirectionalRNNTest.testBidirectionalRNN: fw and bw outputs mirror bit for bit (lengths 2, 3)."""
     out, s_fw, s_bw = _bidirectional_static(use_sequence_length=True)
@@ -58,7 +55,6 @@ def test_bidirectionalrnntest_bidirectional_rnn():
     close(s_fw, s_bw)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: no static_bidirectional_rnn; " + NO_CONCAT_STATE)
 def test_bidirectionalrnntest_bidirectional_rnn_without_sequence_length():
     """core_rnn_test.py BidirectionalRNNTest.testBidirectionalRNNWithoutSequenceLength: full-length mirror, bit for bit."""
     out, s_fw, s_bw = _bidirectional_static(use_sequence_length=False)

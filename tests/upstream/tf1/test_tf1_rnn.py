@@ -21,7 +21,6 @@ def np_(t):
     return t.detach().cpu().numpy()
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: TF1's error wording for a non-vector sequence_length ('must be a vector')")
 def test_rnntest_invalid_sequence_length_shape():
     """rnn_test.py RNNTest.testInvalidSequenceLengthShape: dynamic_rnn rejects sequence_length [[4]]."""
     inputs = [torch.tensor(np.ones((3, 4)), dtype=torch.float32)]
@@ -29,7 +28,6 @@ def test_rnntest_invalid_sequence_length_shape():
         v1.dynamic_rnn(Plus1RNNCell(), torch.stack(inputs), dtype=torch.float32, sequence_length=[[4]])
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CELL_DTYPE + "; TF1's error wording ('RNN cell only supports floating')")
 def test_rnntest_invalid_dtype():
     """rnn_test.py RNNTest.testInvalidDtype: an integer cell dtype is refused for every cell class."""
     inputs = np.zeros((3, 4, 5), dtype=np.int32)
@@ -81,7 +79,6 @@ class UnbalancedOutputRNNCell(nn.Module):
         return (x_t, torch.cat((x_t, x_t), dim=-1)), state + 1
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: scalar (batch-free) cell states started from the cell's zero_state")
 def test_rnntest_scalar_state_is_accepted():
     """rnn_test.py RNNTest.testScalarStateIsAccepted: a scalar state counts the steps."""
     inputs = np.array([[[1], [2], [3], [4]]], dtype=np.float32)
@@ -90,7 +87,6 @@ def test_rnntest_scalar_state_is_accepted():
     np.testing.assert_array_equal(4, np_(state))
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: tuple (nested) cell outputs; scalar cell states from the cell's zero_state")
 def test_rnntest_unbalanced_output_is_accepted():
     """rnn_test.py RNNTest.testUnbalancedOutputIsAccepted: a pair of outputs of different sizes."""
     inputs = np.array([[[1], [2], [3], [4]]], dtype=np.float32)
@@ -101,7 +97,6 @@ def test_rnntest_unbalanced_output_is_accepted():
     np.testing.assert_array_equal(4, np_(state))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TF1_INITIAL_STATE)
 def test_rnntest_cell_get_initial_state():
     """rnn_test.py RNNTest.testCellGetInitialState: TF1's argument checks and the state taken from the inputs."""
     cell = v1.BasicRNNCell(5)
@@ -122,7 +117,6 @@ def test_rnntest_cell_get_initial_state():
     assert initial_state.dtype == inputs.dtype
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CELL_DTYPE + "; " + NO_TF1_INITIAL_STATE)
 def test_rnntest_cells_build():
     """rnn_test.py RNNTest.testCellsBuild: every cell builds in float32 and float64 and steps from its initial state."""
     for cell_class in (v1.BasicRNNCell, v1.BasicLSTMCell, v1.GRUCell, v1.LSTMCell):
@@ -135,7 +129,6 @@ def test_rnntest_cells_build():
             assert list(cell_output.shape) == [batch_size, out_size]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TF1_INITIAL_STATE)
 def test_rnntest_basic_lstm_cell_interchange_with_lstm_cell(tmp_path):
     """rnn_test.py RNNTest.testBasicLSTMCellInterchangeWithLSTMCell: a BasicLSTMCell checkpoint loads into LSTMCell.
 

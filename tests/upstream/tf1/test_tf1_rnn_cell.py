@@ -40,7 +40,6 @@ def lstm(num_units, fill, input_size, **kwargs):
 # ============================================================== RNNTest
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: TF1's error wording for a non-vector sequence_length ('must be a vector')")
 def test_rnntest_invalid_sequence_length_shape():
     """rnn_cell_test.py RNNTest.testInvalidSequenceLengthShape: a scalar sequence_length is rejected."""
     inputs = [torch.zeros(3, 4)]
@@ -109,7 +108,6 @@ def test_rnntest_dynamic_calculation():
 # ============================================================== LSTMTest
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: dtype= on cells (LSTMCell(10, dtype=...))")
 def test_lstmtest_dtype():
     """rnn_cell_test.py LSTMTest.testDType: the bias takes the cell's dtype, float32 by default."""
     cell = v1.LSTMCell(10)
@@ -129,7 +127,6 @@ def _static_lstm_outputs(cell, batch_size=2, input_size=5, max_length=8, dtype=t
     return input_value, outputs, state
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_no_proj_no_sharding():
     """rnn_cell_test.py LSTMTest.testNoProjNoSharding: a smoke run of LSTMCell(3) with a concatenated state."""
     np.random.seed(SEED)
@@ -139,7 +136,6 @@ def test_lstmtest_no_proj_no_sharding():
         assert list(out.shape) == [2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_cell_clipping():
     """rnn_cell_test.py LSTMTest.testCellClipping: cell_clip=0 keeps c at 0, so every output is 0."""
     np.random.seed(SEED)
@@ -169,7 +165,6 @@ class StateSaver:
         return state
 
 
-@pytest.mark.xfail(strict=True, reason=NO_STATE_SAVER + "; " + NO_CONCAT_STATE)
 def test_lstmtest_no_proj_no_sharding_simple_state_saver():
     """rnn_cell_test.py LSTMTest.testNoProjNoShardingSimpleStateSaver: the saved state is the last state."""
     np.random.seed(SEED)
@@ -183,7 +178,6 @@ def test_lstmtest_no_proj_no_sharding_simple_state_saver():
     np.testing.assert_array_equal(np_(state), np_(saver.saved_state["save_lstm"]))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_STATE_SAVER)
 def test_lstmtest_no_proj_no_sharding_tuple_state_saver():
     """rnn_cell_test.py LSTMTest.testNoProjNoShardingTupleStateSaver: c and m saved under their names."""
     np.random.seed(SEED)
@@ -199,7 +193,6 @@ def test_lstmtest_no_proj_no_sharding_tuple_state_saver():
     np.testing.assert_array_equal(last_and_saved[:2], last_and_saved[2:])
 
 
-@pytest.mark.xfail(strict=True, reason=NO_STATE_SAVER)
 def test_lstmtest_no_proj_no_sharding_nested_tuple_state_saver():
     """rnn_cell_test.py LSTMTest.testNoProjNoShardingNestedTupleStateSaver: 4 LSTMs, 8 named states saved."""
     np.random.seed(SEED)
@@ -229,7 +222,6 @@ def test_lstmtest_no_proj_no_sharding_nested_tuple_state_saver():
         np.testing.assert_array_equal(np_(last_states[i]), np_(saver.saved_state[flat_names[i]]))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_proj_no_sharding():
     """rnn_cell_test.py LSTMTest.testProjNoSharding: a smoke run with peepholes and num_proj=4."""
     np.random.seed(SEED)
@@ -237,7 +229,6 @@ def test_lstmtest_proj_no_sharding():
     _static_lstm_outputs(cell, dtype=torch.float32)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: num_unit_shards/num_proj_shards; " + NO_CONCAT_STATE)
 def test_lstmtest_proj_sharding():
     """rnn_cell_test.py LSTMTest.testProjSharding: a smoke run with sharded kernel and projection."""
     np.random.seed(SEED)
@@ -248,7 +239,6 @@ def test_lstmtest_proj_sharding():
     _static_lstm_outputs(cell, dtype=torch.float32)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: num_unit_shards/num_proj_shards; zero_state on cells; " + NO_CONCAT_STATE)
 def test_lstmtest_double_input():
     """rnn_cell_test.py LSTMTest.testDoubleInput: float64 inputs and zero_state give float64 outputs."""
     np.random.seed(SEED)
@@ -261,7 +251,6 @@ def test_lstmtest_double_input():
     assert np_(outputs[0]).dtype == input_value.dtype
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: num_unit_shards/num_proj_shards; " + NO_CONCAT_STATE)
 def test_lstmtest_shard_no_shard_equivalent_output():
     """rnn_cell_test.py LSTMTest.testShardNoShardEquivalentOutput: sharding does not change the numbers."""
     np.random.seed(SEED)
@@ -279,7 +268,6 @@ def test_lstmtest_shard_no_shard_equivalent_output():
     close(np_(state_noshard), np_(state_shard), atol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: num_unit_shards/num_proj_shards; zero_state on cells; " + NO_CONCAT_STATE)
 def test_lstmtest_double_input_with_dropout_and_dynamic_calculation():
     """rnn_cell_test.py LSTMTest.testDoubleInputWithDropoutAndDynamicCalculation: float64 through dropout and lengths."""
     np.random.seed(SEED)
@@ -296,7 +284,6 @@ def test_lstmtest_double_input_with_dropout_and_dynamic_calculation():
     assert np_(state).dtype == input_value.dtype
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_sharing_weights_with_reuse():
     """rnn_cell_test.py LSTMTest.testSharingWeightsWithReuse: one cell twice gives equal outputs, another differs.
 
@@ -315,7 +302,6 @@ def test_lstmtest_sharing_weights_with_reuse():
         assert np.linalg.norm(np_(o1) - np_(o3)) > 1e-6
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_sharing_weights_with_different_namescope():
     """rnn_cell_test.py LSTMTest.testSharingWeightsWithDifferentNamescope: one cell run twice, equal outputs (name scopes dropped)."""
     np.random.seed(SEED)
@@ -427,13 +413,11 @@ def _dynamic_equivalent_to_static(use_sequence_length, exact=False):
             compare(a, b)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_dynamic_equivalent_to_static_rnn():
     """rnn_cell_test.py LSTMTest.testDynamicEquivalentToStaticRNN: outputs, state and gradients agree."""
     _dynamic_equivalent_to_static(use_sequence_length=False)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_lstmtest_dynamic_equivalent_to_static_rnn_with_sequence_length():
     """rnn_cell_test.py LSTMTest.testDynamicEquivalentToStaticRNNWithSequenceLength: the same, with random lengths."""
     _dynamic_equivalent_to_static(use_sequence_length=True)
@@ -462,7 +446,6 @@ def _bidirectional_static(use_sequence_length):
     return np_(torch.stack(outputs)), np_(state_fw), np_(state_bw)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_STATIC_BIDI)
 def test_bidirectionalrnntest_bidirectional_rnn():
     """rnn_cell_test.py BidirectionalRNNTest.testBidirectionalRNN: equal fw/bw cells mirror each other in time."""
     out, s_fw, s_bw = _bidirectional_static(use_sequence_length=True)
@@ -473,7 +456,6 @@ def test_bidirectionalrnntest_bidirectional_rnn():
     close(s_fw, s_bw)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_STATIC_BIDI)
 def test_bidirectionalrnntest_bidirectional_rnn_without_sequence_length():
     """rnn_cell_test.py BidirectionalRNNTest.testBidirectionalRNNWithoutSequenceLength: full-length mirror."""
     out, s_fw, s_bw = _bidirectional_static(use_sequence_length=False)
@@ -483,7 +465,6 @@ def test_bidirectionalrnntest_bidirectional_rnn_without_sequence_length():
     close(s_fw, s_bw)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_DYNAMIC_BIDI)
 def test_bidirectionalrnntest_bidirectional_dynamic_rnn():
     """rnn_cell_test.py BidirectionalRNNTest.testBidirectionalDynamicRNN: every state/time-major/length option.
 
@@ -529,22 +510,21 @@ def test_bidirectionalrnntest_bidirectional_dynamic_rnn():
 
 
 class DummyMultiDimensionalLSTM(nn.Module):
-    """TF1's test cell over (batch, *dims) steps: ``(x + 1, (h + 1, c + 1))``."""
+    """TF1's test cell over (batch, *dims) steps: ``(x + 1, (h + 1, c + 1))``.
+
+    TF1's TensorShape sizes are torch.Size here: one tensor's feature shape, not a nest of widths.
+    """
 
     def __init__(self, dims):
         super().__init__()
-        self.output_size = dims
-        self.state_size = (dims, dims)
+        self.output_size = torch.Size(dims)
+        self.state_size = (torch.Size(dims), torch.Size(dims))
 
     def forward(self, x_t, state):
         h, c = state
         return x_t + 1, (h + 1, c + 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rnnkit: multi-dimensional (batch, 3, 4, 5) step inputs; no static_bidirectional_rnn; " + NO_STATE_SAVER,
-)
 def test_multidimensionallstmtest_multi_dimensional_lstm_all_rnn_containers():
     """rnn_cell_test.py MultiDimensionalLSTMTest.testMultiDimensionalLSTMAllRNNContainers: every container agrees."""
     np.random.seed(SEED)
@@ -593,10 +573,6 @@ class NestedRNNCell(nn.Module):
         return (x + 1, y + 1), (h + 1, c + 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rnnkit: nested (tuple) step inputs and tuple outputs; no static_bidirectional_rnn; " + NO_STATE_SAVER,
-)
 def test_nestedlstmtest_nested_io_lstm_all_rnn_containers():
     """rnn_cell_test.py NestedLSTMTest.testNestedIOLSTMAllRNNContainers: pair inputs through every container."""
     np.random.seed(SEED)
@@ -700,13 +676,11 @@ def _raw_rnn_against_dynamic(max_time):
             close(np_(b), np_(a))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells; dynamic_rnn over 0 time steps")
 def test_rawrnntest_raw_rnn_zero_length():
     """rnn_cell_test.py RawRNNTest.testRawRNNZeroLength: raw_rnn over 0 steps equals dynamic_rnn."""
     _raw_rnn_against_dynamic(max_time=0)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells")
 def test_rawrnntest_raw_rnn():
     """rnn_cell_test.py RawRNNTest.testRawRNN: raw_rnn equals dynamic_rnn, outputs, state and gradients."""
     _raw_rnn_against_dynamic(max_time=10)
@@ -726,7 +700,6 @@ def _loop_fn_over(cell, inputs, max_time, batch_size, input_depth, step_loop_sta
     return loop_fn
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells")
 def test_rawrnntest_loop_state():
     """rnn_cell_test.py RawRNNTest.testLoopState: a counter in the loop state reaches max_time."""
     np.random.seed(SEED)
@@ -741,7 +714,6 @@ def test_rawrnntest_loop_state():
     assert np_(r[-1]).tolist() == [10]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells")
 def test_rawrnntest_loop_state_with_tensor_array():
     """rnn_cell_test.py RawRNNTest.testLoopStateWithTensorArray: a growing list as loop state (TF1: a TensorArray)."""
     np.random.seed(SEED)
@@ -758,7 +730,6 @@ def test_rawrnntest_loop_state_with_tensor_array():
     assert list(r[-1]) == [1, 2, 2 + 2, 4 + 3, 7 + 4]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_RAW_RNN + "; zero_state on cells")
 def test_rawrnntest_emit_different_structure_than_cell_output():
     """rnn_cell_test.py RawRNNTest.testEmitDifferentStructureThanCellOutput: emit an (int32, int64) pair per step."""
     np.random.seed(SEED)
@@ -808,7 +779,6 @@ def test_rnncelltest_gru_cell():
     close(np_(g), [[0.156736, 0.156736]])
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE + " on BasicLSTMCell and MultiRNNCell")
 def test_rnncelltest_basic_lstm_cell():
     """rnn_cell_test.py RNNCellTest.testBasicLSTMCell: two stacked BasicLSTMCell(2), concatenated state, float16 and float32.
 
@@ -832,7 +802,6 @@ def test_rnncelltest_basic_lstm_cell():
         assert len(res) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_rnncelltest_basic_lstm_cell_dimension0_error():
     """rnn_cell_test.py RNNCellTest.testBasicLSTMCellDimension0Error: x and state must agree on the batch size."""
     num_units, batch_size, input_size = 2, 3, 4
@@ -841,7 +810,6 @@ def test_rnncelltest_basic_lstm_cell_dimension0_error():
         cell(torch.ones(batch_size, input_size), torch.full((batch_size - 1, num_units * 2), 0.1))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_rnncelltest_basic_lstm_cell_state_size_error():
     """rnn_cell_test.py RNNCellTest.testBasicLSTMCellStateSizeError: a concatenated state must be 2 * num_units wide."""
     num_units, batch_size, input_size = 2, 3, 4
@@ -873,7 +841,6 @@ def test_rnncelltest_basic_lstm_cell_state_tuple_type():
     assert isinstance(out_m1, v1.LSTMStateTuple)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE + " on BasicLSTMCell")
 def test_rnncelltest_basic_lstm_cell_with_state_tuple():
     """rnn_cell_test.py RNNCellTest.testBasicLSTMCellWithStateTuple: concatenated-state cells in a tuple-state stack."""
     cells = [tf1_weights(v1.BasicLSTMCell(2, state_is_tuple=False), constant(0.5), input_size=2) for _ in range(2)]
@@ -884,7 +851,6 @@ def test_rnncelltest_basic_lstm_cell_with_state_tuple():
     close(np_(out_m1), np.array([[0.39897051, 0.39897051, 0.24024698, 0.24024698]]))
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE)
 def test_rnncelltest_lstm_cell():
     """rnn_cell_test.py RNNCellTest.testLSTMCell: projected LSTMCell, concatenated state, distinct rows."""
     num_units, num_proj, batch_size, input_size = 8, 6, 3, 2
@@ -941,7 +907,6 @@ def test_rnncelltest_residual_wrapper():
     close(np_(m_new), np_(m_new_res))
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: ResidualWrapper(cell, residual_fn) (a custom residual function)")
 def test_rnncelltest_residual_wrapper_with_slice():
     """rnn_cell_test.py RNNCellTest.testResidualWrapperWithSlice: a residual_fn adding the input's first 3 features."""
     x = torch.tensor(np.array([[1.0, 1.0, 1.0, 1.0, 1.0]]))
@@ -970,7 +935,6 @@ def test_rnncelltest_device_wrapper():
     assert outputs.device.type == "cpu"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CONCAT_STATE + " on MultiRNNCell")
 def test_rnncelltest_multi_rnn_cell():
     """rnn_cell_test.py RNNCellTest.testMultiRNNCell: two GRUCell(2) with one concatenated state.
 
@@ -985,7 +949,6 @@ def test_rnncelltest_multi_rnn_cell():
     assert all(w.dtype == torch.float32 for w in multi_rnn_cell.weights)
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: TF1's error wording for a non-tuple MultiRNNCell state ('Expected state ... a tuple')")
 def test_rnncelltest_multi_rnn_cell_with_state_tuple():
     """rnn_cell_test.py RNNCellTest.testMultiRNNCellWithStateTuple: a flat state is rejected; a tuple gives TF1's numbers."""
     x = torch.tensor([[1.0, 1.0]])
@@ -1001,7 +964,6 @@ def test_rnncelltest_multi_rnn_cell_with_state_tuple():
 NO_WRAPPER_CONFIG = "rnnkit: wrapper get_config()/from_config() round trip (cell config nested, as TF1)"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_WRAPPER_CONFIG)
 def test_rnncelltest_device_wrapper_serialization():
     """rnn_cell_test.py RNNCellTest.testDeviceWrapperSerialization: config round trip."""
     cell = v1.LSTMCell(10)
@@ -1014,7 +976,6 @@ def test_rnncelltest_device_wrapper_serialization():
     assert isinstance(reconstructed, v1.DeviceWrapper)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_WRAPPER_CONFIG + "; ResidualWrapper(residual_fn=)")
 def test_rnncelltest_residual_wrapper_serialization():
     """rnn_cell_test.py RNNCellTest.testResidualWrapperSerialization: config round trip, residual_fn kept."""
     cell = v1.LSTMCell(10)
@@ -1037,7 +998,6 @@ def test_rnncelltest_residual_wrapper_serialization():
     assert reconstructed._residual_fn(1, 2) == 5
 
 
-@pytest.mark.xfail(strict=True, reason=NO_WRAPPER_CONFIG + "; DropoutWrapper(dropout_state_filter_visitor=)")
 def test_rnncelltest_dropout_wrapper_serialization():
     """rnn_cell_test.py RNNCellTest.testDropoutWrapperSerialization: config round trip, state filter kept."""
     cell = v1.LSTMCell(10)
@@ -1088,7 +1048,6 @@ def _dropout_run(batch_size=None, time_steps=None, **kwargs):
     return outputs, final_state
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: DropoutWrapper.wrapped_cell (TF1's name for the wrapped cell)")
 def test_dropoutwrappertest_dropout_wrapper_properties():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperProperties: wrapped_cell, state_size, output_size."""
     cell = v1.BasicRNNCell(10)
@@ -1098,7 +1057,6 @@ def test_dropoutwrappertest_dropout_wrapper_properties():
     assert wrapper.output_size == 10
 
 
-@pytest.mark.xfail(strict=True, reason="rnnkit: subclassable BasicRNNCell; wrapper zero_state from the wrapped cell's zero_state")
 def test_dropoutwrappertest_dropout_wrapper_zero_state():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperZeroState: the wrapper returns the cell's zero_state."""
 
@@ -1110,7 +1068,6 @@ def test_dropoutwrappertest_dropout_wrapper_zero_state():
     assert wrapper.zero_state(10, torch.float32) == "wrapped_cell_zero_state"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_keep_all_constant_input():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperKeepAllConstantInput: keep 1 (a tensor) changes nothing."""
     keep = torch.ones([])
@@ -1120,7 +1077,6 @@ def test_dropoutwrappertest_dropout_wrapper_keep_all_constant_input():
     close(TRUE_FULL_FINAL_C, state.c)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_keep_all():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperKeepAll: keep 1 (a variable in TF1) changes nothing."""
     keep = nn.Parameter(torch.tensor(1.0))
@@ -1145,7 +1101,6 @@ def test_dropoutwrappertest_dropout_wrapper_with_seed():
     close(res_1[1].h, res_2[1].h)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_keep_no_output():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperKeepNoOutput: outputs all dropped, state untouched."""
     keep_all = nn.Parameter(torch.tensor(1.0))
@@ -1156,7 +1111,6 @@ def test_dropoutwrappertest_dropout_wrapper_keep_no_output():
     close(TRUE_FULL_FINAL_C, state.c)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_keep_no_state_except_lstm_cell_memory():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperKeepNoStateExceptLSTMCellMemory: h dropped, c never."""
     keep_all = nn.Parameter(torch.tensor(1.0))
@@ -1169,7 +1123,6 @@ def test_dropoutwrappertest_dropout_wrapper_keep_no_state_except_lstm_cell_memor
     close(true_c_state, state.c)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_keep_no_input():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperKeepNoInput: zeroed inputs change everything."""
     keep_all = nn.Parameter(torch.tensor(1.0))
@@ -1180,7 +1133,6 @@ def test_dropoutwrappertest_dropout_wrapper_keep_no_input():
     assert np.linalg.norm(state.c - TRUE_FULL_FINAL_C) > 1e-4
 
 
-@pytest.mark.xfail(strict=True, reason=NO_TENSOR_KEEP)
 def test_dropoutwrappertest_dropout_wrapper_recurrent_output():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperRecurrentOutput: one output mask for every step."""
     keep_all = nn.Parameter(torch.tensor(1.0))
@@ -1205,7 +1157,6 @@ def _check_one_mask_everywhere(outputs, state):
             close(batch_entry, mask[0])
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BATCH_MASK)
 def test_dropoutwrappertest_dropout_wrapper_recurrent_state_input_and_output():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperRecurrentStateInputAndOutput: one mask per step and row.
 
@@ -1221,7 +1172,6 @@ def test_dropoutwrappertest_dropout_wrapper_recurrent_state_input_and_output():
     _check_one_mask_everywhere(outputs, state)
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BATCH_MASK)
 def test_dropoutwrappertest_dropout_wrapper_recurrent_state_input_and_output_with_seed():
     """rnn_cell_test.py DropoutWrapperTest.testDropoutWrapperRecurrentStateInputAndOutputWithSeed: and repeatable."""
     keep_some = 0.9

@@ -1,0 +1,114 @@
+"""Where the LSTM should run: rnnkit's native kernel, the oneDNN route, against torch.nn.LSTM.
+
+For each of issue 14's four shapes, one forward (``infer``, no grad) or
+forward + backward (``train``, loss on the last output), float32, all three
+contenders in interleaved rounds in one process. ``rnnkit_native`` forces the
+native kernel (the route's step threshold raised for the call),
+``rnnkit_onednn`` is the default route (oneDNN from ``ONEDNN_MIN_STEPS``
+steps). Writes medians, min and max (ms) and ratios to torch.nn to JSON.
+
+    python benchmarks/bench_lstm_route.py [--rounds 3] [--shapes B1_T1000_H256 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from bench_rnn import cpu_info  # benchmarks/ is the script's folder
+from torch import nn
+
+import rnnkit as rk
+from rnnkit import _native, kernels
+
+SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
+          "B64_T100_H512": (64, 100, 512)}
+
+
+def contenders(batch, steps, units, train):
+    features = 28 if steps == 28 else 32
+    torch.manual_seed(0)
+    x = torch.randn(batch, steps, features)
+    layer = rk.LSTM(units, input_shape=(steps, features))
+    ref = nn.LSTM(features, units, batch_first=True)
+
+    def native(xs):
+        saved, kernels.ONEDNN_MIN_STEPS = kernels.ONEDNN_MIN_STEPS, 1 << 30
+        try:
+            return layer(xs)
+        finally:
+            kernels.ONEDNN_MIN_STEPS = saved
+
+    def unpacked(xs):  # the native kernel calling sgemm per step (weights not packed once per sequence)
+        rows = _native.set_pack_min_rows(1 << 62)
+        try:
+            return native(xs)
+        finally:
+            _native.set_pack_min_rows(rows)
+
+    models = {"rnnkit_native": (native, layer), "rnnkit_native_unpacked": (unpacked, layer),
+              "rnnkit_onednn": (layer, layer),
+              "torch_nn": (lambda xs: ref(xs)[0][:, -1], ref)}
+
+    def make(model, owner):
+        def run():
+            if not train:
+                with torch.no_grad():
+                    model(x)
+                return
+            for p in owner.parameters():
+                p.grad = None
+            model(x).square().mean().backward()
+        return run
+
+    return {k: make(*v) for k, v in models.items()}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=str(Path(__file__).with_name("lstm_route.json")))
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "cpu": cpu_info(),
+           "threads": torch.get_num_threads(), "results": {}}
+    for label in a.shapes:
+        for mode in ("infer", "train"):
+            fns = contenders(*SHAPES[label], mode == "train")
+            times = {k: [] for k in fns}
+            cpu = {k: [] for k in fns}
+            for f in fns.values():
+                f()  # warm up
+            for _ in range(a.rounds):
+                for k, f in fns.items():
+                    t, c = time.perf_counter(), time.process_time()
+                    f()
+                    times[k].append((time.perf_counter() - t) * 1e3)
+                    cpu[k].append((time.process_time() - c) * 1e3)
+            res = {}
+            for k in fns:
+                res[k] = {"median_ms": statistics.median(times[k]), "min_ms": min(times[k]), "max_ms": max(times[k]),
+                          "cpu_median_ms": statistics.median(cpu[k]), "cpu_min_ms": min(cpu[k]),
+                          "cpu_max_ms": max(cpu[k])}
+                # per round ratios (the contenders ran back to back in each round): median, min, max
+                for what, series in (("", times), ("cpu_", cpu)):
+                    r = [a_ / b_ for a_, b_ in zip(series[k], series["torch_nn"])]
+                    res[k][f"{what}ratio_to_torch_nn"] = statistics.median(r)
+                    res[k][f"{what}ratio_range"] = [min(r), max(r)]
+            out["results"][f"{label} {mode}"] = res
+            print(label, mode, {k: f"{r['median_ms']:.1f} ms ({r['ratio_to_torch_nn']:.2f}) cpu {r['cpu_median_ms']:.1f}"
+                                   f" ({r['cpu_ratio_to_torch_nn']:.2f} {r['cpu_ratio_range'][0]:.2f}-"
+                                   f"{r['cpu_ratio_range'][1]:.2f})" for k, r in res.items()}, flush=True)
+            Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""One thread for small work: a training or inference loop that cannot gain from threads.
+
+torch runs each op on its intra-op threads (``torch.get_num_threads()``,
+one per core by default). For a small model every op is microseconds of
+work, and each multithreaded op (an MKL GEMM, an optimizer's foreach update)
+forks and joins the pool. On an idle machine that costs a few microseconds
+per op; when other processes keep the cores busy, a thread waiting at the
+join waits for the scheduler to run its sibling: measured on this project's
+2-core machine, one ``(32, 64) @ (64, 192)`` ``torch.mm`` took 72 ms on two
+threads and 0.015 ms on one, and a digits-sized ``fit`` step 550 ms against
+38 ms (docs/performance.md, "Small work").
+
+The native kernels decide per call (``native.runs_serial``). The ops around
+them (dense heads, losses, the optimizer) are torch's: ``one_thread_if_small``
+runs a whole loop on one thread when the model's work per step is below the
+same threshold, and gives torch its thread count back afterwards::
+
+    with one_thread_if_small(model_work(model, batch_size)):
+        for xb, yb in batches:
+            ...
+
+Work per step is estimated as parameters x batch rows (each weight takes
+part in one multiply-add per row and time step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from . import native
+
+# Multiply-adds per step below which one thread wins: csrc's kSerialWork (2^22) when the extension is built.
+DEFAULT_SMALL_WORK = 1 << 22
+
+
+def small_work() -> int:
+    """The threshold: the native kernels' ``serial_work()``, or ``DEFAULT_SMALL_WORK`` without them."""
+    return native.serial_work() if native.IMPORT_ERROR is None else DEFAULT_SMALL_WORK
+
+
+def model_work(module: torch.nn.Module, batch_size: int) -> int:
+    """Multiply-adds per time step, estimated: ``module``'s parameter count x ``batch_size``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    return sum(p.numel() for p in module.parameters()) * batch_size
+
+
+@contextmanager
+def one_thread_if_small(work: int) -> Iterator[bool]:
+    """Run the block on one torch thread when ``work`` < ``small_work()``; yields whether it did.
+
+    ``torch.set_num_threads`` is process-wide: other Python threads running
+    torch ops meanwhile also get one thread until the block ends.
+    """
+    threads = torch.get_num_threads()
+    if threads < 2 or work >= small_work():
+        yield False
+        return
+    torch.set_num_threads(1)
+    try:
+        yield True
+    finally:
+        torch.set_num_threads(threads)
