@@ -408,6 +408,21 @@ class Model(FunctionalTraining, Layer):
         return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
                 "output_layers": refs(self._outputs)}
 
+    @staticmethod
+    def layers_from_config(config: dict) -> list:
+        """The layers of ``get_config()``, in ``model.layers`` order, built but not called (``from_config``
+        without the graph): a loader checks their weights' shapes on the meta device with them."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"config: expected {{'layers': [...], ...}} from Model.get_config(), got {str(config)[:80]!r}")
+        layers = []
+        for spec in config["layers"]:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
+            c = spec.get("config", {})
+            layers.append(InputLayer(tuple(c.get("batch_shape", [None]))[1:], name=spec["name"])
+                          if spec.get("class_name") == "InputLayer" else _deserialize(spec))
+        return layers
+
     @classmethod
     def from_config(cls, config: dict) -> Model:
         """Rebuild from ``get_config()``: layers only from rnnkit's closed registry, no code from the config."""

@@ -31,9 +31,9 @@ import safetensors.torch
 import torch
 
 from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
+from .functional import Model
 from .interop.keras_file import load_keras
 from .losses import LOSSES
-from .functional import Model
 from .model import Sequential
 from .optimizers import OPTIMIZERS
 from .training import resolve_device
@@ -257,8 +257,15 @@ def check_model(model_config: dict, tensors: dict[str, torch.Tensor], folder: Pa
     # an Embedding's id check cannot run on meta tensors).
     shadow_config = {k: v for k, v in model_config.items() if k != "input_shape"}
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # initializers draw nothing from the real RNG
-        shadow = _build(shadow_config, folder)
-    _check_tensors(tensors, shadow.state_dict(), "model.safetensors")
+        if "input_layers" in model_config:  # functional (issue 17): its layers alone; no graph is traced
+            try:
+                layers = Model.layers_from_config(model_config)
+            except (KeyError, TypeError, IndexError, OverflowError, RecursionError, RuntimeError) as e:
+                raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
+            expected = {f"layers.{i}.{k}": v for i, layer in enumerate(layers) for k, v in layer.state_dict().items()}
+        else:
+            expected = _build(shadow_config, folder).state_dict()
+    _check_tensors(tensors, expected, "model.safetensors")
 
 
 # Config keys that size a weight: each must be a dimension of some tensor in model.safetensors.
