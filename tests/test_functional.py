@@ -121,7 +121,7 @@ def test_merged_masks_are_combined():
     rnn = rk.SimpleRNN(3)
     model = rk.Model([a_in, b_in], rnn(joined))
     a, b = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]]), torch.tensor([[1, 2, 0, 0], [4, 5, 6, 7]])
-    mask = (a != 0) & (b != 0)  # a step counts when both inputs have a token there
+    mask = (a != 0) | (b != 0)  # Keras 3: a step counts when either input has a token there
     torch.testing.assert_close(model([a, b]), rnn(torch.cat([emb(a), emb(b)], -1), mask=mask), rtol=0, atol=0)
 
     plain_in = rk.Input((None, 2))
@@ -431,3 +431,42 @@ def test_list_losses_and_an_untrained_output():
     assert set(out) == {"loss", "mae"} and model.output_names == [model.layers[1].name, "value"]
     with pytest.raises(ValueError, match="y: output 'value' has a loss but no targets"):
         model.evaluate(x, [y, None])
+
+
+def test_summary_connected_to_column_as_keras_3_prints_it():
+    # Keras 3.15's summary of this model has, per row: "-" for each Input, "a[0][0], b[0][0]" for the shared
+    # layer (one cell, both calls), "shared[0][0], shared[1][0]" for the merge.
+    a, b = rk.Input((5, 3), name="a"), rk.Input((5, 3), name="b")
+    shared = rk.SimpleRNN(4, name="rnn_s")
+    model = rk.Model([a, b], rk.Dense(1, name="dense_s")(rk.Add(name="add_s")([shared(a), shared(b)])))
+    lines = []
+    model.summary(print_fn=lines.append)
+    rows = {line.split()[0]: line.split() for line in lines[0].splitlines() if line[:1].isalpha()}
+    assert rows["a"][-1] == "-" and rows["b"][-1] == "-"
+    assert rows["rnn_s"][2:] == ["(None,", "4)", "32", "a[0][0],", "b[0][0]"]
+    assert rows["add_s"][-2:] == ["rnn_s[0][0],", "rnn_s[1][0]"]
+    assert rows["dense_s"][-1] == "add_s[0][0]"
+    # A long list wraps inside the column, one ", "-separated piece per line at most 29 characters.
+    ins = [rk.Input((2,), name=f"input_number_{i}") for i in range(4)]
+    wide = rk.Model(ins, rk.Concatenate(name="cat_s")(ins))
+    lines = []
+    wide.summary(print_fn=lines.append)
+    text = lines[0].splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("cat_s"))
+    cells = [line[70:] for line in text[start:start + 4]]
+    assert cells == ["input_number_0[0][0],", "input_number_1[0][0],", "input_number_2[0][0],", "input_number_3[0][0]"]
+
+
+def test_input_batch_size_carries_over_when_every_input_has_it():
+    a, b = rk.Input((3,), batch_size=2), rk.Input((4,), batch_size=2)
+    seq = rk.Input((5, 3), batch_size=2)
+    y, h = rk.GRU(4, return_state=True)(seq)
+    assert (y.shape, h.shape) == ((2, 4), (2, 4))
+    assert rk.Concatenate()([rk.Dense(5)(a), b]).shape == (2, 9)
+    assert rk.Concatenate()([a, rk.Input((4,))]).shape == (None, 7)  # one input without it: None
+    model = rk.Model([a, b], rk.Concatenate()([a, b]))
+    assert model([torch.zeros(7, 3), torch.zeros(7, 4)]).shape == (7, 7)  # any batch when called
+    again = rk.Model.from_config(json.loads(json.dumps(model.get_config())))
+    assert again.inputs[0].shape == (2, 3)
+    with pytest.raises(ValueError, match="batch_size: expected None or a positive int, got 0"):
+        rk.Input((3,), batch_size=0)

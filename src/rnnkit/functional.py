@@ -59,8 +59,13 @@ def _parse_dtype(dtype) -> torch.dtype:
     raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
 
 
-def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  # noqa: N802 - Keras's name
+def Input(  # noqa: N802 - Keras's name
+    shape, dtype=None, name: str | None = None, batch_size: int | None = None
+) -> graph.SymbolicTensor:
     """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
+
+    ``batch_size`` fixes the batch axis of the symbolic shapes (Keras's ``Input(batch_size=)``): layers
+    called only on such inputs give outputs of that batch size. Calls of the model may use any batch.
 
     Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
     Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
@@ -69,9 +74,11 @@ def Input(shape, dtype=None, name: str | None = None) -> graph.SymbolicTensor:  
     >>> x.shape
     (None, None, 8)
     """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}")
     layer = InputLayer(shape, name=name)
     node = graph.Node(layer, (), {}, {}, None)
-    tensor = graph.SymbolicTensor((None, *layer.input_shape), _parse_dtype(dtype), node, 0)
+    tensor = graph.SymbolicTensor((batch_size, *layer.input_shape), _parse_dtype(dtype), node, 0)
     node.outputs, node.structure = [tensor], tensor
     vars(layer)["_inbound_nodes"] = [node]
     return tensor
@@ -132,6 +139,22 @@ def _shape_str(structure) -> str:
     shapes = [t.shape for t in graph.leaves(structure)]
     text = ", ".join(str(s).replace(",)", ")") for s in shapes)
     return text if len(shapes) == 1 else f"[{text}]"
+
+
+def _is_integer_tensor(x) -> bool:
+    return isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex())
+
+
+def _wrap(items: list[str], width: int) -> list[str]:
+    """``items`` joined by ", " into lines of at most ``width`` characters (a longer item gets its own line)."""
+    lines: list[str] = []
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else "")
+        if lines and len(lines[-1]) + 1 + len(piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
 
 
 class Model(FunctionalTraining, Layer):
@@ -267,10 +290,14 @@ class Model(FunctionalTraining, Layer):
             items = [inputs]
         else:
             raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
-        for name, t, x in zip(self.input_names, self._in_tensors, items):
+        for i, (name, t, x) in enumerate(zip(self.input_names, self._in_tensors, items)):
             shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
             if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
+            # As Keras does: numpy data becomes a tensor of the Input's dtype, and so does an integer or
+            # bool tensor given to a float Input. A float tensor is used as it comes.
+            if isinstance(x, np.ndarray) or (t.dtype.is_floating_point and _is_integer_tensor(x)):
+                items[i] = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x).to(t.dtype)
         return items
 
     # --------------------------------------------------------------- layers
@@ -306,7 +333,11 @@ class Model(FunctionalTraining, Layer):
         return nodes
 
     def summary(self, print_fn=print) -> None:
-        """Keras's table with a "Connected to" column: ``layer[node][tensor]`` for each input of each call."""
+        """Keras's table with Keras 3's "Connected to" column.
+
+        Each call's inputs are ``layer[node][tensor]``, joined by ", " and
+        wrapped to the column's width; an ``Input`` is connected to ``-``.
+        """
         by_layer = self._nodes_by_layer()
         index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
         widths = (32, 28, 10, 30)
@@ -324,8 +355,9 @@ class Model(FunctionalTraining, Layer):
                 for t in graph.leaves((node.args, node.kwargs))
             ]
             n = sum(p.numel() for p in layer.parameters())
-            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, links[0] if links else ""))
-            out += [row("", "", "", link) for link in links[1:]]
+            cells = _wrap(links, widths[3] - 1) or ["-"]
+            out.append(row(f"{layer.name} ({type(layer).__name__})", _shape_str(nodes[0].structure), n, cells[0]))
+            out += [row("", "", "", cell) for cell in cells[1:]]
             out.append(line if i < len(self.layers) - 1 else "=" * sum(widths))
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -371,10 +403,25 @@ class Model(FunctionalTraining, Layer):
                 return [history(spec)]
             if isinstance(spec, dict):
                 return {k: history(t) for k, t in spec.items()}
-            return [history(t) for t in spec]
+            return type(spec)(history(t) for t in spec)  # a tuple stays a tuple (until JSON makes it a list)
 
         return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
                 "output_layers": refs(self._outputs)}
+
+    @staticmethod
+    def layers_from_config(config: dict) -> list:
+        """The layers of ``get_config()``, in ``model.layers`` order, built but not called (``from_config``
+        without the graph): a loader checks their weights' shapes on the meta device with them."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"config: expected {{'layers': [...], ...}} from Model.get_config(), got {str(config)[:80]!r}")
+        layers = []
+        for spec in config["layers"]:
+            if not isinstance(spec, dict) or "name" not in spec:
+                raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
+            c = spec.get("config", {})
+            layers.append(InputLayer(tuple(c.get("batch_shape", [None]))[1:], name=spec["name"])
+                          if spec.get("class_name") == "InputLayer" else _deserialize(spec))
+        return layers
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
@@ -388,10 +435,18 @@ class Model(FunctionalTraining, Layer):
                 raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
             if spec.get("class_name") == "InputLayer":
                 c = spec.get("config", {})
-                made[(spec["name"], 0)] = [Input(tuple(c.get("batch_shape", [None]))[1:], c.get("dtype"), spec["name"])]
+                batch_shape = tuple(c.get("batch_shape", [None]))
+                made[(spec["name"], 0)] = [Input(batch_shape[1:], c.get("dtype"), spec["name"], batch_shape[0])]
                 continue
             layer = _deserialize(spec)
-            calls += [(layer, i, node) for i, node in enumerate(spec.get("inbound_nodes", []))]
+            nodes = spec.get("inbound_nodes", [])
+            for i, node in enumerate(nodes if isinstance(nodes, list) else [nodes]):
+                if not isinstance(node, dict):
+                    raise ValueError(
+                        f"config: layer {spec['name']!r} inbound_nodes[{i}]: expected Keras 3's "
+                        f"{{'args': [...], 'kwargs': {{...}}}}, got {str(node)[:80]!r}"
+                    )
+                calls.append((layer, i, node))
 
         def resolve(obj):
             if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
@@ -423,7 +478,7 @@ class Model(FunctionalTraining, Layer):
             try:
                 if isinstance(refs, dict):
                     return {k: made[(r[0], r[1])][r[2]] for k, r in refs.items()}
-                return [made[(r[0], r[1])][r[2]] for r in refs]
+                return type(refs)(made[(r[0], r[1])][r[2]] for r in refs)
             except (KeyError, IndexError, TypeError) as e:
                 raise ValueError(f"config: input_layers/output_layers name a tensor no layer makes: {refs!r}") from e
 

@@ -228,8 +228,12 @@ def record(layer, args, kwargs):
     runs = [_run_on_zeros(layer, node, size) for size in sizes]
     out_a, new_mask, given_masks = runs[0]
 
+    # A fixed batch size (rk.Input(batch_size=...)) carries over when every input has the same one.
+    batches = {t.shape[0] for t in node.inputs}
+    batch = batches.pop() if len(batches) == 1 else None
+
     def symbolize(*leaves_):
-        t = SymbolicTensor(_common_shape(leaves_), leaves_[0].dtype, node, len(node.outputs))
+        t = SymbolicTensor(_common_shape(leaves_, batch), leaves_[0].dtype, node, len(node.outputs))
         node.outputs.append(t)
         return t
 
@@ -241,15 +245,15 @@ def record(layer, args, kwargs):
         if passed:
             node.outputs[0].mask = passed[0]
         else:  # a mask the layer makes (Embedding, Masking, a merge of masks)
-            node.mask = SymbolicTensor(_common_shape([r[1] for r in runs]), new_mask.dtype, node, -1)
+            node.mask = SymbolicTensor(_common_shape([r[1] for r in runs], batch), new_mask.dtype, node, -1)
             node.outputs[0].mask = node.mask
     vars(layer).setdefault("_inbound_nodes", []).append(node)
     return node.structure
 
 
-def _common_shape(tensors) -> tuple:
-    """``(None, ...)``: the runs' shapes, with ``None`` where they differ."""
-    return (None, *(a if all(a == o for o in rest) else None for a, *rest in zip(*[t.shape[1:] for t in tensors])))
+def _common_shape(tensors, batch: int | None = None) -> tuple:
+    """``(batch, ...)``: the runs' shapes, with ``None`` where they differ."""
+    return (batch, *(a if all(a == o for o in rest) else None for a, *rest in zip(*[t.shape[1:] for t in tensors])))
 
 
 def _zip_map(fn, outs):

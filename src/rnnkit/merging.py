@@ -6,9 +6,10 @@ plain layers, so they work eagerly as well as in a functional model::
     merged = rk.Concatenate()([h_forward, h_backward])       # (batch, 2u)
     scores = rk.Dot(axes=2)([decoder_seq, encoder_seq])     # (batch, t_dec, t_enc)
 
-Masks (Keras 3): the elementwise merges and ``Concatenate`` keep the inputs'
-time masks, combined with a logical and (joined end to end when
-``Concatenate`` joins on the time axis); ``Dot`` drops them.
+Masks (Keras 3): the elementwise merges keep the steps valid in every input
+(a logical and); ``Concatenate`` keeps the steps valid in any input (a logical
+or: the joined features hold something real there), and joins the masks end
+to end when it joins on the time axis; ``Dot`` drops them.
 """
 
 from __future__ import annotations
@@ -114,15 +115,19 @@ class Concatenate(_Merge):
         return torch.cat(xs, dim=axis)
 
     def compute_mask(self, inputs, mask=None):
-        """Joined on the time axis, the masks are joined too (an input without one counts as all valid)."""
+        """Keras 3: joined on the time axis, the masks are joined too; on a feature axis, a step is valid
+        where any input's is. An input without a mask counts as valid everywhere."""
         given = [m for m in mask or [] if m is not None]
-        if not given or self.axis % len(inputs[0].shape) != 1:
-            return super().compute_mask(inputs, mask)
-        return torch.cat(
-            [torch.ones(tuple(x.shape[:2]), dtype=torch.bool, device=given[0].device) if m is None else m
-             for x, m in zip(inputs, mask)],
-            dim=1,
-        )
+        if not given:
+            return None
+        masks = [torch.ones(tuple(x.shape[:2]), dtype=torch.bool, device=given[0].device) if m is None else m
+                 for x, m in zip(inputs, mask)]
+        if self.axis % len(inputs[0].shape) == 1:
+            return torch.cat(masks, dim=1)
+        out = masks[0]
+        for m in masks[1:]:
+            out = out | m
+        return out
 
     def get_config(self):
         return {"name": self.name, "axis": self.axis}

@@ -9,7 +9,8 @@ docs/checkpoint-format.md) holds::
 and, for a training checkpoint, the files ``rnnkit.checkpoint`` adds.
 Nothing is unpickled: weights are safetensors, everything else JSON, and
 the model is rebuilt only from rnnkit's ``LAYERS`` registry
-(``Sequential.from_config``). Everything read stays within
+(``Sequential.from_config``, or ``functional.Model.from_config`` for a
+functional model's config, which has ``input_layers``). Everything read stays within
 ``rnnkit.files.Limits``, and a config is checked against its weights before
 anything real is built (sizes, then a build on the ``meta`` device), so a
 stranger's file cannot ask for terabytes. The files change together and are
@@ -30,6 +31,7 @@ import safetensors.torch
 import torch
 
 from .files import Limits, check_limits, deferred_interrupt, json_bytes, loads_json, read_group, write_files
+from .functional import Model
 from .interop.keras_file import load_keras
 from .losses import LOSSES
 from .model import Sequential
@@ -135,6 +137,8 @@ def _compile_config(model) -> dict | None:
     loss = getattr(model, "loss", None)
     if getattr(model, "optimizer_name", None) not in OPTIMIZERS or type(loss) not in LOSSES.values():
         return None
+    if isinstance(model, Model) and len(model.output_names) > 1:  # per-output losses: not stored (functional)
+        return None
     return {
         "optimizer": model.optimizer_name,
         "learning_rate": float(model.optimizer.param_groups[0]["lr"]),
@@ -145,16 +149,20 @@ def _compile_config(model) -> dict | None:
     }
 
 
-def run_config(model: Sequential, task: dict | None = None) -> dict:
+def run_config(model: Sequential | Model, task: dict | None = None) -> dict:
     """What ``config.json`` holds: format, version, the model's layers, its compile settings, ``task``."""
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
             "compile": _compile_config(model), "task": task}
 
 
-def save_model(model: Sequential, path, task: dict | None = None) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created if needed), as one change."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected an rnnkit Sequential, got {type(model).__name__}")
+def save_model(model: Sequential | Model, path, task: dict | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into the folder ``path`` (created if needed), as one change.
+
+    A functional ``Model`` is saved with its graph (``Model.get_config``); its compile settings are
+    kept when it has one output (per-output losses are not stored: compile it again after loading).
+    """
+    if not isinstance(model, (Sequential, Model)):
+        raise TypeError(f"model: expected an rnnkit Sequential or Model, got {type(model).__name__}")
     with deferred_interrupt():
         return write_files(path, {"model.safetensors": tensor_bytes(model.state_dict(), file_meta()),
                                   "config.json": json_bytes(run_config(model, task))})
@@ -188,7 +196,7 @@ def read_config(path, limits: Limits | None = None) -> dict:
                         folder, limits)
 
 
-def load_model(path, compile: bool = True, device=None, *, limits: Limits | None = None) -> Sequential:
+def load_model(path, compile: bool = True, device=None, *, limits: Limits | None = None) -> Sequential | Model:
     """Rebuild the model of a run directory from its config and load its weights (validated).
 
     ``device`` (e.g. "cpu", "cuda", "auto") places the model before the
@@ -224,9 +232,11 @@ def model_from_files(folder: Path, config: dict, tensors: dict[str, torch.Tensor
     return model
 
 
-def _build(model_config: dict, folder: Path) -> Sequential:
+def _build(model_config: dict, folder: Path) -> Sequential | Model:
+    # A functional model's config (issue 17) has input_layers; a Sequential's has not.
+    build = Model.from_config if "input_layers" in model_config else Sequential.from_config
     try:
-        return Sequential.from_config(model_config)
+        return build(model_config)
     except (KeyError, TypeError, IndexError, OverflowError, RecursionError, RuntimeError) as e:
         raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
 
@@ -247,8 +257,15 @@ def check_model(model_config: dict, tensors: dict[str, torch.Tensor], folder: Pa
     # an Embedding's id check cannot run on meta tensors).
     shadow_config = {k: v for k, v in model_config.items() if k != "input_shape"}
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # initializers draw nothing from the real RNG
-        shadow = _build(shadow_config, folder)
-    _check_tensors(tensors, shadow.state_dict(), "model.safetensors")
+        if "input_layers" in model_config:  # functional (issue 17): its layers alone; no graph is traced
+            try:
+                layers = Model.layers_from_config(model_config)
+            except (KeyError, TypeError, IndexError, OverflowError, RecursionError, RuntimeError) as e:
+                raise ValueError(f"config.json: the model description in {folder} cannot be built ({e})") from None
+            expected = {f"layers.{i}.{k}": v for i, layer in enumerate(layers) for k, v in layer.state_dict().items()}
+        else:
+            expected = _build(shadow_config, folder).state_dict()
+    _check_tensors(tensors, expected, "model.safetensors")
 
 
 # Config keys that size a weight: each must be a dimension of some tensor in model.safetensors.
@@ -278,6 +295,7 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor], limits: L
                 walk(v, f"{where}{i}.")
 
     walk(model_config.get("layers"), "layers.")
+    _check_input_layers(model_config.get("layers"), limits)
     shape = model_config.get("input_shape")
     if shape is None:
         return
@@ -291,6 +309,30 @@ def _check_sizes(model_config: dict, tensors: dict[str, torch.Tensor], limits: L
     if len(shape) == 2 and shape[1] is not None and (shape[1] > limits.max_size or tensors and shape[1] > largest):
         raise ValueError(f"config.json: input_shape has {shape[1]} features, larger than any tensor in "
                          f"model.safetensors (largest dimension {largest}) or Limits.max_size={limits.max_size}")
+
+
+def _check_input_layers(layers, limits: Limits) -> None:
+    """A functional config's ``Input`` shapes (issue 17): building runs each layer once on zeros of that
+    shape, so each axis must be within ``limits.max_steps`` and the whole within ``limits.max_size``."""
+    for spec in layers if isinstance(layers, list) else []:
+        cfg = spec.get("config") if isinstance(spec, dict) else None
+        if not isinstance(cfg, dict):
+            continue
+        if spec.get("class_name") == "Functional":
+            _check_input_layers(cfg.get("layers"), limits)
+        shape = cfg.get("batch_shape") if spec.get("class_name") == "InputLayer" else None
+        if shape is None:
+            continue
+        dims = shape[1:] if isinstance(shape, list) else None
+        if dims is None or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in dims):
+            raise ValueError(f"config.json: Input {str(spec.get('name'))[:40]!r} batch_shape must be a list of "
+                             f"positive integers or null, got {str(shape)[:80]}")
+        size = 1
+        for d in dims:
+            size *= d or 1
+        if max((d or 1 for d in dims), default=1) > limits.max_steps or size > limits.max_size:
+            raise ValueError(f"config.json: Input {str(spec.get('name'))[:40]!r} has shape {shape}, larger than a "
+                             f"loaded model may trace (Limits.max_steps={limits.max_steps}, max_size={limits.max_size})")
 
 
 def _compile_from_config(model: Sequential, cc) -> None:

@@ -12,5 +12,4 @@ def _missing(reason):
     return pytest.mark.xfail(strict=True, reason=f"rnnkit: {reason}")
 
 
-INPUT_BATCH_SIZE = _missing("Input has no batch_size argument (and there is no functional Model(inputs, outputs))")
 MIXED_PRECISION = _missing("no dtype policies (dtype='mixed_float16': float16 compute, float32 weights)")

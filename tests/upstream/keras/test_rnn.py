@@ -10,7 +10,6 @@ import torch
 
 import rnnkit as rk
 
-from . import missing
 from .cells import OneStateRNNCell, TwoStatesRNNCell
 from .layer_checks import (
     assert_all_close,
@@ -213,7 +212,6 @@ def test_serialization(cell_cls):
     assert rk.RNN.from_config(config).get_config() == config
 
 
-@missing.INPUT_BATCH_SIZE
 def test_stateful_batch_size_mismatch_raises():
     """Upstream ``keras/src/layers/rnn/rnn_test.py::RNNTest::test_stateful_batch_size_mismatch_raises``."""
     batch_size, timesteps, features = 4, 5, 3

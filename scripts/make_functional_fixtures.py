@@ -1,0 +1,166 @@
+"""Regenerate tests/data/keras_functional/: small Keras 3 functional models and the outputs Keras computes.
+
+Each model below is written once against Keras's names (``L.Input``,
+``L.Model``, ``L.LSTM``...). This script runs it with ``L`` = Keras, and
+tests/test_functional_keras.py runs the same function with ``L`` = rnnkit,
+copies the weights and compares the outputs: so the test also shows a Keras
+functional program running with only the import changed. Run once, with
+Keras 3 in a separate environment (never rnnkit's own)::
+
+    /path/to/keras-env/bin/python scripts/make_functional_fixtures.py
+
+For each model NAME it writes ``NAME.npz`` (plain arrays, readable with
+``allow_pickle=False``):
+
+- ``x_0``, ``x_1``...: the inputs, in the model's input order;
+- ``w_000``, ``w_001``...: random weights, in Keras's ``model.get_weights()`` order;
+- ``layer_names``, ``layer_counts``: the layers that own them, in that order, and how many each has;
+- ``y_0``, ``y_1``...: Keras's outputs for the inputs (flat, in the model's output order).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "keras_functional"
+
+
+# ------------------------------------------------------------------ models
+# name -> (build(L), inputs(rng)). Every layer is named, so the test finds it by name.
+
+
+def two_inputs(L):
+    seq, side = L.Input((6, 3), name="seq"), L.Input((4,), name="side")
+    h = L.SimpleRNN(5, name="rnn")(seq)
+    s = L.Dense(2, activation="tanh", name="side_dense")(side)
+    joined = L.Concatenate(name="join")([h, s])
+    return L.Model([seq, side], L.Dense(3, activation="softmax", name="head")(joined))
+
+
+def encoder_decoder(L):
+    """keras-io's lstm_seq2seq: the decoder starts from the encoder's return_state; three outputs."""
+    enc_in, dec_in = L.Input((None, 3), name="enc_in"), L.Input((None, 2), name="dec_in")
+    _, h, c = L.LSTM(4, return_state=True, name="encoder")(enc_in)
+    seq, h2, c2 = L.LSTM(4, return_sequences=True, return_state=True, name="decoder")(dec_in, initial_state=[h, c])
+    probs = L.Dense(3, activation="softmax", name="probs")(seq)
+    return L.Model([enc_in, dec_in], [probs, h2, c2])
+
+
+def gru_state_chain(L):
+    """A GRU's state seeds a GRU (reset_after) and a SimpleRNN, merged by Add."""
+    a_in, b_in = L.Input((5, 3), name="a_in"), L.Input((7, 2), name="b_in")
+    _, h = L.GRU(4, return_state=True, name="gru_a")(a_in)
+    from_gru = L.GRU(4, name="gru_b")(b_in, initial_state=[h])
+    from_rnn = L.SimpleRNN(4, name="rnn_b")(b_in, initial_state=[h])
+    return L.Model([a_in, b_in], L.Add(name="add")([from_gru, from_rnn]))
+
+
+def shared_layer(L):
+    """One LSTM called on two inputs (same weights), the results added and concatenated."""
+    a, b = L.Input((5, 3), name="a"), L.Input((5, 3), name="b")
+    shared = L.LSTM(4, name="shared")
+    ha, hb = shared(a), shared(b)
+    joined = L.Concatenate(name="join")([L.Add(name="add")([ha, hb]), hb])
+    return L.Model([a, b], L.Dense(2, name="head")(joined))
+
+
+def embedding_mask(L):
+    """Embedding(mask_zero=True) -> LSTM (sequences) -> LSTM: the padding mask reaches both."""
+    ids = L.Input((None,), dtype="int32", name="ids")
+    x = L.Embedding(12, 3, mask_zero=True, name="embed")(ids)
+    x = L.LSTM(4, return_sequences=True, name="lstm_seq")(x)
+    return L.Model(ids, L.LSTM(3, name="lstm_last")(x))
+
+
+def masking_bidirectional(L):
+    """Masking -> Bidirectional(LSTM, sequences) -> Dense (passes the mask) -> Bidirectional(GRU, ave)."""
+    inp = L.Input((6, 2), name="inp")
+    x = L.Masking(name="masking")(inp)
+    x = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm"), name="bi_lstm")(x)
+    x = L.Dense(3, name="dense")(x)
+    return L.Model(inp, L.Bidirectional(L.GRU(2, name="gru"), merge_mode="ave", name="bi_gru")(x))
+
+
+def merged_masks(L):
+    """Two masked inputs through one shared Embedding, joined by Concatenate: a step counts where both have a token."""
+    a_in, b_in = L.Input((5,), dtype="int32", name="a_ids"), L.Input((5,), dtype="int32", name="b_ids")
+    emb = L.Embedding(9, 2, mask_zero=True, name="embed")
+    joined = L.Concatenate(name="join")([emb(a_in), emb(b_in)])
+    return L.Model([a_in, b_in], L.GRU(3, name="gru")(joined))
+
+
+def _sequences(rng, batch, time, features):
+    return rng.normal(size=(batch, time, features)).astype("float32")
+
+
+def _ids(rng, lengths, time, vocab):
+    ids = np.zeros((len(lengths), time), dtype="int32")
+    for i, n in enumerate(lengths):
+        ids[i, :n] = rng.integers(1, vocab, size=n)
+    return ids
+
+
+def _padded(rng):
+    x = _sequences(rng, 4, 6, 2)
+    x[0, 4:] = 0.0  # right padding
+    x[2, 1:] = 0.0  # one real step
+    x[3, 2] = 0.0  # a gap in the middle
+    return [x]
+
+
+MODELS = {
+    "two_inputs": (two_inputs, lambda rng: [_sequences(rng, 4, 6, 3), rng.normal(size=(4, 4)).astype("float32")]),
+    "encoder_decoder": (encoder_decoder, lambda rng: [_sequences(rng, 3, 7, 3), _sequences(rng, 3, 5, 2)]),
+    "gru_state_chain": (gru_state_chain, lambda rng: [_sequences(rng, 3, 5, 3), _sequences(rng, 3, 7, 2)]),
+    "shared_layer": (shared_layer, lambda rng: [_sequences(rng, 4, 5, 3), _sequences(rng, 4, 5, 3)]),
+    "embedding_mask": (embedding_mask, lambda rng: [_ids(rng, [3, 1, 7, 5], 7, 12)]),
+    "masking_bidirectional": (masking_bidirectional, _padded),
+    "merged_masks": (merged_masks, lambda rng: [_ids(rng, [3, 5, 2], 5, 9), _ids(rng, [4, 1, 5], 5, 9)]),
+}
+
+
+# ------------------------------------------------------------------- Keras
+
+
+def keras_names():
+    """``L`` for Keras: ``Input``, ``Model`` and the layers under one name each."""
+    import keras  # lazy: only this script's separate environment has Keras
+
+    class L:
+        Input, Model = keras.Input, keras.Model
+
+    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+        setattr(L, name, getattr(keras.layers, name))
+    return L
+
+
+def main():
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    L = keras_names()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for k, (name, (build, make_inputs)) in enumerate(MODELS.items()):
+        rng = np.random.default_rng(100 + k)
+        model = build(L)
+        # Random weights everywhere (Keras starts biases at zero, which would hide a bias mix-up).
+        model.set_weights([(0.5 * rng.normal(size=w.shape)).astype("float32") for w in model.get_weights()])
+        owners = [layer for layer in model.layers if layer.weights]
+        per_layer = [w for layer in owners for w in layer.get_weights()]
+        flat = model.get_weights()
+        assert len(per_layer) == len(flat) and all(np.array_equal(a, b) for a, b in zip(per_layer, flat)), name
+        xs = make_inputs(rng)
+        ys = model(xs if len(xs) > 1 else xs[0], training=False)
+        ys = ys if isinstance(ys, (list, tuple)) else [ys]
+        arrays = {f"x_{i}": x for i, x in enumerate(xs)}
+        arrays |= {f"w_{i:03d}": w for i, w in enumerate(flat)}
+        arrays |= {f"y_{i}": np.asarray(y) for i, y in enumerate(ys)}
+        arrays["layer_names"] = np.array([layer.name for layer in owners])
+        arrays["layer_counts"] = np.array([len(layer.weights) for layer in owners])
+        np.savez(OUT / f"{name}.npz", **arrays)
+        print(f"{name}: inputs {[x.shape for x in xs]}, {len(flat)} weights, outputs {[a.shape for a in map(np.asarray, ys)]}")
+
+
+if __name__ == "__main__":
+    main()
