@@ -8,6 +8,10 @@ functional program running with only the import changed. Run once, with
 Keras 3 in a separate environment (never rnnkit's own)::
 
     /path/to/keras-env/bin/python scripts/make_functional_fixtures.py
+    /path/to/keras-env/bin/python scripts/make_functional_fixtures.py keras-files
+
+The second form saves, for each model of ``KERAS_FILES``, ``NAME.keras``
+(``model.save``) with the weights of ``NAME.npz``, for ``rk.load_model``'s tests.
 
 For each model NAME it writes ``NAME.npz`` (plain arrays, readable with
 ``allow_pickle=False``):
@@ -162,5 +166,23 @@ def main():
         print(f"{name}: inputs {[x.shape for x in xs]}, {len(flat)} weights, outputs {[a.shape for a in map(np.asarray, ys)]}")
 
 
+#: The models also saved as Keras 3 ``.keras`` archives (two inputs, initial_state, a mask).
+KERAS_FILES = ("two_inputs", "encoder_decoder", "embedding_mask")
+
+
+def keras_files():
+    """Save ``NAME.keras`` for each of ``KERAS_FILES``, with the weights the npz already holds."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    L = keras_names()
+    for name in KERAS_FILES:
+        data = np.load(OUT / f"{name}.npz")
+        model = MODELS[name][0](L)
+        model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
+        model.save(OUT / f"{name}.keras")
+        print(f"{name}.keras written")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    keras_files() if sys.argv[1:] == ["keras-files"] else main()

@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import graph
+from . import graph, keras_save
 from .base import Layer, unique_name
 from .functional_training import FunctionalTraining
 from .layers import InputLayer, deserialize, serialize
 from .merging import MERGES
-from .model import Sequential
+from .model import Sequential, _check_path
 
 _DTYPES = {
     name: getattr(torch, name)
@@ -363,6 +363,19 @@ class Model(FunctionalTraining, Layer):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}", line]
         print_fn("\n".join(out))
+
+    # ------------------------------------------------------------ Keras files
+    def save(self, path, overwrite: bool = True) -> None:
+        """Write a Keras 3 ``.keras`` archive (a ``Functional``) that Keras itself loads (``rnnkit.keras_save``).
+
+        ``rk.load_model("x.keras")`` reads it back; an rnnkit run directory is
+        ``rk.save_model(model, folder)``.
+        """
+        path = _check_path(path, overwrite)
+        if not path.endswith(".keras"):
+            raise ValueError(f"path: model.save writes a Keras 3 file whose name ends in .keras, got {path!r}; for an "
+                             "rnnkit run directory use rk.save_model(model, folder)")
+        keras_save.save_keras(self, path, keras_save.functional_config(self))
 
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict:

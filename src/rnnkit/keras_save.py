@@ -1,4 +1,4 @@
-"""Write Keras 3 files from a ``Sequential`` of rnnkit layers: ``.keras`` archives and ``.weights.h5``.
+"""Write Keras 3 files from a ``Sequential`` or a functional ``Model``: ``.keras`` archives and ``.weights.h5``.
 
     model.save("model.keras")               # Keras 3 loads it: keras.saving.load_model("model.keras")
     model.save_weights("model.weights.h5")  # the arrays alone, in Keras's HDF5 layout
@@ -20,6 +20,14 @@ A ``.keras`` file is a zip archive of three members:
   ``backward_layer/``, ``TimeDistributed``'s under ``layer/``. rnnkit keeps
   Keras's weight layout, so the arrays are written unchanged.
 
+A functional ``Model`` is written as Keras 3's ``Functional``: its config
+lists every layer (``InputLayer`` and merges included) with its
+``inbound_nodes``, each call's arguments with every tensor as
+``{"class_name": "__keras_tensor__", "config": {"shape", "dtype",
+"keras_history": [layer, node index, tensor index]}}``, then
+``input_layers`` and ``output_layers``; the weight groups are named in the
+config's layer order, the ``InputLayer`` and merges holding empty ones.
+
 Keras's own layers only: a custom activation, a custom cell or a plain
 ``torch.nn`` module has no Keras config, and is a ``ValueError`` naming it.
 Reading ``.keras`` archives into new models is ``rnnkit.interop.load_keras``
@@ -37,6 +45,7 @@ import zipfile
 
 import numpy as np
 
+from . import graph
 from .files import atomic_write
 from .layers import (
     GRU,
@@ -45,11 +54,13 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
+    InputLayer,
     Masking,
     RepeatVector,
     SimpleRNN,
     TimeDistributed,
 )
+from .merging import MERGES
 from .ops import activation_name
 from .rnn import RNN
 
@@ -169,6 +180,55 @@ def model_config(model) -> dict:
             "registered_name": None, "build_config": {"input_shape": batch_shape}}
 
 
+def _is_merge(layer) -> bool:
+    return MERGES.get(type(layer).__name__) is type(layer)
+
+
+def _functional_layer(layer, node) -> dict:
+    """One layer of a functional model as Keras 3 lists it, its build shape taken from its first call (``node``)."""
+    if isinstance(layer, InputLayer):
+        t = node.outputs[0]
+        return {"module": "keras.layers", "class_name": "InputLayer",
+                "config": {"batch_shape": list(t.shape), "dtype": graph.dtype_name(t.dtype), "sparse": False,
+                           "ragged": False, "name": layer.name, "optional": False},
+                "registered_name": None}
+    shapes = [list(t.shape) for t in graph.leaves(node.args)]
+    if _is_merge(layer):
+        spec = _keras_object(type(layer).__name__, dict(layer.get_config()))
+        spec["build_config"] = {"input_shape": shapes}
+        return spec
+    if not shapes:
+        raise ValueError(f"model: layer {layer.name!r} is called with no tensor argument, which a Keras file cannot record")
+    return layer_config(layer, tuple(shapes[0][1:]))
+
+
+def functional_config(model) -> dict:
+    """``config.json`` for a functional ``rnnkit.Model``: Keras 3's ``Functional``.
+
+    The graph (``inbound_nodes``, ``input_layers``, ``output_layers``) is
+    ``model.get_config()``'s, already in Keras 3's form; each layer's own
+    config is Keras's (``layer_config``), not rnnkit's.
+    """
+    own = model.get_config()
+    by_layer = model._nodes_by_layer()
+    layers = []
+    for layer, spec in zip(model.layers, own["layers"]):
+        if not isinstance(layer, InputLayer) and not (_is_merge(layer) or type(layer) in (*_RECURRENT, Bidirectional,
+                                                                                            TimeDistributed, *_PLAIN)):
+            raise _no_counterpart(layer)
+        entry = _functional_layer(layer, by_layer[id(layer)][0])
+        entry["name"], entry["inbound_nodes"] = layer.name, spec["inbound_nodes"]
+        layers.append(entry)
+
+    def refs(value):  # Keras writes one tensor as its bare [layer, node, tensor]
+        return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "config": {"name": model.name, "trainable": True, "layers": layers,
+                       "input_layers": refs(own["input_layers"]), "output_layers": refs(own["output_layers"])},
+            "registered_name": "Functional", "build_config": {"input_shape": None}, "compile_config": None}
+
+
 # ----------------------------------------------------------------- weights
 
 
@@ -191,6 +251,8 @@ def _vars_groups(layer, path: str) -> list[tuple[object, str]]:
                 *_vars_groups(layer.backward_layer, f"{path}/backward_layer")]
     if isinstance(layer, TimeDistributed):
         return [(None, f"{path}/vars"), *_vars_groups(layer.layer, f"{path}/layer")]
+    if isinstance(layer, InputLayer) or _is_merge(layer):
+        return [(None, f"{path}/vars")]
     if type(layer) not in _PLAIN:
         raise _no_counterpart(layer)
     return [(layer, f"{path}/vars")]
@@ -257,9 +319,12 @@ def load_weights_h5(model, source) -> None:
 # ----------------------------------------------------------------- archive
 
 
-def keras_bytes(model) -> bytes:
-    """The ``.keras`` archive of ``model``: metadata.json, config.json and model.weights.h5."""
-    config = json.dumps(model_config(model)).encode()
+def keras_bytes(model, config: dict | None = None) -> bytes:
+    """The ``.keras`` archive of ``model``: metadata.json, config.json and model.weights.h5.
+
+    ``config``: the model's ``config.json`` when it is not a ``Sequential`` (``functional_config``).
+    """
+    config = json.dumps(model_config(model) if config is None else config).encode()
     weights = weights_bytes(model)
     meta = json.dumps({"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}).encode()
     buffer = io.BytesIO()
@@ -269,9 +334,9 @@ def keras_bytes(model) -> bytes:
     return buffer.getvalue()
 
 
-def save_keras(model, path) -> None:
-    """Write ``model`` as a Keras 3 ``.keras`` archive at ``path``, atomically."""
-    atomic_write(path, keras_bytes(model))
+def save_keras(model, path, config: dict | None = None) -> None:
+    """Write ``model`` as a Keras 3 ``.keras`` archive at ``path``, atomically (``config`` as in ``keras_bytes``)."""
+    atomic_write(path, keras_bytes(model, config))
 
 
 def save_weights_h5(model, path) -> None:
