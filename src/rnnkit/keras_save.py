@@ -202,17 +202,54 @@ def _functional_layer(layer, node) -> dict:
     return layer_config(layer, tuple(shapes[0][1:]))
 
 
+def keras_layer_order(model) -> list:
+    """``model.layers`` in the order Keras 3 gives a functional model's layers, which names the weight groups.
+
+    Keras walks the graph back from each output (depth first, arguments in
+    order), numbers each layer when first met, gives every node a depth (its
+    longest distance to an output, a layer taking its deepest node's), and
+    lists layers by decreasing depth, ties in walking order. Keras loads a
+    file in this order whatever order its config lists, so the file is written in it.
+    """
+    walk, first_met, done = [], {}, set()
+
+    def visit(t):
+        node = t.node
+        if id(node) in done:
+            return
+        first_met.setdefault(id(node.layer), len(first_met))
+        for u in graph.leaves((node.args, node.kwargs)):
+            visit(u)
+        done.add(id(node))
+        walk.append(node)
+
+    for t in model.outputs:
+        visit(t)
+    node_depth, layer_depth = {}, {}
+    for node in reversed(walk):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        for u in graph.leaves((node.args, node.kwargs)):
+            node_depth[id(u.node)] = max(depth + 1, node_depth.get(id(u.node), 0))
+    layers = [layer for layer in model.layers if id(layer) in layer_depth]
+    unused = [layer for layer in model.layers if id(layer) not in layer_depth]  # an Input no output reads
+    return sorted(layers, key=lambda m: (-layer_depth[id(m)], first_met[id(m)])) + unused
+
+
 def functional_config(model) -> dict:
     """``config.json`` for a functional ``rnnkit.Model``: Keras 3's ``Functional``.
 
     The graph (``inbound_nodes``, ``input_layers``, ``output_layers``) is
     ``model.get_config()``'s, already in Keras 3's form; each layer's own
-    config is Keras's (``layer_config``), not rnnkit's.
+    config is Keras's (``layer_config``), not rnnkit's. Layers are listed in
+    ``keras_layer_order``, the weights written in the same order.
     """
     own = model.get_config()
     by_layer = model._nodes_by_layer()
+    specs = {id(layer): spec for layer, spec in zip(model.layers, own["layers"])}
     layers = []
-    for layer, spec in zip(model.layers, own["layers"]):
+    for layer in keras_layer_order(model):
+        spec = specs[id(layer)]
         if not isinstance(layer, InputLayer) and not (_is_merge(layer) or type(layer) in (*_RECURRENT, Bidirectional,
                                                                                             TimeDistributed, *_PLAIN)):
             raise _no_counterpart(layer)
@@ -232,10 +269,11 @@ def functional_config(model) -> dict:
 # ----------------------------------------------------------------- weights
 
 
-def weight_groups(model) -> list[tuple[object, str]]:
-    """(layer owning weights, h5 group of its ``vars/i``) for every layer, named as Keras names them."""
+def weight_groups(model, layers=None) -> list[tuple[object, str]]:
+    """(layer owning weights, h5 group of its ``vars/i``) for every layer (``layers``: default
+    ``model.layers``, in that order), named as Keras names them."""
     out, counters = [], {}
-    for layer in model.layers:
+    for layer in model.layers if layers is None else layers:
         group = _snake(type(layer).__name__)
         counters[group] = counters.get(group, -1) + 1
         out += _vars_groups(layer, "layers/" + group + (f"_{counters[group]}" if counters[group] else ""))
@@ -258,13 +296,14 @@ def _vars_groups(layer, path: str) -> list[tuple[object, str]]:
     return [(layer, f"{path}/vars")]
 
 
-def weights_bytes(model) -> bytes:
-    """``model.weights.h5`` in Keras's layout (empty ``vars`` groups included, as Keras writes them)."""
+def weights_bytes(model, layers=None) -> bytes:
+    """``model.weights.h5`` in Keras's layout (empty ``vars`` groups included, as Keras writes them);
+    ``layers`` as in ``weight_groups``."""
     buffer = io.BytesIO()
     with _h5py().File(buffer, "w") as h5:
         h5.create_group("vars").attrs["name"] = model.name
         h5.create_group("layers")
-        for owner, path in weight_groups(model):
+        for owner, path in weight_groups(model, layers):
             group = h5.create_group(path)
             if owner is None:
                 continue
@@ -324,8 +363,9 @@ def keras_bytes(model, config: dict | None = None) -> bytes:
 
     ``config``: the model's ``config.json`` when it is not a ``Sequential`` (``functional_config``).
     """
+    layers = None if config is None else [model.get_layer(spec["name"]) for spec in config["config"]["layers"]]
     config = json.dumps(model_config(model) if config is None else config).encode()
-    weights = weights_bytes(model)
+    weights = weights_bytes(model, layers)
     meta = json.dumps({"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
