@@ -7,8 +7,13 @@ it once ran the bytecode of ``Lambda`` layers; both led to code execution
 from a file (CVE-2024-3660, CVE-2025-1550). Here the config is only JSON:
 each layer's ``class_name`` must be one of the few Keras layers rnnkit has
 (``KERAS_LAYERS``) and is mapped by hand to the rnnkit class; anything else,
-a ``Lambda``, a custom or registered object, a functional ``Model``, is a
+a ``Lambda``, a custom or registered object, a model nested in a model, is a
 ``ValueError`` that names it.
+
+A ``Functional`` model becomes an ``rnnkit.Model``: its graph is rebuilt by
+calling the layers on ``rk.Input`` tensors as its ``inbound_nodes`` say
+(``_functional``), each node's tensors checked to name a layer and call the
+config has, and a graph that never completes (a cycle) refused.
 
 The weights file holds one group per layer, named by Keras after the
 layer's *class*, not its name: ``layers/<snake_case(class)>[_<k>]`` with a
@@ -45,6 +50,9 @@ from ..layers import (
     SimpleRNN,
     TimeDistributed,
 )
+from ..graph import leaves
+from ..functional import Input, Model, _parse_dtype
+from ..merging import MERGES
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
@@ -53,6 +61,7 @@ from ..rnn import RNN
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
     "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
+    "Concatenate", "Add", "Multiply", "Average", "Dot",
 )
 
 def _h5py():
@@ -87,6 +96,9 @@ def _check_objects(obj: Any, where: str) -> None:
         for i, item in enumerate(obj):
             _check_objects(item, f"{where}[{i}]")
     elif isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":  # a reference to a tensor of the graph, not an object
+            _history(obj, where)
+            return
         if "class_name" in obj:
             class_name, module, registered = obj["class_name"], obj.get("module"), obj.get("registered_name")
             builtin = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
@@ -277,15 +289,24 @@ def _input_shape(class_name: str, cfg: dict, spec: dict, where: str):
     return tuple(shape[1:])
 
 
-def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential, list[tuple[Any, str]]]:
-    """An rnnkit Sequential from a Keras ``config.json`` and the weights path of each layer.
+def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential | Model, list[tuple[Any, str]]]:
+    """An rnnkit Sequential (or Model, for a ``Functional``) from a Keras ``config.json``, and the
+    weights path of each layer.
 
     ``trace``: build the model once over the recorded input shape (for its
     summary); off for the shape check on the meta device.
     """
+    if isinstance(config, dict) and config.get("class_name") == "Functional":
+        if config.get("module") not in ("keras.src.models.functional", "keras.models", "keras") or \
+                config.get("registered_name") not in (None, "Functional"):
+            raise ValueError(f"config.json: 'Functional' from module={config.get('module')!r}, registered_name="
+                             f"{config.get('registered_name')!r}; only Keras's own Functional is read")
+        if not isinstance(config.get("config"), dict):
+            raise ValueError("config.json.config: expected the Functional's config, a dict")
+        return _functional(config["config"], "config.json.config")
     class_name, cfg = _layer_spec(config, "config.json")
     if class_name != "Sequential":
-        raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential models")
+        raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential and Functional models")
     entries: list = []
     _flat_layers(cfg, "", "config.json", entries)
     model = Sequential(name=cfg.get("name"))
@@ -307,6 +328,206 @@ def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential, lis
     if trace and shape is not None and all(d is not None for d in shape):
         model.build(shape)  # the summary's output shapes
     return model, paths
+
+
+# ------------------------------------------------------------ functional
+
+
+def _history(obj: dict, where: str) -> tuple[str, int, int]:
+    """``(layer name, node index, tensor index)`` of a ``__keras_tensor__`` reference, checked to be plain data."""
+    cfg = obj.get("config")
+    history = cfg.get("keras_history") if isinstance(cfg, dict) else None
+    if not (isinstance(history, list) and len(history) == 3 and isinstance(history[0], str)
+            and all(type(k) is int and k >= 0 for k in history[1:])):
+        raise ValueError(f"{where}: a __keras_tensor__ needs config.keras_history = [layer name, node index, "
+                         f"tensor index], got {str(cfg)[:120]!r}")
+    return history[0], history[1], history[2]
+
+
+def _is_ref(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _refs(obj) -> list:
+    """Every ``__keras_tensor__`` in a node's arguments."""
+    if _is_ref(obj):
+        return [obj]
+    if isinstance(obj, list):
+        return [r for o in obj for r in _refs(o)]
+    if isinstance(obj, dict):
+        return [r for o in obj.values() for r in _refs(o)]
+    return []
+
+
+def _merge(class_name: str, cfg: dict, where: str):
+    """A Keras merge layer: its axis arguments checked, nothing else taken from the config."""
+    kwargs: dict = {"name": cfg.get("name")}
+    if class_name == "Concatenate":
+        kwargs["axis"] = _get(cfg, "axis", int, where, -1)
+    if class_name == "Dot":
+        axes = cfg.get("axes")
+        if not (type(axes) is int or (isinstance(axes, list) and len(axes) == 2 and all(type(a) is int for a in axes))):
+            raise ValueError(f"{where}.axes: expected an int or a list of two ints, got {axes!r}")
+        kwargs.update(axes=axes, normalize=_get(cfg, "normalize", bool, where, False))
+    return MERGES[class_name](**kwargs)
+
+
+def _mask_source(spec: dict, where: str) -> None:
+    """Keras records the padding mask of an ``Embedding(mask_zero=True)`` as a ``NotEqual(ids, 0)`` op;
+    accept only that form (rnnkit derives the same mask by itself, so the op is not rebuilt)."""
+    nodes = spec.get("inbound_nodes")
+    if spec.get("module") != "keras.src.ops.numpy" or spec.get("registered_name") not in (None, "NotEqual") or not (
+            isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict)
+            and isinstance(nodes[0].get("args"), list) and len(nodes[0]["args"]) == 2
+            and _is_ref(nodes[0]["args"][0]) and type(nodes[0]["args"][1]) is int and nodes[0]["args"][1] == 0
+            and not nodes[0].get("kwargs")):
+        raise ValueError(f"{where}: a NotEqual op is read only as Keras records an Embedding's padding mask, "
+                         "NotEqual(ids, 0) from module 'keras.src.ops.numpy'")
+    _history(nodes[0]["args"][0], f"{where}.inbound_nodes[0].args[0]")
+
+
+def _functional(cfg: dict, where: str) -> tuple[Model, list[tuple[Any, str]]]:
+    """An rnnkit ``Model`` from a Keras 3 Functional config, and the weights path of each layer.
+
+    Layers come in the config's order, which is the order Keras writes their
+    weight groups in. A call's ``training`` argument is dropped, and so is a
+    ``mask`` read from the ``NotEqual`` of an ``Embedding(mask_zero=True)``'s
+    ids: rnnkit passes that mask on by itself.
+    """
+    specs = cfg.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"{where}.layers: expected a non-empty list of layers, got {str(specs)[:80]!r}")
+    built: dict[str, Any] = {}     # name -> rnnkit layer, or an Input tensor
+    calls: dict[str, list] = {}    # name -> its inbound nodes
+    masks: dict[str, tuple] = {}   # NotEqual op name -> the ids it compares
+    inputs: dict[str, Any] = {}    # InputLayer name -> its tensor
+    paths, counters = [], {}
+    for i, spec in enumerate(specs):
+        at = f"{where}.layers[{i}]"
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or name in built or name in masks:
+            raise ValueError(f"{at}.name: expected a layer name used once in the model, got {name!r}")
+        if spec.get("class_name") == "NotEqual":
+            _mask_source(spec, at)
+            masks[name] = _history(spec["inbound_nodes"][0]["args"][0], at)
+            continue
+        class_name, layer_cfg = _layer_spec(spec, at)
+        nodes = spec.get("inbound_nodes", [])
+        if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
+            raise ValueError(f"{at}.inbound_nodes: expected a list of {{'args': [...], 'kwargs': {{...}}}}")
+        _check_objects(nodes, f"{at}.inbound_nodes")
+        if class_name in ("Sequential", "Functional"):
+            raise ValueError(f"{at}: a model inside a functional model is not read; load_keras reads its layers "
+                             "only when they are the model's own")
+        if class_name == "InputLayer":
+            shape = _input_shape(class_name, layer_cfg, spec, at)
+            batch = layer_cfg.get("batch_shape", [None])
+            if shape is None:
+                raise ValueError(f"{at}.config.batch_shape: missing")
+            if nodes:
+                raise ValueError(f"{at}.inbound_nodes: an InputLayer is called by nothing, got {str(nodes)[:80]!r}")
+            inputs[name] = Input(shape, _parse_dtype(layer_cfg.get("dtype")), name, batch[0])
+            built[name] = inputs[name].node.layer
+        elif class_name in MERGES:
+            built[name] = _merge(class_name, layer_cfg, at)
+        else:
+            first = _refs(nodes[0].get("args")) if nodes else []
+            shape = first[0]["config"].get("shape") if first else None
+            features = shape[-1] if isinstance(shape, list) and shape and type(shape[-1]) is int else None
+            built[name] = _build_layer(class_name, layer_cfg, features, at)
+        calls[name] = nodes
+        group = _snake(class_name)
+        counters[group] = counters.get(group, -1) + 1
+        paths.append((built[name], "layers/" + group + (f"_{counters[group]}" if counters[group] else "")))
+
+    def check(ref, at):  # every reference names a layer's existing call before anything is built
+        layer, node, _ = _history(ref, at)
+        if layer in masks:
+            return
+        if layer not in built:
+            raise ValueError(f"{at}: names layer {layer!r}, which the model's config does not have")
+        if node >= (len(calls[layer]) if layer not in inputs else 1):
+            raise ValueError(f"{at}: names call {node} of layer {layer!r}, which has {len(calls[layer])} calls")
+
+    for name, nodes in calls.items():
+        for k, node in enumerate(nodes):
+            for key in node.get("kwargs") or {}:
+                if key not in ("initial_state", "mask", "training"):
+                    raise ValueError(f"{where}: layer {name!r} inbound_nodes[{k}].kwargs.{key}: not read (only "
+                                     "initial_state, mask and training)")
+            for ref in _refs([node.get("args"), node.get("kwargs")]):
+                check(ref, f"{where}: layer {name!r} inbound_nodes[{k}]")
+    made: dict[tuple[str, int], list] = {(n, 0): [t] for n, t in inputs.items()}
+
+    def tensor(ref):
+        layer, node, index = _history(ref, where)
+        outputs = made.get((layer, node))
+        if outputs is None:
+            raise LookupError
+        if index >= len(outputs):
+            raise ValueError(f"{where}: names tensor {index} of layer {layer!r} call {node}, which makes {len(outputs)}")
+        return outputs[index]
+
+    def resolve(obj, at):
+        if _is_ref(obj):
+            return tensor(obj)
+        if isinstance(obj, list) and obj:
+            return [resolve(o, at) for o in obj]
+        raise ValueError(f"{at}: expected tensors or lists of tensors, got {str(obj)[:80]!r}")
+
+    def mask_ok(ref, at):
+        layer = _history(ref, at)[0]
+        ids = masks.get(layer)
+        readers = [built[n] for n, nodes in calls.items() for node in nodes
+                   if isinstance(built[n], Embedding) and built[n].mask_zero and any(
+                       _history(r, at) == ids for r in _refs(node.get("args"))[:1])]
+        if not readers:
+            raise ValueError(f"{at}.kwargs.mask: only the padding mask of an Embedding(mask_zero=True) is read, "
+                             f"got a tensor of {layer!r}")
+
+    todo = [(n, k, node) for n, nodes in calls.items() for k, node in enumerate(nodes)]
+    while todo:
+        waiting = []
+        for name, k, node in todo:
+            at = f"{where}: layer {name!r} inbound_nodes[{k}]"
+            kwargs = dict(node.get("kwargs") or {})
+            if not isinstance(kwargs.pop("training", None), (bool, type(None))):
+                raise ValueError(f"{at}.kwargs.training: expected a bool or null")
+            mask = kwargs.pop("mask", None)
+            if mask is not None:
+                if not _is_ref(mask):
+                    raise ValueError(f"{at}.kwargs.mask: expected null or a tensor")
+                mask_ok(mask, at)
+            try:
+                args = resolve(node.get("args"), f"{at}.args")
+                kwargs = {key: resolve(v, f"{at}.kwargs.{key}") for key, v in kwargs.items()}
+            except LookupError:
+                waiting.append((name, k, node))
+                continue
+            made[(name, k)] = leaves(built[name](*args, **kwargs))
+        if len(waiting) == len(todo):
+            raise ValueError(f"{where}: the calls of {sorted({w[0] for w in waiting})} wait on each other's outputs "
+                             "(a cycle in inbound_nodes); a functional model is acyclic")
+        todo = waiting
+
+    def pick(refs, key):
+        if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
+            refs = [refs]  # Keras writes one tensor as its bare [layer, node, tensor]
+        if isinstance(refs, dict):
+            refs = list(refs.values())
+        if not isinstance(refs, list) or not refs:
+            raise ValueError(f"{where}.{key}: expected [layer, node, tensor] references, got {str(refs)[:80]!r}")
+        out = []
+        for r in refs:
+            if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+                    and all(type(v) is int for v in r[1:]) and (r[0], r[1]) in made and r[2] < len(made[(r[0], r[1])])):
+                raise ValueError(f"{where}.{key}: {r!r} names no tensor the model makes")
+            out.append(made[(r[0], r[1])][r[2]])
+        return out[0] if len(out) == 1 else out
+
+    inputs, outputs = pick(cfg.get("input_layers"), "input_layers"), pick(cfg.get("output_layers"), "output_layers")
+    name = cfg.get("name")
+    return Model(inputs, outputs, name=name if isinstance(name, str) else None), paths
 
 
 # ------------------------------------------------------------------- weights
@@ -622,11 +843,14 @@ def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential:
         largest = _check_layout(h5, path, limits)
         if model is None:
             _check_sizes(config, largest, limits)
-            # Built first on the meta device (nothing allocated), so the file's shapes are checked
-            # before the real model spends time and memory on initial weights.
-            with torch.random.fork_rng(devices=[]), torch.device("meta"):
-                shadow, shadow_paths = model_from_config(config, trace=False)
-            _load_weights(h5, shadow_paths, read=False)
+            # A Sequential is built first on the meta device (nothing allocated), so the file's shapes are
+            # checked before the real model spends time and memory on initial weights. A functional graph
+            # is traced on real zeros (an Embedding looks up ids), so it is built once, its sizes bounded
+            # by _check_sizes above.
+            if not (isinstance(config, dict) and config.get("class_name") == "Functional"):
+                with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                    shadow, shadow_paths = model_from_config(config, trace=False)
+                _load_weights(h5, shadow_paths, read=False)
             model, paths = model_from_config(config)
         else:
             paths = _keras_paths(model)
