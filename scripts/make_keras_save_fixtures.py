@@ -17,6 +17,14 @@ clone of it with ``load_weights``, and adds Keras's outputs to the npz as
 rnnkit's. It also saves ``keras_seq2seq.keras`` + ``.npz``: an encoder,
 ``RepeatVector``, decoder and ``TimeDistributed(Dense(softmax))`` model as
 keras-io's addition_rnn builds it, for ``rk.load_model`` to read.
+
+Functional models go to tests/data/keras_functional/, in two steps of their own
+(``write-functional`` then ``keras-functional``, run as above): the first builds
+``FUNCTIONAL`` (scripts/make_functional_fixtures.py's Keras programs run with
+rnnkit's names, with the weights of their Keras-made npz, and a branching
+graph whose Keras layer order differs from rnnkit's) and saves
+``rk_NAME.keras`` and ``rk_NAME.npz`` (``x_0``..., rnnkit's ``y_0``...);
+the second loads each with Keras and adds Keras's outputs as ``y_keras_0``...
 """
 
 from __future__ import annotations
@@ -28,6 +36,40 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "keras"
+FUNCTIONAL_OUT = OUT.parent / "keras_functional"
+#: Functional models of make_functional_fixtures.py saved by rnnkit, and one of this script's own.
+FUNCTIONAL = ("two_inputs", "encoder_decoder", "embedding_mask", "branch_order")
+
+
+def branch_order(rk):
+    """Dense "c" feeds "b" while "a" reads the input: Keras lists c, a, b (by depth), rnnkit a, c, b."""
+    inp = rk.Input((4,), name="inp")
+    p = rk.Dense(3, name="a")(inp)
+    q = rk.Dense(3, activation="tanh", name="b")(rk.Dense(5, name="c")(inp))
+    return rk.Model(inp, rk.Concatenate(name="join")([p, q]))
+
+
+def rnnkit_functional(rk, rng):
+    """name -> (model, inputs) for ``FUNCTIONAL``."""
+    from make_functional_fixtures import MODELS
+
+    class L:  # the Keras programs of make_functional_fixtures.py, with rnnkit's names
+        Input, Model = rk.Input, rk.Model
+
+    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+        setattr(L, layer, getattr(rk, layer))
+    for name in FUNCTIONAL[:-1]:
+        data = np.load(FUNCTIONAL_OUT / f"{name}.npz")
+        model = MODELS[name][0](L)
+        model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
+        yield name, model, [data[k] for k in sorted(data.files) if k.startswith("x_")]
+    model = branch_order(rk)
+    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in model.get_weights()])
+    yield "branch_order", model, [rng.normal(size=(3, 4)).astype("float32")]
+
+
+def _flat(ys):
+    return [np.asarray(y, dtype="float32") for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
 
 
 def rnnkit_models(rk, rng):
@@ -72,6 +114,17 @@ def write() -> None:
         print(f"rk_{name}: x {x.shape} -> y {model.predict(x).shape}")
 
 
+def write_functional() -> None:
+    import rnnkit as rk
+
+    for name, model, xs in rnnkit_functional(rk, np.random.default_rng(2)):
+        model.save(FUNCTIONAL_OUT / f"rk_{name}.keras")
+        ys = _flat(model.predict(xs if len(xs) > 1 else xs[0]))
+        np.savez(FUNCTIONAL_OUT / f"rk_{name}.npz", **{f"x_{i}": x for i, x in enumerate(xs)},
+                 **{f"y_{i}": y for i, y in enumerate(ys)})
+        print(f"rk_{name} (functional): {len(xs)} inputs -> {len(ys)} outputs")
+
+
 def keras_check() -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
@@ -102,8 +155,28 @@ def keras_check() -> None:
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}: worst difference {worst:.2e}")
 
 
+def keras_functional() -> None:
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    worst = 0.0
+    for name in FUNCTIONAL:
+        path = FUNCTIONAL_OUT / f"rk_{name}.keras"
+        data = dict(np.load(path.with_suffix(".npz")))
+        xs = [data[k] for k in sorted(data) if k.startswith("x_")]
+        ys = _flat(keras.saving.load_model(path)(xs if len(xs) > 1 else xs[0], training=False))
+        data |= {f"y_keras_{i}": y for i, y in enumerate(ys)}
+        diff = max(float(np.abs(y - data[f"y_{i}"]).max()) for i, y in enumerate(ys))
+        worst = max(worst, diff)
+        np.savez(path.with_suffix(".npz"), **data)
+        print(f"{path.name}: Keras's outputs differ from rnnkit's by at most {diff:.2e}")
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}: worst difference {worst:.2e}")
+
+
 if __name__ == "__main__":
-    steps = {"write": write, "keras": keras_check}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # make_functional_fixtures, beside this script
+    steps = {"write": write, "keras": keras_check, "write-functional": write_functional,
+             "keras-functional": keras_functional}
     if len(sys.argv) != 2 or sys.argv[1] not in steps:
-        sys.exit(f"usage: {sys.argv[0]} write|keras")
+        sys.exit(f"usage: {sys.argv[0]} {'|'.join(steps)}")
     steps[sys.argv[1]]()
