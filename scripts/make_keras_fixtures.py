@@ -80,12 +80,13 @@ def models(rng):
 
 
 def refused(rng):
-    """name -> model that load_keras must refuse, saved as Keras writes it."""
+    """name -> model that load_keras must refuse (and one functional model of known layers, which it reads),
+    saved as Keras writes it."""
     x = rng.normal(size=(2, 6, 3)).astype("float32")
     lam = keras.Sequential([keras.Input((6, 3)), layers.Lambda(lambda t: t * 2.0), layers.SimpleRNN(2)])
     inputs = keras.Input((6, 3))
     functional = keras.Model(inputs, layers.Dense(1)(layers.LSTM(2)(inputs)))
-    return {"refused_lambda": (lam, x), "refused_functional": (functional, x)}
+    return {"refused_lambda": (lam, x), "functional_known_layers": (functional, x)}
 
 
 def tamper(src: Path, dst: Path, edit) -> None:

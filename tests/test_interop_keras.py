@@ -106,7 +106,6 @@ def test_weights_that_do_not_fit_the_model():
     "name, match",
     [
         ("refused_lambda", "layers\\[1\\]: layer class 'Lambda' is not supported"),
-        ("refused_functional", "layer class 'Functional' is not supported"),
         ("refused_module", "'SimpleRNN' \\(module='evil_pkg.layers', registered_name='evil_pkg>SimpleRNN'\\)"),
         ("refused_activation", "activation: 'function' \\(module='builtins'"),
     ],
@@ -115,6 +114,24 @@ def test_refuses_what_it_does_not_know(name, match):
     with pytest.raises(ValueError, match=match):
         load_keras(DATA / f"{name}.keras")
     assert "keras" not in sys.modules  # nothing was imported to find out
+
+
+def test_reads_a_functional_model_of_known_layers():
+    """Keras's functional Input -> LSTM -> Dense loads as an rk.Model (it was refused before Model existed)."""
+    model = load_keras(DATA / "functional_known_layers.keras")
+    assert isinstance(model, rk.Model)
+    assert [type(m).__name__ for m in model.layers] == ["InputLayer", "LSTM", "Dense"]
+    assert model(torch.zeros(2, 6, 3)).shape == (2, 1)
+
+
+def test_refuses_a_functional_model_with_an_unknown_layer(tmp_path):
+    def edit(data):
+        config = json.loads(data)
+        config["config"]["layers"][1]["class_name"] = "GaussianNoise"
+        return json.dumps(config).encode()
+
+    with pytest.raises(ValueError, match="layers\\[1\\]: layer class 'GaussianNoise' is not supported"):
+        load_keras(_tampered(tmp_path, edit, source="functional_known_layers.keras"))
 
 
 def _tampered(tmp_path, edit, source="simple_rnn.keras", member="config.json"):
@@ -149,7 +166,7 @@ def _set(path, value):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (_set(["class_name"], "Functional"), "'Functional' is not supported"),
+        (_set(["class_name"], "Functional"), "layers\\[0\\].name: expected a layer name"),  # a Sequential's layers
         (_set(["module"], "keras.src.models.functional"), "only Keras's own layers"),
         (_set(["config", "layers", 1, "class_name"], "TFSMLayer"), "'TFSMLayer' is not supported"),
         (_set(["config", "layers", 1, "config", "units"], "4"), "units: expected int, got '4'"),
