@@ -1,0 +1,221 @@
+"""A functional rk.Model in Keras 3's ``.keras`` format: Model.save and rk.load_model (issue 17).
+
+Fixtures in tests/data/keras_functional/ (no Keras needed here):
+
+- ``NAME.keras``: saved by Keras 3.15.1 (scripts/make_functional_fixtures.py keras-files), the
+  weights of ``NAME.npz``, whose ``y_*`` are Keras's outputs;
+- ``rk_NAME.keras``: saved by rnnkit (scripts/make_keras_save_fixtures.py write-functional), then
+  loaded by Keras, whose outputs ``y_keras_*`` sit in ``rk_NAME.npz`` beside rnnkit's ``y_*``.
+"""
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit as rk
+
+h5py = pytest.importorskip("h5py", reason="h5py is not installed (pip install 'rnnkit[interop]')")
+
+DATA = Path(__file__).parent / "data" / "keras_functional"
+KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask"]
+RK_MADE = [*KERAS_MADE, "branch_order"]
+
+
+def _arrays(data, prefix):
+    return [data[k] for k in sorted(data.files) if k.startswith(prefix) and k[len(prefix):].isdigit()]
+
+
+def _predict(model, xs):
+    ys = model.predict(xs if len(xs) > 1 else xs[0])
+    return [np.asarray(y) for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
+
+
+@pytest.mark.parametrize("name", KERAS_MADE)
+def test_a_keras_functional_file_computes_what_keras_computed(name):
+    data = np.load(DATA / f"{name}.npz", allow_pickle=False)
+    model = rk.load_model(DATA / f"{name}.keras")
+    assert isinstance(model, rk.Model)
+    ys = _predict(model, _arrays(data, "x_"))
+    assert len(ys) == len(_arrays(data, "y_"))
+    for y, expected in zip(ys, _arrays(data, "y_")):
+        np.testing.assert_allclose(y, expected, atol=1e-5)
+    assert "keras" not in sys.modules
+
+
+@pytest.mark.parametrize("name", RK_MADE)
+def test_keras_computed_what_rnnkit_computes(name):
+    data = np.load(DATA / f"rk_{name}.npz", allow_pickle=False)
+    ys, keras_ys = _arrays(data, "y_"), _arrays(data, "y_keras_")
+    assert len(ys) == len(keras_ys) > 0
+    for y, k in zip(ys, keras_ys):
+        np.testing.assert_allclose(k, y, atol=1e-5)
+    for y, expected in zip(_predict(rk.load_model(DATA / f"rk_{name}.keras"), _arrays(data, "x_")), ys):
+        np.testing.assert_allclose(y, expected, atol=1e-6)
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json")), archive.read("model.weights.h5")
+
+
+def _h5_arrays(blob):
+    import io
+
+    out = {}
+    with h5py.File(io.BytesIO(blob), "r") as h5:
+        h5.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+@pytest.mark.parametrize("name", RK_MADE)
+def test_the_writer_still_writes_the_checked_files(name, tmp_path):
+    """Saving the loaded fixture again gives the config and arrays Keras was shown."""
+    rk.load_model(DATA / f"rk_{name}.keras").save(tmp_path / "again.keras")
+    (config, weights), (fixture_config, fixture_weights) = _members(tmp_path / "again.keras"), _members(DATA / f"rk_{name}.keras")
+    assert config == fixture_config
+    got, expected = _h5_arrays(weights), _h5_arrays(fixture_weights)
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_round_trip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    enc_in, dec_in = rk.Input((None, 3), name="enc_in"), rk.Input((None, 2), name="dec_in")
+    _, h, c = rk.LSTM(4, return_state=True, name="encoder")(enc_in)
+    seq, h2, _ = rk.LSTM(4, return_sequences=True, return_state=True, name="decoder")(dec_in, initial_state=[h, c])
+    side = rk.Dense(4, name="side")(h2)
+    model = rk.Model([enc_in, dec_in], [rk.Dense(3, activation="softmax", name="probs")(seq),
+                                        rk.Add(name="add")([h2, side])])
+    model.save(tmp_path / "m.keras")
+    again = rk.load_model(tmp_path / "m.keras")
+    assert [m.name for m in again.layers] == [m.name for m in model.layers]
+    xs = [np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32"),
+          np.random.default_rng(1).normal(size=(2, 4, 2)).astype("float32")]
+    for a, b in zip(model.predict(xs), again.predict(xs)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keras_layer_order_is_by_depth():
+    """Keras lists a functional model's layers by depth, which names the weight groups: c before a."""
+    from rnnkit.keras_save import keras_layer_order
+
+    model = rk.load_model(DATA / "rk_branch_order.keras")
+    assert [m.name for m in keras_layer_order(model)] == ["inp", "c", "a", "b", "join"]
+
+
+def test_save_refuses_what_keras_cannot_hold(tmp_path):
+    x = rk.Input((5,))
+    model = rk.Model(x, rk.Dense(2)(x))
+    with pytest.raises(ValueError, match="ends in .keras"):
+        model.save(tmp_path / "m.h5")
+    seq = rk.Input((4, 3))
+    custom = rk.Model(seq, rk.LSTM(2, activation=torch.sin)(seq))
+    with pytest.raises(ValueError, match="custom callable"):
+        custom.save(tmp_path / "m.keras")
+
+
+# ------------------------------------------------------------------ hostile files
+
+
+def _tampered(tmp_path, edit, source="two_inputs.keras"):
+    dst = tmp_path / "tampered.keras"
+    with zipfile.ZipFile(DATA / source) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                edit(config["config"])
+                data = json.dumps(config).encode()
+            zout.writestr(item, data)
+    return dst
+
+
+def _layer(cfg, name):
+    return next(spec for spec in cfg["layers"] if spec["name"] == name)
+
+
+def _ref(layer, node=0, index=0, shape=(None, 5)):
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": list(shape), "dtype": "float32", "keras_history": [layer, node, index]}}
+
+
+def _unknown_class_in_node(cfg):
+    _layer(cfg, "head")["inbound_nodes"][0]["args"] = [
+        {"module": "evil_pkg", "class_name": "Payload", "config": {}, "registered_name": "evil_pkg>Payload"}]
+
+
+def _missing_layer(cfg):
+    _layer(cfg, "join")["inbound_nodes"][0]["args"][0][0] = _ref("ghost")
+
+
+def _cycle(cfg):
+    _layer(cfg, "rnn")["inbound_nodes"][0]["args"] = [_ref("head", shape=(None, 6, 3))]
+
+
+def _missing_call(cfg):
+    _layer(cfg, "join")["inbound_nodes"][0]["args"][0][0] = _ref("rnn", node=3)
+
+
+def _unknown_layer(cfg):
+    _layer(cfg, "side_dense")["class_name"] = "GaussianNoise"
+
+
+def _extra_kwarg(cfg):
+    _layer(cfg, "rnn")["inbound_nodes"][0]["kwargs"]["constants"] = [_ref("side", shape=(None, 4))]
+
+
+def _mask_from_a_layer(cfg):
+    _layer(cfg, "rnn")["inbound_nodes"][0]["kwargs"]["mask"] = _ref("side", shape=(None, 4))
+
+
+def _missing_output(cfg):
+    cfg["output_layers"] = ["head", 1, 0]
+
+
+def _nested_model(cfg):
+    _layer(cfg, "side_dense")["class_name"] = "Functional"
+
+
+def _no_keras_history(cfg):
+    _layer(cfg, "head")["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = "join"
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_unknown_class_in_node, "inbound_nodes\\[0\\].args\\[0\\]: 'Payload' \\(module='evil_pkg'"),
+        (_missing_layer, "names layer 'ghost', which the model's config does not have"),
+        (_cycle, "a cycle in inbound_nodes"),
+        (_missing_call, "names call 3 of layer 'rnn', which has 1 calls"),
+        (_unknown_layer, "layer class 'GaussianNoise' is not supported"),
+        (_extra_kwarg, "kwargs.constants: not read"),
+        (_mask_from_a_layer, "only the padding mask of an Embedding\\(mask_zero=True\\) is read"),
+        (_missing_output, "output_layers: \\['head', 1, 0\\] names no tensor"),
+        (_nested_model, "layer class 'Functional' is not supported"),
+        (_no_keras_history, "keras_history = \\[layer name, node index, tensor index\\]"),
+    ],
+)
+def test_hostile_functional_files_are_refused(tmp_path, edit, match):
+    with pytest.raises(ValueError, match=match):
+        rk.load_model(_tampered(tmp_path, edit))
+    assert "keras" not in sys.modules
+
+
+def _not_equal_to_one(cfg):
+    _layer(cfg, "not_equal")["inbound_nodes"][0]["args"][1] = 1
+
+
+def _not_equal_elsewhere(cfg):
+    _layer(cfg, "not_equal")["module"] = "evil_pkg.ops"
+
+
+@pytest.mark.parametrize("edit", [_not_equal_to_one, _not_equal_elsewhere])
+def test_only_keras_padding_masks_are_read(tmp_path, edit):
+    with pytest.raises(ValueError, match="NotEqual op is read only as Keras records an Embedding's padding mask"):
+        rk.load_model(_tampered(tmp_path, edit, source="embedding_mask.keras"))
