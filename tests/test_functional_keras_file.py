@@ -8,6 +8,7 @@ Fixtures in tests/data/keras_functional/ (no Keras needed here):
   loaded by Keras, whose outputs ``y_keras_*`` sit in ``rk_NAME.npz`` beside rnnkit's ``y_*``.
 """
 
+import io
 import json
 import sys
 import zipfile
@@ -64,8 +65,6 @@ def _members(path):
 
 
 def _h5_arrays(blob):
-    import io
-
     out = {}
     with h5py.File(io.BytesIO(blob), "r") as h5:
         h5.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 
 from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
+from ..functional import Input, Model, _parse_dtype
+from ..graph import leaves
 from ..layers import (
     GRU,
     LSTM,
@@ -50,8 +52,6 @@ from ..layers import (
     SimpleRNN,
     TimeDistributed,
 )
-from ..graph import leaves
-from ..functional import Input, Model, _parse_dtype
 from ..merging import MERGES
 from ..model import Sequential
 from ..ops import ACTIVATIONS
