@@ -218,3 +218,11 @@ def _not_equal_elsewhere(cfg):
 def test_only_keras_padding_masks_are_read(tmp_path, edit):
     with pytest.raises(ValueError, match="NotEqual op is read only as Keras records an Embedding's padding mask"):
         rk.load_model(_tampered(tmp_path, edit, source="embedding_mask.keras"))
+
+
+def test_the_graph_size_is_bounded():
+    from rnnkit.interop.keras_file import model_from_config
+
+    config, _ = _members(DATA / "two_inputs.keras")  # 6 layers, 4 calls
+    with pytest.raises(ValueError, match="10 layers and calls, more than Limits.max_tensors=8"):
+        model_from_config(config, limits=rk.files.Limits(max_tensors=8))

@@ -289,12 +289,15 @@ def _input_shape(class_name: str, cfg: dict, spec: dict, where: str):
     return tuple(shape[1:])
 
 
-def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential | Model, list[tuple[Any, str]]]:
+def model_from_config(config: dict, trace: bool = True, limits: Limits | None = None,
+                      ) -> tuple[Sequential | Model, list[tuple[Any, str]]]:
     """An rnnkit Sequential (or Model, for a ``Functional``) from a Keras ``config.json``, and the
     weights path of each layer.
 
     ``trace``: build the model once over the recorded input shape (for its
-    summary); off for the shape check on the meta device.
+    summary); off for the shape check on the meta device. ``limits``
+    (``rnnkit.files.Limits``) bounds a functional graph's layers and calls
+    by ``max_tensors``.
     """
     if isinstance(config, dict) and config.get("class_name") == "Functional":
         if config.get("module") not in ("keras.src.models.functional", "keras.models", "keras") or \
@@ -303,7 +306,7 @@ def model_from_config(config: dict, trace: bool = True) -> tuple[Sequential | Mo
                              f"{config.get('registered_name')!r}; only Keras's own Functional is read")
         if not isinstance(config.get("config"), dict):
             raise ValueError("config.json.config: expected the Functional's config, a dict")
-        return _functional(config["config"], "config.json.config")
+        return _functional(config["config"], "config.json.config", check_limits(limits))
     class_name, cfg = _layer_spec(config, "config.json")
     if class_name != "Sequential":
         raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential and Functional models")
@@ -386,7 +389,7 @@ def _mask_source(spec: dict, where: str) -> None:
     _history(nodes[0]["args"][0], f"{where}.inbound_nodes[0].args[0]")
 
 
-def _functional(cfg: dict, where: str) -> tuple[Model, list[tuple[Any, str]]]:
+def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tuple[Any, str]]]:
     """An rnnkit ``Model`` from a Keras 3 Functional config, and the weights path of each layer.
 
     Layers come in the config's order, which is the order Keras writes their
@@ -397,6 +400,10 @@ def _functional(cfg: dict, where: str) -> tuple[Model, list[tuple[Any, str]]]:
     specs = cfg.get("layers")
     if not isinstance(specs, list) or not specs:
         raise ValueError(f"{where}.layers: expected a non-empty list of layers, got {str(specs)[:80]!r}")
+    count = sum(1 + len(s["inbound_nodes"]) if isinstance(s, dict) and isinstance(s.get("inbound_nodes"), list) else 1
+                for s in specs)
+    if count > limits.max_tensors:
+        raise ValueError(f"{where}: {count} layers and calls, more than Limits.max_tensors={limits.max_tensors}")
     built: dict[str, Any] = {}     # name -> rnnkit layer, or an Input tensor
     calls: dict[str, list] = {}    # name -> its inbound nodes
     masks: dict[str, tuple] = {}   # NotEqual op name -> the ids it compares
@@ -461,9 +468,9 @@ def _functional(cfg: dict, where: str) -> tuple[Model, list[tuple[Any, str]]]:
 
     def tensor(ref):
         layer, node, index = _history(ref, where)
-        outputs = made.get((layer, node))
-        if outputs is None:
-            raise LookupError
+        if layer in masks:
+            raise ValueError(f"{where}: reads the output of NotEqual op {layer!r}, which is read only as a mask")
+        outputs = made[(layer, node)]
         if index >= len(outputs):
             raise ValueError(f"{where}: names tensor {index} of layer {layer!r} call {node}, which makes {len(outputs)}")
         return outputs[index]
@@ -475,40 +482,44 @@ def _functional(cfg: dict, where: str) -> tuple[Model, list[tuple[Any, str]]]:
             return [resolve(o, at) for o in obj]
         raise ValueError(f"{at}: expected tensors or lists of tensors, got {str(obj)[:80]!r}")
 
-    def mask_ok(ref, at):
-        layer = _history(ref, at)[0]
-        ids = masks.get(layer)
-        readers = [built[n] for n, nodes in calls.items() for node in nodes
-                   if isinstance(built[n], Embedding) and built[n].mask_zero and any(
-                       _history(r, at) == ids for r in _refs(node.get("args"))[:1])]
-        if not readers:
-            raise ValueError(f"{at}.kwargs.mask: only the padding mask of an Embedding(mask_zero=True) is read, "
-                             f"got a tensor of {layer!r}")
+    # The ids each Embedding(mask_zero=True) reads: a NotEqual of one of them is that Embedding's mask.
+    padded = {_history(ref, where) for n, nodes in calls.items() if isinstance(built[n], Embedding) and built[n].mask_zero
+              for node in nodes for ref in _refs(node.get("args"))[:1]}
 
-    todo = [(n, k, node) for n, nodes in calls.items() for k, node in enumerate(nodes)]
-    while todo:
-        waiting = []
-        for name, k, node in todo:
-            at = f"{where}: layer {name!r} inbound_nodes[{k}]"
-            kwargs = dict(node.get("kwargs") or {})
-            if not isinstance(kwargs.pop("training", None), (bool, type(None))):
-                raise ValueError(f"{at}.kwargs.training: expected a bool or null")
-            mask = kwargs.pop("mask", None)
-            if mask is not None:
-                if not _is_ref(mask):
-                    raise ValueError(f"{at}.kwargs.mask: expected null or a tensor")
-                mask_ok(mask, at)
-            try:
-                args = resolve(node.get("args"), f"{at}.args")
-                kwargs = {key: resolve(v, f"{at}.kwargs.{key}") for key, v in kwargs.items()}
-            except LookupError:
-                waiting.append((name, k, node))
-                continue
-            made[(name, k)] = leaves(built[name](*args, **kwargs))
-        if len(waiting) == len(todo):
-            raise ValueError(f"{where}: the calls of {sorted({w[0] for w in waiting})} wait on each other's outputs "
-                             "(a cycle in inbound_nodes); a functional model is acyclic")
-        todo = waiting
+    def call_kwargs(node, at):
+        kwargs = dict(node.get("kwargs") or {})
+        if not isinstance(kwargs.pop("training", None), (bool, type(None))):
+            raise ValueError(f"{at}.kwargs.training: expected a bool or null")
+        mask = kwargs.pop("mask", None)
+        if mask is not None and not (_is_ref(mask) and masks.get(_history(mask, at)[0]) in padded):
+            raise ValueError(f"{at}.kwargs.mask: only the padding mask of an Embedding(mask_zero=True) is read, "
+                             f"got {str(mask)[:120]!r}")
+        return kwargs
+
+    # Calls in an order where each reads only tensors made before it (Kahn's): what is left is a cycle.
+    waits_on = {(n, k): {(h[0], h[1]) for h in (_history(r, where) for r in _refs([node.get("args"), node.get("kwargs")]))
+                         if h[0] not in masks and h[0] not in inputs}
+                for n, nodes in calls.items() for k, node in enumerate(nodes)}
+    readers: dict[tuple, list] = {}
+    for key, deps in waits_on.items():
+        for dep in deps:
+            readers.setdefault(dep, []).append(key)
+    ready = [key for key, deps in waits_on.items() if not deps]
+    while ready:
+        name, k = key = ready.pop()
+        node, at = calls[name][k], f"{where}: layer {name!r} inbound_nodes[{k}]"
+        kwargs = call_kwargs(node, at)
+        args = resolve(node.get("args"), f"{at}.args")
+        kwargs = {key: resolve(v, f"{at}.kwargs.{key}") for key, v in kwargs.items()}
+        made[(name, k)] = leaves(built[name](*args, **kwargs))
+        for reader in readers.get((name, k), []):
+            waits_on[reader].discard((name, k))
+            if not waits_on[reader]:
+                ready.append(reader)
+    stuck = sorted({n for (n, k), deps in waits_on.items() if deps})
+    if stuck:
+        raise ValueError(f"{where}: the calls of {stuck} wait on each other's outputs (a cycle in inbound_nodes); "
+                         "a functional model is acyclic")
 
     def pick(refs, key):
         if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
@@ -851,7 +862,7 @@ def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential:
                 with torch.random.fork_rng(devices=[]), torch.device("meta"):
                     shadow, shadow_paths = model_from_config(config, trace=False)
                 _load_weights(h5, shadow_paths, read=False)
-            model, paths = model_from_config(config)
+            model, paths = model_from_config(config, limits=limits)
         else:
             paths = _keras_paths(model)
         _load_weights(h5, paths)
