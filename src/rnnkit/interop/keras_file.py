@@ -791,8 +791,8 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, O
                 IndexError, AttributeError, OverflowError, RecursionError)
 
 
-def load_keras(path, model: Sequential | None = None, *, limits: Limits | None = None) -> Sequential:
-    """An rnnkit ``Sequential`` from a Keras 3 file, reading it as data only.
+def load_keras(path, model: Sequential | None = None, *, limits: Limits | None = None) -> Sequential | Model:
+    """An rnnkit ``Sequential`` (or ``Model``, for a Keras ``Functional``) from a Keras 3 file, reading it as data only.
 
     Args:
         path: a ``.keras`` archive, or a ``.weights.h5`` file (then ``model``
@@ -838,7 +838,7 @@ def load_keras(path, model: Sequential | None = None, *, limits: Limits | None =
         raise ValueError(f"path: {path!r} cannot be read as a Keras file ({type(e).__name__}: {e})") from None
 
 
-def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential:
+def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential | Model:
     if path.endswith(".keras"):
         config, weights = _read_archive(path, limits)
         h5 = _open_h5(io.BytesIO(weights), path)
