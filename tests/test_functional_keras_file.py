@@ -226,3 +226,20 @@ def test_the_graph_size_is_bounded():
     config, _ = _members(DATA / "two_inputs.keras")  # 6 layers, 4 calls
     with pytest.raises(ValueError, match="10 layers and calls, more than Limits.max_tensors=8"):
         model_from_config(config, limits=rk.files.Limits(max_tensors=8))
+
+
+def test_weights_load_into_a_functional_model_built_in_code():
+    """load_keras(path, model=...) matches the file's groups to the layers in Keras's order."""
+    from rnnkit.interop import load_keras
+
+    enc_in, dec_in = rk.Input((None, 3)), rk.Input((None, 2))
+    _, h, c = rk.LSTM(4, return_state=True)(enc_in)
+    seq, h2, c2 = rk.LSTM(4, return_sequences=True, return_state=True)(dec_in, initial_state=[h, c])
+    model = rk.Model([enc_in, dec_in], [rk.Dense(3, activation="softmax")(seq), h2, c2])
+    load_keras(DATA / "encoder_decoder.keras", model=model)
+    data = np.load(DATA / "encoder_decoder.npz", allow_pickle=False)
+    for y, expected in zip(_predict(model, _arrays(data, "x_")), _arrays(data, "y_")):
+        np.testing.assert_allclose(y, expected, atol=1e-5)
+    x = rk.Input((None, 3))
+    with pytest.raises(ValueError, match="weights: the file has weights under"):
+        load_keras(DATA / "encoder_decoder.keras", model=rk.Model(x, rk.LSTM(4)(x)))

@@ -40,6 +40,7 @@ import torch
 from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
 from ..functional import Input, Model, _parse_dtype
 from ..graph import leaves
+from ..keras_save import keras_layer_order
 from ..layers import (
     GRU,
     LSTM,
@@ -545,13 +546,14 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
 
 
 def _keras_paths(model) -> list[tuple[Any, str]]:
-    """(layer, weights path) for an rnnkit model, as Keras would name the groups."""
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model: expected an rnnkit Sequential, got {type(model).__name__}")
+    """(layer, weights path) for an rnnkit model, as Keras would name the groups (a functional
+    model's in Keras's layer order, ``keras_save.keras_layer_order``)."""
+    if not isinstance(model, (Sequential, Model)):
+        raise TypeError(f"model: expected an rnnkit Sequential or Model, got {type(model).__name__}")
     out, counters = [], {}
-    for layer in model.layers:
+    for layer in model.layers if isinstance(model, Sequential) else keras_layer_order(model):
         class_name = type(layer).__name__
-        if class_name not in KERAS_LAYERS:
+        if class_name not in KERAS_LAYERS or isinstance(layer, Model):
             raise ValueError(f"model: {class_name} has no Keras counterpart whose weights load_keras could read")
         group = _snake(class_name)
         counters[group] = counters.get(group, -1) + 1
@@ -791,15 +793,16 @@ _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, O
                 IndexError, AttributeError, OverflowError, RecursionError)
 
 
-def load_keras(path, model: Sequential | None = None, *, limits: Limits | None = None) -> Sequential | Model:
+def load_keras(path, model: Sequential | Model | None = None, *, limits: Limits | None = None) -> Sequential | Model:
     """An rnnkit ``Sequential`` (or ``Model``, for a Keras ``Functional``) from a Keras 3 file, reading it as data only.
 
     Args:
         path: a ``.keras`` archive, or a ``.weights.h5`` file (then ``model``
             is required).
-        model: optional rnnkit ``Sequential`` to load the weights into. Its
-            layers must follow the Keras model's classes and order (the
-            file's weight groups are named after them); shapes are checked.
+        model: optional rnnkit ``Sequential`` or functional ``Model`` to load
+            the weights into. Its layers must follow the Keras model's classes
+            and order (the file's weight groups are named after them; a
+            functional model's in Keras's order by depth); shapes are checked.
         limits: ``rnnkit.files.Limits``, the bounds on what is read and built
             (archive members, datasets, units, time steps); raise them for a
             trusted file bigger than the defaults allow.
@@ -817,8 +820,8 @@ def load_keras(path, model: Sequential | None = None, *, limits: Limits | None =
     path = os.fspath(path)
     if not isinstance(path, str):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
-    if model is not None and not isinstance(model, Sequential):
-        raise TypeError(f"model: expected an rnnkit Sequential or None, got {type(model).__name__}")
+    if model is not None and not isinstance(model, (Sequential, Model)):
+        raise TypeError(f"model: expected an rnnkit Sequential, Model or None, got {type(model).__name__}")
     if model is not None and not all(getattr(layer, "built", True) for layer in model.layers):
         raise ValueError(
             "model: not built yet, so its weights have no shapes; give it input_shape=(time, features) "
@@ -838,7 +841,7 @@ def load_keras(path, model: Sequential | None = None, *, limits: Limits | None =
         raise ValueError(f"path: {path!r} cannot be read as a Keras file ({type(e).__name__}: {e})") from None
 
 
-def _load(path: str, model: Sequential | None, limits: Limits) -> Sequential | Model:
+def _load(path: str, model: Sequential | Model | None, limits: Limits) -> Sequential | Model:
     if path.endswith(".keras"):
         config, weights = _read_archive(path, limits)
         h5 = _open_h5(io.BytesIO(weights), path)
