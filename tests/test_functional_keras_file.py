@@ -24,7 +24,8 @@ h5py = pytest.importorskip("h5py", reason="h5py is not installed (pip install 'r
 
 DATA = Path(__file__).parent / "data" / "keras_functional"
 KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask"]
-RK_MADE = [*KERAS_MADE, "branch_order"]
+RK_MADE = ["two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
+           "masking_bidirectional", "merged_masks", "branch_order"]
 
 
 def _arrays(data, prefix):

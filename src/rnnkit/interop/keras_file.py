@@ -386,7 +386,8 @@ def _mask_source(spec: dict, where: str) -> None:
             and _is_ref(nodes[0]["args"][0]) and type(nodes[0]["args"][1]) is int and nodes[0]["args"][1] == 0
             and not nodes[0].get("kwargs")):
         raise ValueError(f"{where}: a NotEqual op is read only as Keras records an Embedding's padding mask, "
-                         "NotEqual(ids, 0) from module 'keras.src.ops.numpy'")
+                         "NotEqual(ids, 0) from module 'keras.src.ops.numpy' (the mask ops Keras records for "
+                         "Masking or for merged masks are not read)")
     _history(nodes[0]["args"][0], f"{where}.inbound_nodes[0].args[0]")
 
 
