@@ -41,6 +41,7 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     InputLayer,
     Masking,
     RepeatVector,
@@ -55,7 +56,7 @@ from .losses import (
     MeanSquaredError,
     SparseCategoricalCrossentropy,
 )
-from .merging import Add, Average, Concatenate, Dot, Multiply
+from .merging import Add, Average, Concatenate, Dot, Multiply, Subtract
 from .model import Sequential
 from .ops import Constant
 from .rnn import RNN, explain, reference_loop
@@ -96,6 +97,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "RepeatVector",
+    "Flatten",
     "Conv2D",
     "Sequential",
     "Constant",
@@ -103,6 +105,7 @@ __all__ = [
     "Model",
     "Concatenate",
     "Add",
+    "Subtract",
     "Multiply",
     "Average",
     "Dot",

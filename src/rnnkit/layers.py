@@ -659,6 +659,42 @@ class RepeatVector(Layer):
     def get_config(self):
         return {"name": self.name, "n": self.n}
 
+
+# ------------------------------------------------------------------ Flatten
+
+
+class Flatten(Layer):
+    """Keep the batch axis, join all others: (batch, d_1, ..., d_k) -> (batch, d_1 * ... * d_k).
+
+    A (batch,) input becomes (batch, 1), as in Keras's ``Flatten``.
+
+    >>> Flatten()(torch.ones(2, 3, 4)).shape
+    torch.Size([2, 12])
+    """
+
+    def __init__(self, name: str | None = None, input_shape=None):
+        super().__init__(name=name, input_shape=input_shape)
+        self.built = True
+
+    def forward(self, inputs):
+        x = as_tensor(inputs)
+        if x.dim() == 0:
+            raise ValueError(f"inputs: layer {self.name!r} expects a batch axis, got a scalar")
+        return x.reshape(x.shape[0], -1)
+
+    def compute_output_shape(self, input_shape):
+        batch, *rest = tuple(input_shape)
+        size = 1
+        for d in rest:
+            if d is None:
+                return (batch, None)
+            size *= d
+        return (batch, size)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
 # ------------------------------------------------------------------- Conv2D
 
 
@@ -761,7 +797,7 @@ class Conv2D(Layer):
 LAYERS: dict[str, type] = {
     cls.__name__: cls
     for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding, RepeatVector,
-                Conv2D)
+                Flatten, Conv2D)
 }
 
 

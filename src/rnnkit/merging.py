@@ -1,4 +1,4 @@
-"""Keras's merge layers: ``Concatenate``, ``Add``, ``Multiply``, ``Average``, ``Dot``.
+"""Keras's merge layers: ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Dot``.
 
 Each takes a list of tensors (batch first) and returns one tensor. They are
 plain layers, so they work eagerly as well as in a functional model::
@@ -72,6 +72,15 @@ class Add(_Elementwise):
         for x in xs[1:]:
             out = out + x
         return out
+
+
+class Subtract(_Elementwise):
+    """``x_1 - x_2``: exactly two inputs, as Keras's ``Subtract``."""
+
+    def combine(self, xs):
+        if len(xs) != 2:
+            raise ValueError(f"inputs: layer {self.name!r} expects exactly 2 tensors, got {len(xs)}")
+        return xs[0] - xs[1]
 
 
 class Multiply(_Elementwise):
@@ -194,4 +203,4 @@ class Dot(_Merge):
         return {"name": self.name, "axes": list(self.axes), "normalize": self.normalize}
 
 
-MERGES: dict[str, type] = {cls.__name__: cls for cls in (Concatenate, Add, Multiply, Average, Dot)}
+MERGES: dict[str, type] = {cls.__name__: cls for cls in (Concatenate, Add, Subtract, Multiply, Average, Dot)}
