@@ -282,6 +282,12 @@ class Model(FunctionalTraining, Layer):
             if missing or extra:
                 raise ValueError(f"inputs: expected the keys {self.input_names}, got {list(inputs)}")
             items = [inputs[k] for k in self.input_names]
+        elif isinstance(inputs, (list, tuple)) and isinstance(self._inputs, dict) and n > 1:
+            # As Keras 3: a model built on a dict is fed by name, never by position.
+            raise ValueError(
+                f"inputs: The structure of `inputs` doesn't match the expected structure: model {self.name!r} "
+                f"takes a dict with the keys {self.input_names}, got a {type(inputs).__name__} of {len(inputs)}"
+            )
         elif isinstance(inputs, (list, tuple)) and (n > 1 or len(inputs) == 1):
             if len(inputs) != n:
                 raise ValueError(f"inputs: model {self.name!r} expects {n} inputs {self.input_names}, got {len(inputs)}")

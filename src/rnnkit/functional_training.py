@@ -30,6 +30,7 @@ class FunctionalTraining(TrainingMixin):
 
     _heads = None  # per output: (log name, loss, weight, metrics), or None when untrained; set by compile
     input_names: list[str]
+    _inputs: object  # the inputs as the model was built on them (a tensor, list or dict)
     output_names: list[str]
 
     def _per_output(self, spec, arg: str) -> list:
@@ -128,6 +129,8 @@ class FunctionalTraining(TrainingMixin):
         return list(data)
 
     def _batch_len(self, xb) -> int:
+        if isinstance(xb, dict):
+            xb = list(xb.values())
         return len(xb[0]) if isinstance(xb, list) else len(xb)
 
     def _prepare(self, x, y, sw=None, class_weight=None):
@@ -138,6 +141,8 @@ class FunctionalTraining(TrainingMixin):
         dev, dtype = self._device(), self._dtype()
         xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
         sw = None if sw is None else sw.to(device=dev, dtype=dtype)
+        if isinstance(self._inputs, dict) and len(xs) > 1:  # a model built on a dict is called with one
+            xs = dict(zip(self.input_names, xs))
         return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys], sw
 
     def _outputs_to_cpu(self, y_pred):

@@ -33,8 +33,6 @@ LEGACY_NODES = _missing(
 )
 OPTIONAL_INPUTS = _missing("Input has no optional= argument (no None inputs)")
 OUTPUT_SPEC = _missing("Model has no compute_output_spec")
-SUBTRACT = _missing("no Subtract layer (and no layers.subtract function)")
-FLATTEN = _missing("no Flatten layer")
 NESTED_MASK = _missing("a Model called on symbolic tensors does not pass on its outputs' masks (no Model.compute_mask)")
 
 
