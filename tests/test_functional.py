@@ -378,10 +378,38 @@ def test_incompatible_shapes_name_the_layer():
 
 def test_torch_functions_on_symbolic_tensors_say_to_use_a_layer():
     x = rk.Input((3,))
-    for bad in (lambda: torch.tanh(x), lambda: torch.cat([x, x], 1), lambda: x + 1, lambda: 2 * x,
+    for bad in (lambda: torch.tanh(x), lambda: torch.cat([x, x], 1), lambda: x / 2, lambda: x ** 2,
                 lambda: torch.nn.Linear(3, 2)(x), lambda: x[:, 0], lambda: np.asarray(x)):
         with pytest.raises(TypeError, match="no Lambda layer.*rk.Layer subclass"):
             bad()
+
+
+def test_operators_on_symbolic_tensors_record_layers():
+    """``+ - *`` and unary ``-`` (Keras's operators): Add/Subtract/Multiply between tensors, Rescaling with a number."""
+    a, b = rk.Input((3,), name="op_a"), rk.Input((3,), name="op_b")
+    model = rk.Model([a, b], [a + b, a - b, a * b, 2 * a + 1, 1 - b, -a, a * 0.5 - 2])
+    xa, xb = torch.rand(4, 3), torch.rand(4, 3)
+    want = [xa + xb, xa - xb, xa * xb, 2 * xa + 1, 1 - xb, -xa, xa * 0.5 - 2]
+    for got, expected in zip(model([xa, xb]), want):
+        torch.testing.assert_close(got, expected)
+    assert sorted({type(m).__name__ for m in model.layers}) == ["Add", "InputLayer", "Multiply", "Rescaling", "Subtract"]
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(model.get_config())))
+    for got, expected in zip(rebuilt([xa, xb]), want):
+        torch.testing.assert_close(got, expected)
+    with pytest.raises(TypeError, match="operand: .*got str"):
+        a + "1"
+
+
+def test_flatten_and_rescaling_layers():
+    assert rk.Flatten()(torch.ones(2, 3, 4)).shape == (2, 12)
+    assert rk.Flatten()(torch.ones(5)).shape == (5, 1)
+    assert rk.Flatten()(rk.Input((None, 4))).shape == (None, None)
+    assert rk.Flatten()(rk.Input((3, 4))).shape == (None, 12)
+    torch.testing.assert_close(rk.Rescaling(0.5, 1.0)(torch.full((2, 2), 4.0)), torch.full((2, 2), 3.0))
+    with pytest.raises(TypeError, match="scale: expected a number"):
+        rk.Rescaling("2")
+    with pytest.raises(ValueError, match="exactly 2 tensors"):
+        rk.Subtract()([torch.ones(1, 2)] * 3)
 
 
 def test_bad_model_arguments():

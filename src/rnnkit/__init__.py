@@ -45,6 +45,7 @@ from .layers import (
     InputLayer,
     Masking,
     RepeatVector,
+    Rescaling,
     SimpleRNN,
     TimeDistributed,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "Input",
     "InputLayer",
     "RepeatVector",
+    "Rescaling",
     "Flatten",
     "Conv2D",
     "Sequential",

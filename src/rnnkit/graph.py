@@ -33,7 +33,7 @@ import torch
 
 _USE_A_LAYER = (
     "a symbolic tensor (from rk.Input or a layer called on one) has no values, so {what} cannot run on it. "
-    "In a functional model every operation is a layer: rk.Dense, rk.Concatenate, rk.Add, rk.Multiply, "
+    "In a functional model every operation is a layer (+, - and * record one): rk.Dense, rk.Concatenate, rk.Add, rk.Multiply, "
     "rk.Average, rk.Dot, the recurrent layers... rnnkit has no Lambda layer; for anything else write a small "
     "rk.Layer subclass whose forward() does the computation and call it on the symbolic tensors"
 )
@@ -84,11 +84,44 @@ class SymbolicTensor:
     def __iter__(self):
         raise TypeError(_USE_A_LAYER.format(what="unpacking or iteration"))
 
-    def _operator(self, *_):
-        raise TypeError(_USE_A_LAYER.format(what="an arithmetic operator"))
+    # ``a + b``, ``a - b``, ``a * b`` (with a tensor or a number on either side) and ``-a`` record a
+    # layer call, as Keras's operators record an op; OPERATORS holds the function that does it.
+    def __add__(self, other):
+        return _apply_operator("add", self, other)
 
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _operator
-    __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __pow__ = __neg__ = _operator
+    def __radd__(self, other):
+        return _apply_operator("add", other, self)
+
+    def __sub__(self, other):
+        return _apply_operator("subtract", self, other)
+
+    def __rsub__(self, other):
+        return _apply_operator("subtract", other, self)
+
+    def __mul__(self, other):
+        return _apply_operator("multiply", self, other)
+
+    def __rmul__(self, other):
+        return _apply_operator("multiply", other, self)
+
+    def __neg__(self):
+        return _apply_operator("multiply", -1.0, self)
+
+    def _operator(self, *_):
+        raise TypeError(_USE_A_LAYER.format(what="this arithmetic operator"))
+
+    __truediv__ = __rtruediv__ = __matmul__ = __rmatmul__ = __pow__ = _operator
+
+
+# The layers live above this module (they import it), so the module that defines the merge layers
+# registers here the function that turns ``op(x, y)`` into a layer call: OPERATORS["apply"](op, x, y).
+OPERATORS: dict = {}
+
+
+def _apply_operator(op: str, x, y):
+    if "apply" not in OPERATORS:
+        raise TypeError(_USE_A_LAYER.format(what="an arithmetic operator"))
+    return OPERATORS["apply"](op, x, y)
 
 
 class Node:
@@ -329,7 +362,8 @@ def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_nam
             return
         if t.node.is_source:
             raise ValueError(
-                f"outputs: {what} is not reachable from the model's inputs: it depends on Input "
+                f"outputs: Output with path `{what}` is not connected to the model's inputs; output {what!r} "
+                f"is not reachable from them: it depends on Input "
                 f"{t.node.layer.name!r} {t.shape}, which is not among inputs "
                 f"{[s.node.layer.name for s in inputs]}; add it to inputs"
             )
@@ -339,7 +373,7 @@ def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_nam
         order.append(t.node)
 
     for t, name in zip(outputs, output_names):
-        visit(t, f"output {name!r}")
+        visit(t, name)
     return order
 
 

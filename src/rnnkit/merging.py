@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import graph
 from .base import Layer
+from .layers import Rescaling
 from .ops import as_tensor
 
 
@@ -204,3 +206,27 @@ class Dot(_Merge):
 
 
 MERGES: dict[str, type] = {cls.__name__: cls for cls in (Concatenate, Add, Subtract, Multiply, Average, Dot)}
+
+
+def _operator_call(op: str, x, y):
+    """``x + y``, ``x - y``, ``x * y`` with a symbolic tensor on at least one side, as a layer call.
+
+    Two tensors: ``Add``/``Subtract``/``Multiply``. A tensor and a number c:
+    ``Rescaling`` (``x + c`` = x*1 + c, ``c - x`` = x*(-1) + c, ``x * c`` = x*c + 0).
+    """
+    if isinstance(x, graph.SymbolicTensor) and isinstance(y, graph.SymbolicTensor):
+        return {"add": Add, "subtract": Subtract, "multiply": Multiply}[op]()([x, y])
+    tensor_first = isinstance(x, graph.SymbolicTensor)
+    tensor, c = (x, y) if tensor_first else (y, x)
+    if isinstance(c, bool) or not isinstance(c, (int, float)):
+        raise TypeError(f"operand: an operator on a symbolic tensor takes another symbolic tensor or a number, "
+                        f"got {type(c).__name__}")
+    if op == "add":
+        return Rescaling(1.0, c)(tensor)
+    if op == "multiply":
+        return Rescaling(c)(tensor)
+    return Rescaling(1.0, -c)(tensor) if tensor_first else Rescaling(-1.0, c)(tensor)
+
+
+graph.OPERATORS["apply"] = _operator_call
+
