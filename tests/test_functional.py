@@ -498,3 +498,11 @@ def test_input_batch_size_carries_over_when_every_input_has_it():
     assert again.inputs[0].shape == (2, 3)
     with pytest.raises(ValueError, match="batch_size: expected None or a positive int, got 0"):
         rk.Input((3,), batch_size=0)
+
+
+def test_compile_takes_one_loss_per_output_also_in_a_one_element_list():
+    x = rk.Input((3,), name="loss_in")
+    model = rk.Model(x, [rk.Dense(1, name="la")(x), rk.Dense(1, name="lb")(x)])
+    model.compile("sgd", loss=["mse", ["mae"]])
+    with pytest.raises(ValueError, match="loss: output 'lb' takes one loss, got a list of 2"):
+        model.compile("sgd", loss=["mse", ["mae", "mse"]])

@@ -53,7 +53,8 @@ class FunctionalTraining(TrainingMixin):
         One loss (or one list of metric names) applies to every output; a
         ``None`` loss leaves that output untrained (its ``y`` may be None).
         """
-        losses = [None if s is None else get_loss(s) for s in self._per_output(loss, "loss")]
+        losses = [None if s is None else get_loss(_one_loss(s, name))
+                  for s, name in zip(self._per_output(loss, "loss"), self.output_names)]
         if all(fn is None for fn in losses):
             raise ValueError("loss: every output's loss is None; give at least one")
         if isinstance(metrics, str):
@@ -155,6 +156,15 @@ class FunctionalTraining(TrainingMixin):
         if isinstance(first, (list, tuple)):
             return [torch.cat(parts).numpy() for parts in zip(*outs)]
         return torch.cat(outs).numpy()
+
+
+def _one_loss(spec, output: str):
+    """An output's loss; Keras 3 also takes it wrapped in a one-element list (``["binary_crossentropy"]``)."""
+    if isinstance(spec, (list, tuple)):
+        if len(spec) != 1:
+            raise ValueError(f"loss: output {output!r} takes one loss, got a list of {len(spec)}: {list(spec)!r}")
+        return spec[0]
+    return spec
 
 
 class _Columns:

@@ -21,7 +21,6 @@ BINARY_CROSSENTROPY = _missing(
     "no 'bce' abbreviation of binary_crossentropy (as a loss or a metric)"
 )
 ACC_KEY = _missing("metrics=['acc'] logs as 'accuracy' (as Sequential does); Keras 3 keeps the key 'acc'")
-NESTED_LOSS_LIST = _missing("a loss given as a one-element list for one output ([\"binary_crossentropy\"]) is refused")
 
 
 def _multi_outputs_list():
@@ -92,7 +91,6 @@ def test_functional_list_outputs_list_losses_abbr():
                                            "output_b_acc", "output_b_loss", "output_b_mse"])
 
 
-@NESTED_LOSS_LIST
 def test_functional_list_outputs_nested_list_losses():
     """Upstream ``keras/src/models/model_test.py::ModelTest::test_functional_list_outputs_nested_list_losses``."""
     model = _multi_outputs_list()
