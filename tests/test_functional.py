@@ -506,3 +506,19 @@ def test_compile_takes_one_loss_per_output_also_in_a_one_element_list():
     model.compile("sgd", loss=["mse", ["mae"]])
     with pytest.raises(ValueError, match="loss: output 'lb' takes one loss, got a list of 2"):
         model.compile("sgd", loss=["mse", ["mae", "mse"]])
+
+
+def test_metric_keys_as_written_and_bce():
+    """Keras 3 logs a metric under the name the user wrote ('acc' stays 'acc'); 'bce' is binary crossentropy."""
+    torch.manual_seed(0)
+    x = rk.Input((3,), name="m_in")
+    model = rk.Model(x, [rk.Dense(1, name="ma")(x), rk.Dense(1, name="mb", activation="sigmoid")(x)])
+    model.compile("sgd", loss=["mse", "bce"], metrics=[["bce"], ["acc"]])
+    data, ya, yb = torch.rand(8, 3), torch.rand(8, 1), torch.randint(0, 2, (8, 1)).float()
+    logs = model.evaluate(data, [ya, yb], batch_size=8, return_dict=True, verbose=0)
+    with torch.no_grad():
+        pa, pb = model(data)
+    p = pa.clamp(1e-7, 1 - 1e-7)  # a linear output: the metric clips it, as Keras's does
+    assert logs["ma_bce"] == pytest.approx(float(-(ya * p.log() + (1 - ya) * (1 - p).log()).mean()), rel=1e-5)
+    assert logs["mb_loss"] == pytest.approx(float(rk.BinaryCrossentropy()(yb, pb)), rel=1e-5)
+    assert logs["mb_acc"] == pytest.approx(float(((pb > 0.5).float() == yb).float().mean()))

@@ -72,7 +72,6 @@ class FunctionalTraining(TrainingMixin):
                 heads.append(None)
                 continue
             names = [names] if isinstance(names, str) else names or []  # one output's metrics: a name or a list
-            names = ["accuracy" if m == "acc" else m for m in names]  # as Sequential logs it
             fns = {(f"{name}_{m}" if prefix else m): get_metric(m, fn) for m in names}
             heads.append((f"{name}_loss" if prefix else None, fn, float(w), fns))
         first = next(fn for fn in losses if fn is not None)

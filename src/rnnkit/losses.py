@@ -229,6 +229,7 @@ LOSSES: dict[str, type] = {
     "mae": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
     "binary_crossentropy": BinaryCrossentropy,
+    "bce": BinaryCrossentropy,
     "huber": Huber,
 }
 
@@ -267,6 +268,14 @@ def _binary_accuracy(y_true, y_pred, threshold: float = 0.5):
     return ((y_pred > threshold) == (y.to(y_pred.dtype) > 0.5)).to(y_pred.dtype).mean()
 
 
+def _binary_crossentropy_metric(y_true, y_pred):
+    """Keras's ``binary_crossentropy`` metric: the loss's formula on probabilities clipped to
+    [1e-7, 1 - 1e-7], on any output (a metric only watches, so it does not refuse a linear one)."""
+    y = _same_rank(y_true, y_pred, "binary_crossentropy")
+    p = y_pred.clamp(_EPS, 1 - _EPS)
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+
+
 def get_metric(name: str, loss: Loss) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Per-sample-mean metric functions; "accuracy" follows the loss as in Keras.
 
@@ -289,4 +298,6 @@ def get_metric(name: str, loss: Loss) -> Callable[[torch.Tensor, torch.Tensor], 
         return MeanSquaredError()
     if name in ("mae", "mean_absolute_error"):
         return MeanAbsoluteError()
-    raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mse' or 'mae'")
+    if name in ("bce", "binary_crossentropy"):
+        return _binary_crossentropy_metric
+    raise ValueError(f"metrics: unknown metric {name!r}; expected 'accuracy', 'mse', 'mae' or 'bce'")

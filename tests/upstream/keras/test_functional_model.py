@@ -17,10 +17,6 @@ def _missing(reason):
 
 
 WEIGHTED_METRICS = _missing("compile has no weighted_metrics argument (no sample weights)")
-BINARY_CROSSENTROPY = _missing(
-    "no 'bce' abbreviation of binary_crossentropy (as a loss or a metric)"
-)
-ACC_KEY = _missing("metrics=['acc'] logs as 'accuracy' (as Sequential does); Keras 3 keeps the key 'acc'")
 
 
 def _multi_outputs_list():
@@ -78,8 +74,6 @@ def test_functional_list_outputs_list_losses():
                                            "output_b_loss", "output_b_mean_squared_error"])
 
 
-@BINARY_CROSSENTROPY
-@ACC_KEY
 def test_functional_list_outputs_list_losses_abbr():
     """Upstream ``keras/src/models/model_test.py::ModelTest::test_functional_list_outputs_list_losses_abbr``."""
     model = _multi_outputs_list()
