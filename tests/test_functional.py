@@ -522,3 +522,21 @@ def test_metric_keys_as_written_and_bce():
     assert logs["ma_bce"] == pytest.approx(float(-(ya * p.log() + (1 - ya) * (1 - p).log()).mean()), rel=1e-5)
     assert logs["mb_loss"] == pytest.approx(float(rk.BinaryCrossentropy()(yb, pb)), rel=1e-5)
     assert logs["mb_acc"] == pytest.approx(float(((pb > 0.5).float() == yb).float().mean()))
+
+
+def test_weighted_metrics_weigh_each_sample():
+    """Keras's weighted_metrics: sum(w_i m_i) / sum(w_i); the plain metric without sample weights."""
+    torch.manual_seed(0)
+    x = rk.Input((3,), name="w_in")
+    model = rk.Model(x, rk.Dense(1, name="w_out")(x))
+    model.compile("sgd", loss="mse", metrics=["mae"], weighted_metrics=["mae"])
+    data, y, w = torch.rand(6, 3), torch.rand(6, 1), torch.tensor([0.0, 1.0, 2.0, 0.5, 3.0, 1.0])
+    with torch.no_grad():
+        err = (model(data) - y).abs()[:, 0]
+    logs = model.evaluate(data, y, batch_size=6, sample_weight=w, return_dict=True, verbose=0)
+    assert logs["mae"] == pytest.approx(float(err.mean()), rel=1e-5)
+    assert logs["weighted_mae"] == pytest.approx(float((w * err).sum() / w.sum()), rel=1e-5)
+    logs = model.evaluate(data, y, batch_size=6, return_dict=True, verbose=0)
+    assert logs["weighted_mae"] == pytest.approx(logs["mae"])
+    with pytest.raises(TypeError, match="weighted_metrics: expected a list of names"):
+        model.compile("sgd", loss="mse", weighted_metrics="mae")

@@ -47,37 +47,52 @@ class FunctionalTraining(TrainingMixin):
         return [spec] * len(names)
 
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None, loss_weights=None,
-                clipnorm: float | None = None, clipvalue: float | None = None, learning_rate: float | None = None):
+                clipnorm: float | None = None, clipvalue: float | None = None, learning_rate: float | None = None,
+                weighted_metrics=None):
         """``Sequential.compile``, per output: ``loss``, ``metrics`` and ``loss_weights`` may be lists or dicts.
 
         One loss (or one list of metric names) applies to every output; a
         ``None`` loss leaves that output untrained (its ``y`` may be None).
+        ``weighted_metrics`` (Keras's) are metrics weighted by ``sample_weight``:
+        ``sum(w_i m_i) / sum(w_i)`` over the batch's samples i, logged as
+        ``weighted_<name>`` (``<output>_weighted_<name>`` with several losses);
+        without sample weights they equal the plain metric. As every log of
+        rnnkit's loop, an epoch's value is the batches' values averaged by
+        batch size (Keras divides the epoch's weighted sum by its sum of weights).
         """
         losses = [None if s is None else get_loss(_one_loss(s, name))
                   for s, name in zip(self._per_output(loss, "loss"), self.output_names)]
         if all(fn is None for fn in losses):
             raise ValueError("loss: every output's loss is None; give at least one")
-        if isinstance(metrics, str):
-            raise TypeError(f"metrics: expected a list of names, got the string {metrics!r}; write [{metrics!r}]")
-        shared = metrics is None or (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics))
-        per_metrics = [list(metrics or [])] * len(losses) if shared else self._per_output(metrics, "metrics")
+        per_metrics = self._metric_lists(metrics, "metrics", len(losses))
+        per_weighted = self._metric_lists(weighted_metrics, "weighted_metrics", len(losses))
         weights = [1.0] * len(losses) if loss_weights is None else self._per_output(loss_weights, "loss_weights")
         for w in weights:
             if isinstance(w, bool) or not isinstance(w, (int, float)):
                 raise ValueError(f"loss_weights: expected numbers, got {w!r}")
         prefix = sum(fn is not None for fn in losses) > 1
         heads = []
-        for name, fn, w, names in zip(self.output_names, losses, weights, per_metrics):
+        for name, fn, w, names, weighted in zip(self.output_names, losses, weights, per_metrics, per_weighted):
             if fn is None:
                 heads.append(None)
                 continue
-            names = [names] if isinstance(names, str) else names or []  # one output's metrics: a name or a list
             fns = {(f"{name}_{m}" if prefix else m): get_metric(m, fn) for m in names}
+            fns.update({(f"{name}_weighted_{m}" if prefix else f"weighted_{m}"): _Weighted(get_metric(m, fn))
+                        for m in weighted})
             heads.append((f"{name}_loss" if prefix else None, fn, float(w), fns))
         first = next(fn for fn in losses if fn is not None)
         super().compile(optimizer, first, None, clipnorm=clipnorm, clipvalue=clipvalue, learning_rate=learning_rate)
         self._heads = heads
         self.metric_names = [k for h in heads if h is not None for k in h[3]]
+
+    def _metric_lists(self, metrics, arg: str, n: int) -> list[list[str]]:
+        """Per output, its metric names: one list of names applies to every output, else a list or dict per
+        output whose entries are a name or a list of names."""
+        if isinstance(metrics, str):
+            raise TypeError(f"{arg}: expected a list of names, got the string {metrics!r}; write [{metrics!r}]")
+        if metrics is None or (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)):
+            return [list(metrics or [])] * n
+        return [[names] if isinstance(names, str) else list(names or []) for names in self._per_output(metrics, arg)]
 
     def _scores(self, y, y_pred, sw=None):
         preds = graph.flat_tensors(y_pred)
@@ -91,7 +106,7 @@ class FunctionalTraining(TrainingMixin):
                 out[label] = value
             total = (value if w == 1.0 else w * value) if total is None else total + (value if w == 1.0 else w * value)
             for k, m in metric_fns.items():
-                out[k] = m(yt, p)
+                out[k] = m(yt, p, sw) if isinstance(m, _Weighted) else m(yt, p)
         out["loss"] = total
         return out
 
@@ -155,6 +170,27 @@ class FunctionalTraining(TrainingMixin):
         if isinstance(first, (list, tuple)):
             return [torch.cat(parts).numpy() for parts in zip(*outs)]
         return torch.cat(outs).numpy()
+
+
+class _Weighted:
+    """A metric weighted by ``sample_weight`` (Keras's ``weighted_metrics``): ``sum(w_i m_i) / sum(w_i)``.
+
+    ``m_i`` is the metric on sample i alone; without weights, the plain metric.
+    """
+
+    def __init__(self, metric):
+        self.metric = metric
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return self.metric(y_true, y_pred)
+        w = sample_weight.reshape(len(sample_weight), -1)
+        if w.shape[1] != 1:
+            raise ValueError(f"sample_weight: weighted_metrics take one weight per sample, got shape "
+                             f"{tuple(sample_weight.shape)}")
+        per_sample = torch.stack([self.metric(y_true[i:i + 1], y_pred[i:i + 1]) for i in range(len(y_pred))])
+        w = w[:, 0].to(per_sample.dtype)
+        return (w * per_sample).sum() / w.sum()
 
 
 def _one_loss(spec, output: str):

@@ -1,7 +1,7 @@
 """Keras 3's ``keras/src/models/model_test.py``, the parts about functional models, ported to rnnkit.
 
 Same models, data shapes, compile arguments and expected log keys as upstream; each test names the
-upstream method it ports. Tests that need what rnnkit lacks are strict xfails naming it.
+upstream method it ports.
 """
 
 import pickle
@@ -10,13 +10,6 @@ import numpy as np
 import pytest
 
 import rnnkit as rk
-
-
-def _missing(reason):
-    return pytest.mark.xfail(strict=True, reason=f"rnnkit: {reason}")
-
-
-WEIGHTED_METRICS = _missing("compile has no weighted_metrics argument (no sample weights)")
 
 
 def _multi_outputs_list():
@@ -51,7 +44,6 @@ def test_functional_pickling(model_fn):
     np.testing.assert_allclose(np.array(reloaded.predict(x)), np.array(model.predict(x)), rtol=1e-6, atol=1e-6)
 
 
-@WEIGHTED_METRICS
 def test_functional_single_output():
     """Upstream ``keras/src/models/model_test.py::ModelTest::test_functional_single_output`` (the plain-loss case)."""
     model = _single_output()
@@ -96,7 +88,6 @@ def test_functional_list_outputs_nested_list_losses():
                                            "output_b_loss", "output_b_mean_squared_error"])
 
 
-@WEIGHTED_METRICS
 def test_functional_dict_outputs_dict_losses():
     """Upstream ``keras/src/models/model_test.py::ModelTest::test_functional_dict_outputs_dict_losses``."""
     x = rk.Input(shape=(3,), name="input_a")
