@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from .base import Layer, deserialize_layer, lazy_parameter, materialize, serialize_layer
-from .constraints import constraint_config, get_constraint
+from .constraints import get_constraint
 from .ops import (
     as_tensor,
     check_positive_int,
@@ -52,9 +52,10 @@ from .ops import (
     get_activation,
     get_initializer,
     like_weights,
+    object_config,
     rebuild_tuple,
 )
-from .regularizers import get_regularizer, regularizer_config
+from .regularizers import get_regularizer
 
 
 class LSTMState(NamedTuple):
@@ -270,8 +271,8 @@ class Cell(Layer):
         }
         cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
         for kind in ("kernel", "recurrent", "bias"):
-            cfg[f"{kind}_regularizer"] = regularizer_config(getattr(self, f"{kind}_regularizer"))
-            cfg[f"{kind}_constraint"] = constraint_config(getattr(self, f"{kind}_constraint"))
+            cfg[f"{kind}_regularizer"] = object_config(getattr(self, f"{kind}_regularizer"))
+            cfg[f"{kind}_constraint"] = object_config(getattr(self, f"{kind}_constraint"))
         return cfg
 
     def extra_repr(self) -> str:

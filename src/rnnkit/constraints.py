@@ -25,24 +25,16 @@ from __future__ import annotations
 
 import torch
 
+from .ops import ConfigObject, object_from_spec
+
 EPSILON = 1e-7
 
 
-class Constraint:
+class Constraint(ConfigObject):
     """Base: ``constraint(w)`` is the projected weight; ``get_config()`` its arguments."""
 
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _norms(w, axis):
@@ -98,22 +90,4 @@ CONSTRAINTS: dict[str, type[Constraint]] = {
 
 def get_constraint(spec, arg: str = "constraint") -> Constraint | None:
     """None, a name (``"max_norm"`` ...), a ``Constraint``, or its config ``{"class_name", "config"}``."""
-    if spec is None or isinstance(spec, Constraint):
-        return spec
-    if isinstance(spec, str):
-        if spec not in CONSTRAINTS:
-            raise ValueError(f"{arg}: unknown constraint {spec!r}; expected one of {sorted(CONSTRAINTS)}")
-        return CONSTRAINTS[spec]()
-    if isinstance(spec, dict) and spec.get("class_name") in CONSTRAINTS and isinstance(spec.get("config", {}), dict):
-        return CONSTRAINTS[spec["class_name"]](**spec.get("config", {}))
-    raise TypeError(
-        f"{arg}: expected None, a name ('max_norm', 'non_neg', 'unit_norm', 'min_max_norm'), "
-        f"a Constraint or its config dict, got {spec!r}"
-    )
-
-
-def constraint_config(spec):
-    """How a constraint argument is written in a layer's config: a name stays a name, an object becomes its dict."""
-    if spec is None or isinstance(spec, str):
-        return spec
-    return {"class_name": type(spec).__name__, "config": spec.get_config()}
+    return object_from_spec(spec, CONSTRAINTS, Constraint, arg, "constraint", "a name ('max_norm', 'non_neg', 'unit_norm', 'min_max_norm'), a Constraint")

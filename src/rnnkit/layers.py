@@ -18,9 +18,18 @@ from torch import nn
 
 from .base import Layer, lazy_parameter, materialize
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
-from .constraints import constraint_config, get_constraint
-from .ops import as_tensor, bernoulli_mask, check_positive_int, check_rate, config_spec, get_activation, get_initializer
-from .regularizers import get_regularizer, regularizer_config
+from .constraints import get_constraint
+from .ops import (
+    as_tensor,
+    bernoulli_mask,
+    check_positive_int,
+    check_rate,
+    config_spec,
+    get_activation,
+    get_initializer,
+    object_config,
+)
+from .regularizers import get_regularizer
 from .rnn import RNN, tree_flatten
 
 
@@ -418,11 +427,11 @@ class Dense(Layer):
         cfg = {"name": self.name, "units": self.units, "use_bias": self.use_bias, "input_size": self.input_size}
         cfg.update({k: config_spec(v, self.name, k) for k, v in self._specs.items()})
         cfg.update({
-            "kernel_regularizer": regularizer_config(self.kernel_regularizer),
-            "bias_regularizer": regularizer_config(self.bias_regularizer),
-            "activity_regularizer": regularizer_config(self.activity_regularizer),
-            "kernel_constraint": constraint_config(self.kernel_constraint),
-            "bias_constraint": constraint_config(self.bias_constraint),
+            "kernel_regularizer": object_config(self.kernel_regularizer),
+            "bias_regularizer": object_config(self.bias_regularizer),
+            "activity_regularizer": object_config(self.activity_regularizer),
+            "kernel_constraint": object_config(self.kernel_constraint),
+            "bias_constraint": object_config(self.bias_constraint),
         })
         return cfg
 

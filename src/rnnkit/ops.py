@@ -158,7 +158,45 @@ INITIALIZERS = {
 }
 
 
-class Initializer:
+class ConfigObject:
+    """Base of the argument objects a config can name (initializers, regularizers, constraints).
+
+    ``get_config()`` gives the constructor's arguments; two objects of one class with one config are
+    equal, and ``repr`` shows the config.
+    """
+
+    def get_config(self) -> dict:
+        return {}
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def object_from_spec(spec, registry: dict, base: type, arg: str, kind: str, expected: str):
+    """None, a registry name, a ``base`` object, or its config ``{"class_name", "config"}``, as an object."""
+    if spec is None or isinstance(spec, base):
+        return spec
+    if isinstance(spec, str):
+        if spec not in registry:
+            raise ValueError(f"{arg}: unknown {kind} {spec!r}; expected one of {sorted(registry)}")
+        return registry[spec]()
+    if isinstance(spec, dict) and spec.get("class_name") in registry and isinstance(spec.get("config", {}), dict):
+        return registry[spec["class_name"]](**spec.get("config", {}))
+    raise TypeError(f"{arg}: expected None, {expected} or its config dict, got {spec!r}")
+
+
+def object_config(spec):
+    """How such an argument is written in a layer's config: a name stays a name, an object becomes its dict."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    return {"class_name": type(spec).__name__, "config": spec.get_config()}
+
+
+class Initializer(ConfigObject):
     """An initializer object with Keras's name and an optional ``seed``.
 
     Seeded, each call draws the same numbers (from a ``torch.Generator``
@@ -184,12 +222,6 @@ class Initializer:
 
     def get_config(self) -> dict:
         return {"seed": self.seed}
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __repr__(self):
-        return f"{type(self).__name__}(seed={self.seed})"
 
 
 def _initializer_class(class_name: str, function) -> type[Initializer]:

@@ -25,22 +25,14 @@ from __future__ import annotations
 
 import torch
 
+from .ops import ConfigObject, object_from_spec
 
-class Regularizer:
+
+class Regularizer(ConfigObject):
     """Base: ``regularizer(w)`` is a scalar tensor; ``get_config()`` its factors."""
 
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.get_config() == self.get_config()
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _factor(value, arg: str) -> float:
@@ -93,21 +85,4 @@ REGULARIZERS: dict[str, type[Regularizer]] = {"l1": L1, "l2": L2, "L1": L1, "L2"
 
 def get_regularizer(spec, arg: str = "regularizer") -> Regularizer | None:
     """None, a name (``"l1"``, ``"l2"``), a ``Regularizer``, or its config ``{"class_name", "config"}``."""
-    if spec is None or isinstance(spec, Regularizer):
-        return spec
-    if isinstance(spec, str):
-        if spec not in REGULARIZERS:
-            raise ValueError(f"{arg}: unknown regularizer {spec!r}; expected one of {sorted(REGULARIZERS)}")
-        return REGULARIZERS[spec]()
-    if isinstance(spec, dict) and spec.get("class_name") in REGULARIZERS and isinstance(spec.get("config", {}), dict):
-        return REGULARIZERS[spec["class_name"]](**spec.get("config", {}))
-    raise TypeError(
-        f"{arg}: expected None, a name ('l1', 'l2'), a Regularizer (L1, L2, L1L2) or its config dict, got {spec!r}"
-    )
-
-
-def regularizer_config(spec):
-    """How a regularizer argument is written in a layer's config: a name stays a name, an object becomes its dict."""
-    if spec is None or isinstance(spec, str):
-        return spec
-    return {"class_name": type(spec).__name__, "config": spec.get_config()}
+    return object_from_spec(spec, REGULARIZERS, Regularizer, arg, "regularizer", "a name ('l1', 'l2'), a Regularizer (L1, L2, L1L2)")

@@ -20,8 +20,8 @@ from . import kernels
 from .base import Layer, deserialize_layer, serialize_layer
 from .cells import Cell, DropoutMasks, StackedRNNCells, call_cell, cell_output_size, initial_state_of, is_cell
 from .kernels.autocast import autocast_outputs
-from .ops import as_tensor, dropout_mask, first_parameter, rebuild_tuple
-from .regularizers import get_regularizer, regularizer_config
+from .ops import as_tensor, dropout_mask, first_parameter, object_config, rebuild_tuple
+from .regularizers import get_regularizer
 
 # ----------------------------------------------------------- nested states
 # A state is a tensor, or a (named) tuple of states: LSTMState(h, c) for an
@@ -442,7 +442,7 @@ class RNN(Layer):
             "stateful": self.stateful,
             "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
-            "activity_regularizer": regularizer_config(self.activity_regularizer),
+            "activity_regularizer": object_config(self.activity_regularizer),
         }
 
     def extra_repr(self):
