@@ -10,14 +10,7 @@ from rnnkit import v1 as eager
 from rnnkit.compat.v1 import session as session_module
 from rnnkit.compat.v1.loops import flatten
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads oversubscribe (60x slower runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -14,19 +14,11 @@ and seed 003's ``tf.nn.rnn.BasicRNNCell`` typo is ``tf.nn.rnn_cell``.
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 
 import rnnkit.compat.v1 as tf
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads oversubscribe (60x slower runs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
