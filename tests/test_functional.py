@@ -415,10 +415,14 @@ def test_flatten_and_rescaling_layers():
 def test_bad_model_arguments():
     a = rk.Input((3,))
     y = rk.Dense(2)(a)
-    with pytest.raises(TypeError, match="outputs\\[0\\]: expected a symbolic tensor"):
+    with pytest.raises(ValueError, match="outputs\\[0\\]: All `outputs` values must be KerasTensors.*got Tensor"):
         rk.Model(a, [torch.zeros(1)])
-    with pytest.raises(ValueError, match="inputs\\[0\\]: expected a tensor made by rk.Input"):
-        rk.Model(y, rk.Dense(1)(y))
+    with pytest.raises(ValueError, match="inputs\\['b'\\]\\[1\\]: All `inputs` values must be KerasTensors.*got str 'x'"):
+        rk.Model({"b": [a, "x"]}, y)
+    with pytest.raises(ValueError, match="outputs: All `outputs` values must be KerasTensors.*got an empty list"):
+        rk.Model(a, [])
+    with pytest.raises(ValueError, match="inputs\\[1\\]: .* is given twice"):
+        rk.Model([a, a], y)
     with pytest.raises(TypeError, match="mixed with a concrete Tensor"):
         rk.Add()([a, torch.zeros(1, 3)])
     model = rk.Model(a, y)

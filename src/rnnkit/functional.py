@@ -60,12 +60,14 @@ def _parse_dtype(dtype) -> torch.dtype:
 
 
 def Input(  # noqa: N802 - Keras's name
-    shape, dtype=None, name: str | None = None, batch_size: int | None = None
+    shape, dtype=None, name: str | None = None, batch_size: int | None = None, optional: bool = False
 ) -> graph.SymbolicTensor:
     """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
 
     ``batch_size`` fixes the batch axis of the symbolic shapes (Keras's ``Input(batch_size=)``): layers
     called only on such inputs give outputs of that batch size. Calls of the model may use any batch.
+    ``optional=True`` (Keras's): a call of the model may give ``None`` for this input, and the layers
+    it feeds are then called with ``None`` in its place (``forward(self, x, y=None)``).
 
     Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
     Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
@@ -76,7 +78,10 @@ def Input(  # noqa: N802 - Keras's name
     """
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}")
+    if not isinstance(optional, bool):
+        raise TypeError(f"optional: expected a bool, got {type(optional).__name__} {optional!r}")
     layer = InputLayer(shape, name=name)
+    layer.optional = optional
     node = graph.Node(layer, (), {}, {}, None)
     tensor = graph.SymbolicTensor((batch_size, *layer.input_shape), _parse_dtype(dtype), node, 0)
     node.outputs, node.structure = [tensor], tensor
@@ -107,22 +112,52 @@ def _fill(template, values):
     return template
 
 
-def _flatten_io(spec, arg: str):
-    """``(tensors, names or None)`` from a tensor, a list of them, or a dict name -> tensor."""
+def _flatten_io(spec, arg: str, path: str = "") -> list:
+    """The symbolic tensors in ``spec`` (a tensor, or lists, tuples and dicts of them, nested), depth first."""
     if isinstance(spec, graph.SymbolicTensor):
-        items, names = [spec], None
-    elif isinstance(spec, (list, tuple)) and spec:
-        items, names = list(spec), None
-    elif isinstance(spec, dict) and spec:
-        items, names = list(spec.values()), [str(k) for k in spec]
-    else:
-        raise TypeError(f"{arg}: expected a symbolic tensor, a non-empty list or a dict of them, got {spec!r}")
-    for i, t in enumerate(items):
-        if not isinstance(t, graph.SymbolicTensor):
-            raise TypeError(
-                f"{arg}[{i}]: expected a symbolic tensor (from rk.Input or a layer called on one), got {type(t).__name__}"
-            )
-    return items, names
+        return [spec]
+    if isinstance(spec, (list, tuple, dict)) and spec:
+        parts = spec.items() if isinstance(spec, dict) else enumerate(spec)
+        return [t for k, part in parts for t in _flatten_io(part, arg, f"{path}[{k!r}]")]
+    got = f"an empty {type(spec).__name__}" if isinstance(spec, (list, tuple, dict)) else f"{type(spec).__name__} {spec!r:.60}"
+    raise ValueError(
+        f"{arg}{path}: All `{arg}` values must be KerasTensors: symbolic tensors from rk.Input or a layer called "
+        f"on one, alone or in (nested) lists, tuples and dicts; got {got}"
+    )
+
+
+def _flatten_like(template, given, path: str = "inputs") -> list:
+    """``given``'s values in the order of ``template``'s tensors, once both have the same structure."""
+    if isinstance(template, graph.SymbolicTensor):
+        return [given]
+    if isinstance(template, dict) and isinstance(given, dict) and set(template) == set(given):
+        return [x for k in template for x in _flatten_like(template[k], given[k], f"{path}[{k!r}]")]
+    if isinstance(template, (list, tuple)) and isinstance(given, (list, tuple)) and len(given) == len(template):
+        return [x for i, (t, g) in enumerate(zip(template, given)) for x in _flatten_like(t, g, f"{path}[{i}]")]
+    expected = graph.map_structure(lambda t: t.node.layer.name, template)
+    got = graph.map_structure(lambda x: f"shape {tuple(x.shape)}", given, (torch.Tensor, np.ndarray))
+    raise ValueError(f"{path}: The structure of `inputs` doesn't match the expected structure {expected}; got {got}")
+
+
+def _is_ref(obj) -> bool:
+    """A config's tensor reference: ``[layer name, node index, tensor index]``."""
+    return isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str)
+
+
+def _parts(spec) -> list:
+    """The values a structure holds at its top level (none for a tensor)."""
+    if isinstance(spec, dict):
+        return list(spec.values())
+    return list(spec) if isinstance(spec, (list, tuple)) else []
+
+
+def _masks_needed(nodes, read: set) -> set:
+    """``read`` and the masks the masks in it are computed from (``nodes`` in plan order)."""
+    read = set(read)
+    for node in reversed(nodes):
+        if node.mask in read:
+            read.update(graph.leaves(node.mask_arg))
+    return read
 
 
 def _unique(names):
@@ -160,34 +195,43 @@ def _wrap(items: list[str], width: int) -> list[str]:
 class Model(FunctionalTraining, Layer):
     """A graph of layers from ``Input`` tensors to outputs (Keras's functional ``Model``).
 
-    ``inputs``/``outputs``: a symbolic tensor, a list, or a dict name ->
-    tensor; calls take and return the same structure (a dict of inputs may
-    also be given for list inputs, keyed by the ``Input`` names).
+    ``inputs``/``outputs``: a symbolic tensor, or lists, tuples and dicts of
+    them, nested; calls take and return the same structure (a dict of
+    inputs may also be given for list inputs, keyed by the ``Input`` names).
+    An input may be a tensor a layer computed: the model then starts there,
+    from an ``rk.Input`` of that shape standing for it (Keras's slicing of a
+    model, ``rk.Model(hidden, output)``), sharing the layers' weights.
     ``model.layers`` lists each layer once (``Input`` layers first);
     ``get_layer(name)``, ``get_weights()``/``set_weights()`` (that order),
     ``summary()``, ``get_config()``/``from_config()`` are Keras's. A model
-    called on symbolic tensors is one layer of a larger graph.
+    called on symbolic tensors is one layer of a larger graph, and its
+    output carries the mask its layers make (``compute_mask``).
     """
 
     def __init__(self, inputs, outputs, name: str | None = None):
         super().__init__(name=name or unique_name("Functional"))
-        ins, in_keys = _flatten_io(inputs, "inputs")
-        outs, out_keys = _flatten_io(outputs, "outputs")
+        ins, outs = _flatten_io(inputs, "inputs"), _flatten_io(outputs, "outputs")
         for i, t in enumerate(ins):
-            if not t.node.is_source:
-                raise ValueError(
-                    f"inputs[{i}]: expected a tensor made by rk.Input, got output {t.index} of layer "
-                    f"{t.node.layer.name!r}; start the model at an rk.Input"
-                )
             if any(t is s for s in ins[:i]):
-                raise ValueError(f"inputs[{i}]: Input {t.node.layer.name!r} is given twice")
-        copy = {list: list, tuple: tuple, dict: dict}  # the structures as given, safe from later edits
-        self._inputs, self._outputs = (copy.get(type(v), lambda x: x)(v) for v in (inputs, outputs))
-        self.input_names = in_keys or [t.node.layer.name for t in ins]
-        self.output_names = out_keys or _unique([t.node.layer.name for t in outs])
-        self._nodes = graph.plan(ins, outs, self.output_names)
+                raise ValueError(f"inputs[{i}]: {t!r} is given twice")
+        # A computed tensor as an input: an rk.Input of its shape stands for it in this model (Keras clones it).
+        sliced = [t for t in ins if not t.node.is_source]
+        names = _unique([f"{t.node.layer.name}_clone" for t in sliced])
+        self._clones = {t: Input(t.shape[1:], t.dtype, n, t.shape[0]) for t, n in zip(sliced, names)}
+        # The structures as given (copies, safe from later edits), the clones in place of the computed inputs.
+        self._inputs = graph.map_structure(lambda t: self._clones.get(t, t), inputs)
+        self._outputs = graph.map_structure(lambda t: t, outputs)
+        self._in_tensors = [self._clones.get(t, t) for t in ins]
+        self._nested = any(isinstance(v, (list, tuple, dict)) for v in _parts(inputs))
+        flat_in, flat_out = (isinstance(v, dict) and not any(isinstance(p, (list, tuple, dict)) for p in v.values())
+                             for v in (inputs, outputs))
+        self.input_names = [str(k) for k in inputs] if flat_in else [t.node.layer.name for t in self._in_tensors]
+        self.output_names = [str(k) for k in outputs] if flat_out else _unique([t.node.layer.name for t in outs])
+        # The mask a computed input carried is not there when the model starts from it: it reads as None.
+        lost_masks = [t.mask for t in sliced if t.mask is not None]
+        self._nodes = graph.plan(ins, outs, self.output_names, known=lost_masks)
 
-        layers = [t.node.layer for t in ins]
+        layers = [t.node.layer for t in self._in_tensors]
         for node in self._nodes:
             if not any(node.layer is m for m in layers):
                 layers.append(node.layer)
@@ -196,15 +240,19 @@ class Model(FunctionalTraining, Layer):
             raise ValueError(f"layers: names must be unique within a model, got {sorted(n for n in names if names.count(n) > 1)}")
         self.layers = nn.ModuleList(layers)
         self.input_shape = ins[0].shape[1:] if len(ins) == 1 else None
-        self._plan(ins, outs)
+        self._plan(ins, outs, lost_masks)
 
-    def _plan(self, ins, outs):
-        """Number every tensor the graph computes, and write each node as a step over those numbers."""
-        slot_of = {t: _Slot(i) for i, t in enumerate(ins)}
-        used = {t for node in self._nodes for t in node.inputs} | set(outs)
-        for node in reversed(self._nodes):  # a mask that is read needs the masks it is made from
-            if node.mask in used:
-                used.update(graph.leaves(node.mask_arg))
+    def _plan(self, ins, outs, lost_masks):
+        """Number every tensor the graph computes, and write each node as a step over those numbers.
+
+        A layer's mask is computed when a later layer reads it (``forward``),
+        or also for ``compute_mask`` when an output carries it; a lost mask
+        gets a slot nothing fills.
+        """
+        slot_of = {t: _Slot(i) for i, t in enumerate([*ins, *lost_masks])}
+        read = {t for node in self._nodes for t in node.inputs} | set(outs)
+        forward = _masks_needed(self._nodes, read)
+        for_spec = _masks_needed(self._nodes, read | {t.mask for t in outs})
         self._steps = []
         for node in self._nodes:
             args = graph.map_structure(slot_of.__getitem__, node.args)
@@ -212,14 +260,14 @@ class Model(FunctionalTraining, Layer):
             for t in node.outputs:
                 slot_of[t] = _Slot(len(slot_of))
             mask = None
-            if node.mask is not None and node.mask in used:  # computed only when a later layer reads it
+            if node.mask is not None and node.mask in for_spec:
                 slot_of[node.mask] = _Slot(len(slot_of))
-                mask = (slot_of[node.mask], graph.map_structure(slot_of.__getitem__, node.mask_arg))
+                mask = (slot_of[node.mask], graph.map_structure(slot_of.__getitem__, node.mask_arg), node.mask in forward)
             out_slots = [slot_of[t] for t in node.outputs]
             self._steps.append((node.layer, args, kwargs, out_slots, mask))
         self._n_slots = len(slot_of)
-        self._in_tensors = ins
         self._out_template = graph.map_structure(slot_of.__getitem__, self._outputs)
+        self._out_masks = [slot_of.get(t.mask) for t in outs]
 
     # ------------------------------------------------------------------ call
     @property
@@ -258,7 +306,7 @@ class Model(FunctionalTraining, Layer):
             for m, was in modes:
                 m.training = was
 
-    def _run(self, inputs):
+    def _run(self, inputs, with_masks: bool = False):
         values = [None] * self._n_slots
         values[: len(self._in_tensors)] = self._feed(inputs)
         for layer, args, kwargs, out_slots, mask in self._steps:
@@ -269,14 +317,41 @@ class Model(FunctionalTraining, Layer):
             else:
                 for slot, t in zip(out_slots, graph.flat_tensors(out)):
                     values[slot] = t
-            if mask is not None:
+            if mask is not None and (mask[2] or with_masks):
                 values[mask[0]] = layer.compute_mask(args[0], _fill(mask[1], values))
-        return _fill(self._out_template, values)
+        outputs = _fill(self._out_template, values)
+        return (outputs, _fill(self._out_masks, values)) if with_masks else outputs
+
+    def compute_mask(self, inputs, mask=None):  # noqa: ARG002 - Keras's signature
+        """The mask the model's output carries for ``inputs`` (Keras's ``Model.compute_mask``).
+
+        The graph runs once more, computing the masks its layers make
+        (``Embedding(mask_zero=True)``, ``Masking``, a ``compute_mask`` of your
+        own) as its tensors carry them. One output: its mask, or None; several:
+        a list, one per output (``graph.record`` passes on a single mask only,
+        so a multi-output sub-model's outputs carry none). A ``mask`` given to
+        the model is not fed to its inputs: only masks made inside travel out.
+        """
+        _, masks = self._run(inputs, with_masks=True)
+        return masks[0] if len(masks) == 1 else masks
+
+    def compute_output_spec(self, inputs):
+        """The outputs' shapes and dtypes for symbolic ``inputs`` (Keras's), recording no call of any layer.
+
+        Returns the output structure with a ``SymbolicTensor`` (no layer
+        behind it) per output::
+
+            spec = model.compute_output_spec(rk.Input((3,)))   # spec.shape == (None, 4)
+        """
+        node = graph.symbolic_call(self, (inputs,), {})
+        return graph.map_structure(lambda t: graph.SymbolicTensor(t.shape, t.dtype), node.structure)
 
     def _feed(self, inputs) -> list:
         """The call's inputs in model order, each checked against its ``Input`` shape."""
         n = len(self._in_tensors)
-        if isinstance(inputs, dict):
+        if self._nested:
+            items = _flatten_like(self._inputs, inputs)
+        elif isinstance(inputs, dict):
             missing = [k for k in self.input_names if k not in inputs]
             extra = [k for k in inputs if k not in self.input_names]
             if missing or extra:
@@ -297,6 +372,11 @@ class Model(FunctionalTraining, Layer):
         else:
             raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
         for i, (name, t, x) in enumerate(zip(self.input_names, self._in_tensors, items)):
+            if x is None:
+                if not t.node.layer.optional:
+                    raise ValueError(f"inputs: The input {name!r} is not optional, but None was passed; give a tensor "
+                                     f"of shape {t.shape}, or build the model on rk.Input(..., optional=True)")
+                continue
             shape = x.shape if isinstance(x, (torch.Tensor, np.ndarray)) else np.shape(x)
             if len(shape) != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"inputs: {name!r} expects shape {t.shape} (None = any size), got {tuple(shape)}")
@@ -323,6 +403,10 @@ class Model(FunctionalTraining, Layer):
             if layer.name == name:
                 return layer
         raise ValueError(f"name: no layer {name!r} in model {self.name!r}; layers: {[m.name for m in self.layers]}")
+
+    def _source(self, t):
+        """The tensor ``t`` is in this model: itself, or the ``Input`` standing for it where the model starts from it."""
+        return self._clones.get(t, t)
 
     def reset_state(self):
         for layer in self.layers:
@@ -358,7 +442,7 @@ class Model(FunctionalTraining, Layer):
             links = [
                 f"{t.node.layer.name}[{index[t.node]}][{t.index}]"
                 for node in nodes
-                for t in graph.leaves((node.args, node.kwargs))
+                for t in map(self._source, graph.leaves((node.args, node.kwargs)))
             ]
             n = sum(p.numel() for p in layer.parameters())
             cells = _wrap(links, widths[3] - 1) or ["-"]
@@ -395,6 +479,7 @@ class Model(FunctionalTraining, Layer):
         index = {node: i for nodes in by_layer.values() for i, node in enumerate(nodes)}
 
         def history(t):
+            t = self._source(t)
             if t.index < 0:
                 raise ValueError(
                     f"config: a mask tensor of layer {t.node.layer.name!r} was passed explicitly; masks travel "
@@ -417,15 +502,18 @@ class Model(FunctionalTraining, Layer):
             ]
             layers.append(spec)
 
-        def refs(spec):
+        def refs(spec):  # a tuple stays a tuple (until JSON makes it a list)
             if isinstance(spec, graph.SymbolicTensor):
-                return [history(spec)]
+                return history(spec)
             if isinstance(spec, dict):
-                return {k: history(t) for k, t in spec.items()}
-            return type(spec)(history(t) for t in spec)  # a tuple stays a tuple (until JSON makes it a list)
+                return {k: refs(t) for k, t in spec.items()}
+            return type(spec)(refs(t) for t in spec)
 
-        return {"name": self.name, "trainable": True, "layers": layers, "input_layers": refs(self._inputs),
-                "output_layers": refs(self._outputs)}
+        def top(spec):  # one tensor is written as a list of one, as Keras 3 does
+            return [history(spec)] if isinstance(spec, graph.SymbolicTensor) else refs(spec)
+
+        return {"name": self.name, "trainable": True, "layers": layers, "input_layers": top(self._inputs),
+                "output_layers": top(self._outputs)}
 
     @staticmethod
     def layers_from_config(config: dict) -> list:
@@ -437,46 +525,52 @@ class Model(FunctionalTraining, Layer):
         for spec in config["layers"]:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
-            c = spec.get("config", {})
-            layers.append(InputLayer(tuple(c.get("batch_shape", [None]))[1:], name=spec["name"])
+            layers.append(InputLayer(_batch_shape(spec)[1:], name=spec["name"])
                           if spec.get("class_name") == "InputLayer" else _deserialize(spec))
         return layers
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
-        """Rebuild from ``get_config()``: layers only from rnnkit's closed registry, no code from the config."""
+        """Rebuild from ``get_config()``: layers only from rnnkit's closed registry, no code from the config.
+
+        Reads Keras 3's calls (``{"args": [...], "kwargs": {...}}``) and Keras
+        2's (``[[layer, node, tensor, kwargs], ...]``). A call that reads a layer
+        the config does not list is refused ("Missing node"), and so are calls
+        that wait on each other ("loop").
+        """
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError(f"config: expected {{'layers': [...], ...}} from Model.get_config(), got {str(config)[:80]!r}")
-        made: dict[tuple, list] = {}  # (layer name, node index) -> that call's flat outputs
-        calls = []
         for spec in config["layers"]:
             if not isinstance(spec, dict) or "name" not in spec:
                 raise ValueError(f"config: each layer needs a 'name', got {str(spec)[:80]!r}")
+        listed = {spec["name"] for spec in config["layers"]}
+        made: dict[tuple, list] = {}  # (layer name, node index) -> that call's flat outputs
+        calls = []
+        for spec in config["layers"]:
             if spec.get("class_name") == "InputLayer":
                 c = spec.get("config", {})
-                batch_shape = tuple(c.get("batch_shape", [None]))
-                made[(spec["name"], 0)] = [Input(batch_shape[1:], c.get("dtype"), spec["name"], batch_shape[0])]
+                batch_shape = _batch_shape(spec)
+                made[(spec["name"], 0)] = [Input(batch_shape[1:], c.get("dtype"), spec["name"], batch_shape[0],
+                                                 c.get("optional", False))]
                 continue
             layer = _deserialize(spec)
             nodes = spec.get("inbound_nodes", [])
             for i, node in enumerate(nodes if isinstance(nodes, list) else [nodes]):
-                if not isinstance(node, dict):
-                    raise ValueError(
-                        f"config: layer {spec['name']!r} inbound_nodes[{i}]: expected Keras 3's "
-                        f"{{'args': [...], 'kwargs': {{...}}}}, got {str(node)[:80]!r}"
-                    )
-                calls.append((layer, i, node))
+                calls.append((layer, i, _keras3_node(node, f"layer {spec['name']!r} inbound_nodes[{i}]")))
 
-        def resolve(obj):
+        def resolve(obj, reader):
             if isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__":
                 name, node, idx = obj["config"]["keras_history"]
+                if name not in listed:
+                    raise ValueError(f"config: Missing node: {name}; layer {reader!r} reads a call of layer {name!r}, "
+                                     f"which the config's layers {sorted(listed)} do not hold")
                 if (name, node) not in made:
                     raise LookupError
                 return made[(name, node)][idx]
             if isinstance(obj, list):
-                return [resolve(o) for o in obj]
+                return [resolve(o, reader) for o in obj]
             if isinstance(obj, dict):
-                return {k: resolve(v) for k, v in obj.items()}
+                return {k: resolve(v, reader) for k, v in obj.items()}
             return obj
 
         # A shared layer's later call may read layers listed after it: call what is ready until all are.
@@ -484,27 +578,55 @@ class Model(FunctionalTraining, Layer):
             waiting = []
             for layer, i, node in calls:
                 try:
-                    args, kwargs = resolve(node.get("args", [])), resolve(node.get("kwargs", {}))
+                    args, kwargs = resolve(node["args"], layer.name), resolve(node["kwargs"], layer.name)
                 except LookupError:
                     waiting.append((layer, i, node))
                     continue
                 made[(layer.name, i)] = graph.leaves(layer(*args, **kwargs))
             if len(waiting) == len(calls):
-                raise ValueError(f"config: the calls of {sorted({c[0].name for c in waiting})} read tensors no layer makes")
+                raise ValueError(f"config: the calls of {sorted({c[0].name for c in waiting})} wait on each other in a "
+                                 "loop (or read a call of a layer that the config does not have); none can be made")
             calls = waiting
 
         def pick(refs):
-            try:
-                if isinstance(refs, dict):
-                    return {k: made[(r[0], r[1])][r[2]] for k, r in refs.items()}
-                return type(refs)(made[(r[0], r[1])][r[2]] for r in refs)
-            except (KeyError, IndexError, TypeError) as e:
-                raise ValueError(f"config: input_layers/output_layers name a tensor no layer makes: {refs!r}") from e
+            if _is_ref(refs):
+                return made[(refs[0], refs[1])][refs[2]]
+            if isinstance(refs, dict):
+                return {k: pick(r) for k, r in refs.items()}
+            return type(refs)(pick(r) for r in refs)
 
-        inputs, outputs = pick(config.get("input_layers", [])), pick(config.get("output_layers", []))
-        # As in Keras 3, a list of one is the single tensor it holds.
-        inputs, outputs = (v[0] if isinstance(v, list) and len(v) == 1 else v for v in (inputs, outputs))
+        try:
+            inputs, outputs = pick(config.get("input_layers", [])), pick(config.get("output_layers", []))
+        except (KeyError, IndexError, TypeError) as e:
+            raise ValueError("config: input_layers/output_layers name a tensor no layer makes: "
+                             f"{config.get('input_layers')!r}, {config.get('output_layers')!r}") from e
+        # As in Keras 3, a list of one tensor is that tensor.
+        inputs, outputs = (v[0] if isinstance(v, list) and len(v) == 1 and isinstance(v[0], graph.SymbolicTensor) else v
+                           for v in (inputs, outputs))
         return cls(inputs, outputs, name=config.get("name"))
+
+
+def _batch_shape(spec: dict) -> tuple:
+    """An ``InputLayer``'s batch shape: Keras 3's ``batch_shape``, Keras 2's ``batch_input_shape``."""
+    c = spec.get("config", {})
+    return tuple(c.get("batch_shape", c.get("batch_input_shape", [None])))
+
+
+def _keras3_node(node, where: str) -> dict:
+    """A layer call from a config as Keras 3 writes it: ``{"args": [...], "kwargs": {...}}``.
+
+    Keras 2 wrote ``[[layer, node, tensor, kwargs], ...]``: one entry is a
+    call on that tensor, several a call on the list of them; the first
+    entry's ``kwargs`` are the call's.
+    """
+    if isinstance(node, dict):
+        return {"args": node.get("args", []), "kwargs": node.get("kwargs", {})}
+    if isinstance(node, list) and node and all(isinstance(e, list) and len(e) in (3, 4) and _is_ref(e[:3]) for e in node):
+        tensors = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}} for e in node]
+        kwargs = node[0][3] if len(node[0]) == 4 else {}
+        return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": kwargs if isinstance(kwargs, dict) else {}}
+    raise ValueError(f"config: {where}: expected Keras 3's {{'args': [...], 'kwargs': {{...}}}} or Keras 2's "
+                     f"[[layer, node, tensor, kwargs], ...], got {str(node)[:80]!r}")
 
 
 # ------------------------------------------------------------ serialization
@@ -514,6 +636,8 @@ def _serialize(layer) -> dict:
     if isinstance(layer, InputLayer):
         t = layer.output
         cfg = {"batch_shape": list(t.shape), "dtype": graph.dtype_name(t.dtype), "sparse": False, "name": layer.name}
+        if layer.optional:
+            cfg["optional"] = True
         return {"class_name": "InputLayer", "config": cfg}
     if isinstance(layer, Model):
         return {"class_name": "Functional", "config": layer.get_config()}

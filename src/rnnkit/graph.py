@@ -235,6 +235,13 @@ def _check_arguments(layer, args, kwargs):
 
 def record(layer, args, kwargs):
     """Record ``layer(*args, **kwargs)`` on symbolic tensors; return its symbolic outputs."""
+    node = symbolic_call(layer, args, kwargs)
+    vars(layer).setdefault("_inbound_nodes", []).append(node)
+    return node.structure
+
+
+def symbolic_call(layer, args, kwargs) -> Node:
+    """The ``Node`` of ``layer(*args, **kwargs)`` on symbolic tensors, with its outputs, not yet recorded."""
     _check_arguments(layer, args, kwargs)
     first = leaves(args[0]) if args else []
     call_kwargs = dict(kwargs)
@@ -280,8 +287,7 @@ def record(layer, args, kwargs):
         else:  # a mask the layer makes (Embedding, Masking, a merge of masks)
             node.mask = SymbolicTensor(_common_shape([r[1] for r in runs], batch), new_mask.dtype, node, -1)
             node.outputs[0].mask = node.mask
-    vars(layer).setdefault("_inbound_nodes", []).append(node)
-    return node.structure
+    return node
 
 
 def _common_shape(tensors, batch: int | None = None) -> tuple:
@@ -347,19 +353,24 @@ def _run_on_zeros(layer, node, size):
 # ----------------------------------------------------------------- planning
 
 
-def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_names: list[str]) -> list[Node]:
-    """The nodes that compute ``outputs`` from ``inputs``, each after the nodes it reads from.
+def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_names: list[str], known=()) -> list[Node]:
+    """The nodes that compute ``outputs`` from ``inputs`` (and the ``known`` tensors), each after the nodes it reads from.
 
     Raises ValueError naming the output and the ``rk.Input`` it needs when an
     output depends on an input that is not among ``inputs``.
     """
-    known = set(inputs)
+    known = set(inputs) | set(known)
     order: list[Node] = []
     done: set[Node] = set()
 
     def visit(t: SymbolicTensor, what: str):
         if t in known or t.node in done:
             return
+        if t.node is None:
+            raise ValueError(
+                f"outputs: output {what!r} depends on {t!r}, a shape and dtype from compute_output_spec with no "
+                "layer call behind it; call the model itself on the symbolic tensors instead"
+            )
         if t.node.is_source:
             raise ValueError(
                 f"outputs: Output with path `{what}` is not connected to the model's inputs; output {what!r} "

@@ -21,25 +21,6 @@ import torch
 import rnnkit as rk
 
 
-def _missing(reason):
-    return pytest.mark.xfail(strict=True, reason=f"rnnkit: {reason}")
-
-
-NOT_A_TENSOR = _missing(
-    "a non-tensor in Model(inputs/outputs) raises TypeError ('expected a symbolic tensor'), not Keras's "
-    "ValueError ('All `inputs` values must be KerasTensors')"
-)
-SLICING = _missing("Model(inputs, outputs) needs rk.Input tensors as inputs; an intermediate tensor cannot start a sub-model")
-NESTED_IO = _missing("inputs and outputs are a tensor, a flat list or a flat dict; nested dicts are refused")
-LEGACY_NODES = _missing(
-    "from_config reads Keras 3's {'args', 'kwargs'} nodes; Keras 2's list-form inbound_nodes are refused with "
-    "a different message (not 'loop' / 'Missing node')"
-)
-OPTIONAL_INPUTS = _missing("Input has no optional= argument (no None inputs)")
-OUTPUT_SPEC = _missing("Model has no compute_output_spec")
-NESTED_MASK = _missing("a Model called on symbolic tensors does not pass on its outputs' masks (no Model.compute_mask)")
-
-
 def _dense_two_inputs():
     a, b = rk.Input((3,), name="input_a"), rk.Input((4,), name="input_b")
     x = rk.Concatenate()([rk.Dense(5)(a), rk.Dense(5)(b)])
@@ -71,7 +52,6 @@ def test_basic_flow_multi_output():
     assert isinstance(out, list) and len(out) == 2 and out[0].shape == (2, 4) and out[1].shape == (2, 5)
 
 
-@NOT_A_TENSOR
 def test_basic_flow_dict_io():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_basic_flow_dict_io``."""
     input_a, input_b = rk.Input(shape=(3,), name="a"), rk.Input(shape=(3,), name="b")
@@ -94,7 +74,6 @@ def test_basic_flow_as_a_submodel():
     assert model(torch.rand(2, 3, 4)).shape == (2, 3, 4)
 
 
-@NESTED_MASK
 def test_nested_model_propagates_symbolic_output_mask():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_nested_model_propagates_symbolic_output_mask``."""
 
@@ -123,7 +102,6 @@ def test_nested_model_propagates_symbolic_output_mask():
     np.testing.assert_allclose(values[2].numpy(), np.array([[False, True, True], [True, False, True]]))
 
 
-@OUTPUT_SPEC
 def test_compute_output_spec_does_not_create_duplicate_nodes():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_compute_output_spec_does_not_create_duplicate_nodes``."""
     inputs = rk.Input((3,), dtype="int32")
@@ -170,7 +148,6 @@ def test_restored_multi_output_type(out_type):
     assert isinstance(restored(rk.Input(shape=(3,), batch_size=2)), out_type)
 
 
-@NESTED_IO
 def test_restored_nested_input():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_restored_nested_input``."""
     input_a = rk.Input(shape=(3,), name="input_a")
@@ -252,7 +229,6 @@ def test_bad_input_spec():
         model({"a": np.zeros((2, 3)), "b": np.zeros((2, 4))})
 
 
-@SLICING
 def test_functional_slicing():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_functional_slicing``."""
     inputs = rk.Input(shape=(None, 2), name="input")
@@ -268,7 +244,6 @@ def test_functional_slicing():
     assert [m.name for m in partial.layers[1:]] == ["dense1", "dense2"]
 
 
-@NESTED_IO
 def test_deeply_nested_model():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_deeply_nested_model`` (the call)."""
     i1, i2, i3 = rk.Input((1,)), rk.Input((2,)), rk.Input((3,))
@@ -278,7 +253,6 @@ def test_deeply_nested_model():
     assert set(out) == {"1", "others"} and out["others"]["3"].shape == (2, 3)
 
 
-@OPTIONAL_INPUTS
 def test_optional_inputs():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_optional_inputs``."""
 
@@ -363,14 +337,12 @@ def _legacy_config(layers, output):
     }
 
 
-@LEGACY_NODES
 def test_invalid_config_deserialization_loop():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_invalid_config_deserialization_loop``."""
     with pytest.raises(ValueError, match="loop"):
         rk.Model.from_config(_legacy_config([("node_a", "node_b"), ("node_b", "node_a")], "node_b"))
 
 
-@LEGACY_NODES
 def test_invalid_config_deserialization_missing_node():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_invalid_config_deserialization_missing_node``."""
     with pytest.raises(ValueError, match="Missing node: node_b"):
