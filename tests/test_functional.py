@@ -544,3 +544,188 @@ def test_weighted_metrics_weigh_each_sample():
     assert logs["weighted_mae"] == pytest.approx(logs["mae"])
     with pytest.raises(TypeError, match="weighted_metrics: expected a list of names"):
         model.compile("sgd", loss="mse", weighted_metrics="mae")
+
+
+def dense_by_hand(layer, x):
+    kernel, bias = w(layer)
+    return x @ kernel + bias
+
+
+def test_nested_inputs_and_outputs_compute_each_leaf():
+    torch.manual_seed(21)
+    i1, i2, i3 = rk.Input((1,), name="n1"), rk.Input((2,), name="n2"), rk.Input((3,), name="n3")
+    d1, d2, d3 = rk.Dense(2), rk.Dense(3), rk.Dense(1)
+    joined = rk.Concatenate()([d1(i1), d2(i2)])
+    model = rk.Model({"one": i1, "more": [i2, {"three": i3}]}, {"a": joined, "b": [d3(i3), i2]})
+    assert model.input_names == ["n1", "n2", "n3"]
+    x = {"one": torch.randn(4, 1), "more": [torch.randn(4, 2), {"three": torch.randn(4, 3)}]}
+    out = model(x)
+    assert set(out) == {"a", "b"} and isinstance(out["b"], list)
+    want_a = torch.cat([dense_by_hand(d1, x["one"]), dense_by_hand(d2, x["more"][0])], dim=1)
+    torch.testing.assert_close(out["a"], want_a)
+    torch.testing.assert_close(out["b"][0], dense_by_hand(d3, x["more"][1]["three"]))
+    assert out["b"][1] is x["more"][0]
+
+    symbolic = model({"one": rk.Input((1,)), "more": [rk.Input((2,)), {"three": rk.Input((3,))}]})
+    assert symbolic["a"].shape == (None, 5) and symbolic["b"][0].shape == (None, 1)
+
+    config = json.loads(json.dumps(model.get_config()))
+    assert config["input_layers"] == {"one": ["n1", 0, 0], "more": [["n2", 0, 0], {"three": ["n3", 0, 0]}]}
+    rebuilt = rk.Model.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    got = rebuilt(x)
+    torch.testing.assert_close(got["a"], want_a)
+    assert json.dumps(rebuilt.get_config()) == json.dumps(config)
+
+    with pytest.raises(ValueError, match=r"inputs\['more'\]\[1\]: The structure of `inputs` doesn't match"):
+        model({"one": x["one"], "more": [x["more"][0], x["more"][1]["three"]]})
+    with pytest.raises(ValueError, match=r"inputs: The structure of `inputs` doesn't match.*'one': 'n1'"):
+        model([x["one"], x["more"][0], x["more"][1]["three"]])
+
+
+def test_a_list_of_one_list_stays_nested_through_config():
+    a = rk.Input((3,), name="only")
+    model = rk.Model([[a]], rk.Dense(2)(a))
+    config = model.get_config()
+    assert config["input_layers"] == [[["only", 0, 0]]]
+    rebuilt = rk.Model.from_config(config)
+    assert rebuilt.get_config()["input_layers"] == [[["only", 0, 0]]]
+    rebuilt.set_weights(model.get_weights())
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(rebuilt([[x]]), model([[x]]))
+
+
+def test_slicing_a_model_at_computed_tensors_shares_the_layers():
+    torch.manual_seed(22)
+    inputs = rk.Input((None, 2), name="seq_in")
+    d1, d2, d3 = rk.Dense(3, name="s1"), rk.Dense(4, name="s2"), rk.Dense(5, name="s3")
+    x1 = d1(inputs)
+    x2 = d2(x1)
+    full = rk.Model(inputs, d3(x2))
+    head = rk.Model(x2, full.output, name="head")
+    middle = rk.Model(x1, x2, name="middle")
+    assert [type(m).__name__ for m in head.layers] == ["InputLayer", "Dense"] and head.layers[1] is d3
+    assert head.layers[0].name == "s2_clone" and head.inputs[0].shape == (None, None, 4)
+
+    x = torch.randn(2, 3, 2)
+    h1 = dense_by_hand(d1, x)
+    h2 = dense_by_hand(d2, h1)
+    torch.testing.assert_close(middle(h1), h2)
+    torch.testing.assert_close(head(h2), dense_by_hand(d3, h2))
+    torch.testing.assert_close(head(middle(d1(x))), full(x))
+    with torch.no_grad():  # one set of weights: a change shows in every model built on the layer
+        d3.bias.add_(1.0)
+    torch.testing.assert_close(head(h2), full(x))
+
+    lines = []
+    head.summary(print_fn=lines.append)
+    assert "s2_clone[0][0]" in lines[0]
+    rebuilt = rk.Model.from_config(json.loads(json.dumps(head.get_config())))
+    rebuilt.set_weights(head.get_weights())
+    torch.testing.assert_close(rebuilt(h2), head(h2))
+
+
+def test_a_slice_starts_without_the_mask_its_input_carried():
+    torch.manual_seed(23)
+    ids = rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(6, 3, mask_zero=True)
+    vectors = emb(ids)
+    rnn = rk.SimpleRNN(4)
+    full = rk.Model(ids, rnn(vectors))
+    tail = rk.Model(vectors, rnn(vectors))  # as Keras's clone: the Input standing for `vectors` has no mask
+    tokens = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    seq = emb.embeddings.detach()[tokens]
+    torch.testing.assert_close(full(tokens), simple_rnn_by_hand(seq, *w(rnn), lengths=[2, 1]), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(tail(seq), simple_rnn_by_hand(seq, *w(rnn)), rtol=1e-6, atol=1e-6)
+
+
+def test_optional_input_takes_none():
+    class AddIfGiven(rk.Layer):
+        def forward(self, x, y=None):
+            return x if y is None else x + y
+
+    torch.manual_seed(24)
+    a, b = rk.Input((2,), name="req"), rk.Input((2,), name="opt", optional=True)
+    dense = rk.Dense(3)
+    model = rk.Model([a, b], dense(AddIfGiven()(a, b)))
+    x, y = torch.randn(4, 2), torch.randn(4, 2)
+    torch.testing.assert_close(model([x, None]), dense_by_hand(dense, x))
+    torch.testing.assert_close(model([x, y]), dense_by_hand(dense, x + y))
+    with pytest.raises(ValueError, match="The input 'req' is not optional, but None was passed"):
+        model([None, y])
+    with pytest.raises(TypeError, match="optional: expected a bool, got str"):
+        rk.Input((2,), optional="yes")
+    config = rk.Model([a, b], rk.Concatenate()([a, b])).get_config()
+    assert config["layers"][1]["config"]["optional"] is True and "optional" not in config["layers"][0]["config"]
+    assert rk.Model.from_config(config).get_layer("opt").optional is True
+
+
+def test_sub_model_output_carries_the_mask_its_layers_make():
+    torch.manual_seed(25)
+    ids = rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(7, 3, mask_zero=True)
+    embedder = rk.Model(ids, emb(ids))
+    outer_ids = rk.Input((None,), dtype="int64")
+    vectors = embedder(outer_ids)
+    assert vectors.mask is not None and vectors.mask.shape == (None, None)
+    rnn = rk.SimpleRNN(4)
+    model = rk.Model(outer_ids, rnn(vectors))
+
+    tokens = torch.tensor([[4, 5, 0, 0], [1, 2, 3, 6]])
+    assert torch.equal(embedder.compute_mask(tokens), tokens != 0)
+    want = simple_rnn_by_hand(emb.embeddings.detach()[tokens], *w(rnn), lengths=[2, 4])
+    torch.testing.assert_close(model(tokens), want, rtol=1e-6, atol=1e-6)
+
+    dense_in = rk.Input((3,))
+    no_mask = rk.Model(dense_in, rk.Dense(2)(dense_in))
+    assert no_mask.compute_mask(torch.ones(1, 3)) is None and no_mask(rk.Input((3,))).mask is None
+
+
+def test_compute_output_spec_records_nothing():
+    a = rk.Input((None, 3))
+    lstm = rk.LSTM(4, return_sequences=True, return_state=True)
+    seq, h, c = lstm(a)
+    model = rk.Model(a, {"seq": seq, "state": [h, c]})
+    before = len(vars(lstm)["_inbound_nodes"]), len(vars(model).get("_inbound_nodes", []))
+    spec = model.compute_output_spec(rk.Input((5, 3), batch_size=2))
+    assert spec["seq"].shape == (2, 5, 4) and [t.shape for t in spec["state"]] == [(2, 4), (2, 4)]
+    assert spec["seq"].dtype == torch.float32 and spec["seq"].node is None
+    assert (len(vars(lstm)["_inbound_nodes"]), len(vars(model).get("_inbound_nodes", []))) == before
+    with pytest.raises(ValueError, match="from compute_output_spec with no layer call behind it"):
+        rk.Model(a, rk.Dense(1)(spec["seq"]))
+
+
+def _keras2_config(dense_sources, outputs):
+    """A Keras 2 (tf.keras) functional config: ``batch_input_shape`` and list-form ``inbound_nodes``."""
+    return {
+        "name": "keras2_model",
+        "layers": [
+            {"class_name": "InputLayer", "name": "in_a", "inbound_nodes": [],
+             "config": {"batch_input_shape": [None, 3], "dtype": "float32", "name": "in_a"}},
+            {"class_name": "InputLayer", "name": "in_b", "inbound_nodes": [],
+             "config": {"batch_input_shape": [None, 3], "dtype": "float32", "name": "in_b"}},
+            {"class_name": "Add", "name": "add_k2", "config": {"name": "add_k2"},
+             "inbound_nodes": [[["in_a", 0, 0, {}], ["in_b", 0, 0, {}]]]},
+            *({"class_name": "Dense", "name": name, "config": {"units": 2, "name": name},
+               "inbound_nodes": [[[source, 0, 0, {}]]]} for name, source in dense_sources),
+        ],
+        "input_layers": [["in_a", 0, 0], ["in_b", 0, 0]],
+        "output_layers": [[name, 0, 0] for name in outputs],
+    }
+
+
+def test_keras2_list_form_inbound_nodes():
+    torch.manual_seed(26)
+    model = rk.Model.from_config(_keras2_config([("d_k2", "add_k2")], ["d_k2"]))
+    assert [m.name for m in model.layers] == ["in_a", "in_b", "add_k2", "d_k2"]
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+    torch.testing.assert_close(model([a, b]), dense_by_hand(model.get_layer("d_k2"), a + b))
+
+    with pytest.raises(ValueError, match=r"Missing node: nowhere; layer 'd_k2' reads a call of layer 'nowhere'"):
+        rk.Model.from_config(_keras2_config([("d_k2", "nowhere")], ["d_k2"]))
+    with pytest.raises(ValueError, match=r"the calls of \['d_x', 'd_y'\] wait on each other in a loop"):
+        rk.Model.from_config(_keras2_config([("d_x", "d_y"), ("d_y", "d_x")], ["d_y"]))
+    bad = _keras2_config([], ["add_k2"])
+    bad["layers"][2]["inbound_nodes"] = [[["in_a", 0]]]
+    with pytest.raises(ValueError, match=r"layer 'add_k2' inbound_nodes\[0\]: expected Keras 3's .* or Keras 2's"):
+        rk.Model.from_config(bad)
