@@ -729,3 +729,31 @@ def test_keras2_list_form_inbound_nodes():
     bad["layers"][2]["inbound_nodes"] = [[["in_a", 0]]]
     with pytest.raises(ValueError, match=r"layer 'add_k2' inbound_nodes\[0\]: expected Keras 3's .* or Keras 2's"):
         rk.Model.from_config(bad)
+
+
+def test_nested_model_evaluates_fits_and_predicts_in_its_own_structure():
+    torch.manual_seed(27)
+    i1, i2 = rk.Input((2,), name="np_"), rk.Input((3,), name="nq")
+    dx, dz = rk.Dense(1, name="ndx"), rk.Dense(2, name="ndz")
+    model = rk.Model({"a": i1, "o": {"b": i2}}, {"x": dx(i1), "y": [dz(i2)]})
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    x = {"a": rng.random((16, 2), dtype=np.float32), "o": {"b": rng.random((16, 3), dtype=np.float32)}}
+    y = {"x": rng.random((16, 1), dtype=np.float32), "y": [rng.random((16, 2), dtype=np.float32)]}
+    with torch.no_grad():
+        px = dense_by_hand(dx, torch.from_numpy(x["a"]))
+        pz = dense_by_hand(dz, torch.from_numpy(x["o"]["b"]))
+    mse_x = ((px - torch.from_numpy(y["x"])) ** 2).mean().item()
+    mse_z = ((pz - torch.from_numpy(y["y"][0])) ** 2).mean().item()
+    loss, loss_x, loss_z = model.evaluate(x, y, batch_size=16, verbose=0)
+    np.testing.assert_allclose([loss, loss_x, loss_z], [mse_x + mse_z, mse_x, mse_z], rtol=1e-5)
+    # The same data as flat dicts by name.
+    flat = model.evaluate({"np_": x["a"], "nq": x["o"]["b"]}, {"ndx": y["x"], "ndz": y["y"][0]}, batch_size=16, verbose=0)
+    np.testing.assert_allclose(flat, [loss, loss_x, loss_z], rtol=1e-6)
+    pred = model.predict(x, batch_size=8, verbose=0)
+    np.testing.assert_allclose(pred["x"], px.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(pred["y"][0], pz.numpy(), rtol=1e-6, atol=1e-6)
+    history = model.fit(x, y, epochs=20, batch_size=16, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    with pytest.raises(ValueError, match=r"x\['o'\]: The structure of `x` doesn't match"):
+        model.fit({"a": x["a"], "o": x["o"]["b"]}, y, verbose=0)

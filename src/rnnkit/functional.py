@@ -126,29 +126,9 @@ def _flatten_io(spec, arg: str, path: str = "") -> list:
     )
 
 
-def _flatten_like(template, given, path: str = "inputs") -> list:
-    """``given``'s values in the order of ``template``'s tensors, once both have the same structure."""
-    if isinstance(template, graph.SymbolicTensor):
-        return [given]
-    if isinstance(template, dict) and isinstance(given, dict) and set(template) == set(given):
-        return [x for k in template for x in _flatten_like(template[k], given[k], f"{path}[{k!r}]")]
-    if isinstance(template, (list, tuple)) and isinstance(given, (list, tuple)) and len(given) == len(template):
-        return [x for i, (t, g) in enumerate(zip(template, given)) for x in _flatten_like(t, g, f"{path}[{i}]")]
-    expected = graph.map_structure(lambda t: t.node.layer.name, template)
-    got = graph.map_structure(lambda x: f"shape {tuple(x.shape)}", given, (torch.Tensor, np.ndarray))
-    raise ValueError(f"{path}: The structure of `inputs` doesn't match the expected structure {expected}; got {got}")
-
-
 def _is_ref(obj) -> bool:
     """A config's tensor reference: ``[layer name, node index, tensor index]``."""
     return isinstance(obj, (list, tuple)) and len(obj) == 3 and isinstance(obj[0], str)
-
-
-def _parts(spec) -> list:
-    """The values a structure holds at its top level (none for a tensor)."""
-    if isinstance(spec, dict):
-        return list(spec.values())
-    return list(spec) if isinstance(spec, (list, tuple)) else []
 
 
 def _masks_needed(nodes, read: set) -> set:
@@ -222,9 +202,8 @@ class Model(FunctionalTraining, Layer):
         self._inputs = graph.map_structure(lambda t: self._clones.get(t, t), inputs)
         self._outputs = graph.map_structure(lambda t: t, outputs)
         self._in_tensors = [self._clones.get(t, t) for t in ins]
-        self._nested = any(isinstance(v, (list, tuple, dict)) for v in _parts(inputs))
-        flat_in, flat_out = (isinstance(v, dict) and not any(isinstance(p, (list, tuple, dict)) for p in v.values())
-                             for v in (inputs, outputs))
+        self._nested = graph.is_nested(inputs)
+        flat_in, flat_out = (isinstance(v, dict) and not graph.is_nested(v) for v in (inputs, outputs))
         self.input_names = [str(k) for k in inputs] if flat_in else [t.node.layer.name for t in self._in_tensors]
         self.output_names = [str(k) for k in outputs] if flat_out else _unique([t.node.layer.name for t in outs])
         # The mask a computed input carried is not there when the model starts from it: it reads as None.
@@ -350,7 +329,7 @@ class Model(FunctionalTraining, Layer):
         """The call's inputs in model order, each checked against its ``Input`` shape."""
         n = len(self._in_tensors)
         if self._nested:
-            items = _flatten_like(self._inputs, inputs)
+            items = graph.flatten_like(self._inputs, inputs, "inputs")
         elif isinstance(inputs, dict):
             missing = [k for k in self.input_names if k not in inputs]
             extra = [k for k in inputs if k not in self.input_names]

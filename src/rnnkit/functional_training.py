@@ -2,7 +2,7 @@
 
 ``FunctionalTraining`` is ``TrainingMixin`` with ``x`` and ``y`` given per
 input and per output: a list in model order or a dict by name, one array
-each. ``compile`` takes ``loss``, ``metrics`` and ``loss_weights`` per output
+each, or the structure the model was built on (nested dicts and lists). ``compile`` takes ``loss``, ``metrics`` and ``loss_weights`` per output
 (one value for all, a list, or a dict by output name)::
 
     model.compile("adam", {"label": "sparse_categorical_crossentropy", "score": "mse"},
@@ -30,8 +30,9 @@ class FunctionalTraining(TrainingMixin):
 
     _heads = None  # per output: (log name, loss, weight, metrics), or None when untrained; set by compile
     input_names: list[str]
-    _inputs: object  # the inputs as the model was built on them (a tensor, list or dict)
+    _inputs: object  # the inputs as the model was built on them (a tensor, or lists, tuples, dicts, nested)
     output_names: list[str]
+    _outputs: object  # the outputs likewise
 
     def _per_output(self, spec, arg: str) -> list:
         names = self.output_names
@@ -116,21 +117,25 @@ class FunctionalTraining(TrainingMixin):
                 raise TypeError(f"{arg}: a model with several inputs or outputs takes arrays (a list or dict per input), "
                                 f"not a {type(x).__name__}")
             return _as_data(x, y, arg, need_y, sample_weight)
-        xs = self._per_name(x, self.input_names, arg)
+        xs = self._per_name(x, self.input_names, arg, self._inputs)
         if xs is None or any(v is None for v in xs):
             raise ValueError(f"{arg}: expected one array per input {self.input_names}")
         ys = None
         if need_y:
             if y is None:
                 raise ValueError(f"y: targets are required with array {arg}")
-            ys = self._per_name(y, self.output_names, "y")
+            ys = self._per_name(y, self.output_names, "y", self._outputs)
             for name, head, v in zip(self.output_names, self._heads or [], ys):
                 if head is not None and v is None:
                     raise ValueError(f"y: output {name!r} has a loss but no targets")
         return _Columns(xs, ys, arg, sample_weight)
 
     @staticmethod
-    def _per_name(data, names, arg):
+    def _per_name(data, names, arg, structure):
+        """One array per input (output) in model order: from the model's own (nested) structure, a dict by
+        name, or a list in order."""
+        if graph.is_nested(structure) and not (isinstance(data, dict) and set(data) <= set(names)):
+            return graph.flatten_like(structure, data, arg)
         if isinstance(data, dict):
             unknown = [k for k in data if k not in names]
             if unknown:
@@ -156,7 +161,9 @@ class FunctionalTraining(TrainingMixin):
         dev, dtype = self._device(), self._dtype()
         xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
         sw = None if sw is None else sw.to(device=dev, dtype=dtype)
-        if isinstance(self._inputs, dict) and len(xs) > 1:  # a model built on a dict is called with one
+        if graph.is_nested(self._inputs):  # called with the structure it was built on
+            xs = graph.pack_like(self._inputs, xs)
+        elif isinstance(self._inputs, dict) and len(xs) > 1:  # a model built on a dict is called with one
             xs = dict(zip(self.input_names, xs))
         return xs, None if ys is None else [None if t is None else t.to(dev) for t in ys], sw
 
@@ -166,9 +173,9 @@ class FunctionalTraining(TrainingMixin):
     def _concat_outputs(self, outs):
         first = outs[0]
         if isinstance(first, dict):
-            return {k: torch.cat([o[k] for o in outs]).numpy() for k in first}
+            return {k: self._concat_outputs([o[k] for o in outs]) for k in first}
         if isinstance(first, (list, tuple)):
-            return [torch.cat(parts).numpy() for parts in zip(*outs)]
+            return [self._concat_outputs(list(parts)) for parts in zip(*outs)]
         return torch.cat(outs).numpy()
 
 

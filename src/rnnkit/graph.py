@@ -184,6 +184,36 @@ def map_structure(fn, obj, leaf_type=SymbolicTensor):
     return obj
 
 
+def is_nested(obj) -> bool:
+    """True for a list, tuple or dict that holds another one."""
+    parts = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else ()
+    return any(isinstance(p, (list, tuple, dict)) for p in parts)
+
+
+def flatten_like(template, given, path: str) -> list:
+    """``given``'s values in the order of ``template``'s SymbolicTensors, once both have the same structure.
+
+    Lists and tuples match each other, dicts match by keys; ``path`` (the
+    argument's name) names the place of a mismatch in the ValueError.
+    """
+    if isinstance(template, SymbolicTensor):
+        return [given]
+    if isinstance(template, dict) and isinstance(given, dict) and set(template) == set(given):
+        return [x for k in template for x in flatten_like(template[k], given[k], f"{path}[{k!r}]")]
+    if isinstance(template, (list, tuple)) and isinstance(given, (list, tuple)) and len(given) == len(template):
+        return [x for i, (t, g) in enumerate(zip(template, given)) for x in flatten_like(t, g, f"{path}[{i}]")]
+    expected = map_structure(lambda t: t.node.layer.name, template)
+    got = map_structure(lambda x: f"shape {tuple(x.shape)}", given, (torch.Tensor, np.ndarray))
+    arg = path.split("[")[0]
+    raise ValueError(f"{path}: The structure of `{arg}` doesn't match the expected structure {expected}; got {got}")
+
+
+def pack_like(template, flat: list):
+    """``template`` with its SymbolicTensors replaced by ``flat``'s values, in order (``flatten_like`` undone)."""
+    values = iter(flat)
+    return map_structure(lambda _: next(values), template)
+
+
 def flat_tensors(obj) -> list[torch.Tensor]:
     """The tensors in a layer's output, in the order ``record`` numbered them."""
     if isinstance(obj, torch.Tensor):
