@@ -757,3 +757,37 @@ def test_nested_model_evaluates_fits_and_predicts_in_its_own_structure():
     assert history["loss"][-1] < history["loss"][0]
     with pytest.raises(ValueError, match=r"x\['o'\]: The structure of `x` doesn't match"):
         model.fit({"a": x["a"], "o": x["o"]["b"]}, y, verbose=0)
+
+
+def test_optional_input_may_be_none_in_evaluate_and_fit():
+    class AddIfGiven(rk.Layer):
+        def forward(self, x, y=None):
+            return x if y is None else x + y
+
+    torch.manual_seed(28)
+    a, b = rk.Input((2,), name="fa"), rk.Input((2,), name="fb", optional=True)
+    dense = rk.Dense(1)
+    model = rk.Model([a, b], dense(AddIfGiven()(a, b)))
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(1)
+    x, y = rng.random((12, 2), dtype=np.float32), rng.random((12, 1), dtype=np.float32)
+    with torch.no_grad():
+        want = ((dense_by_hand(dense, torch.from_numpy(x)) - torch.from_numpy(y)) ** 2).mean().item()
+    np.testing.assert_allclose(model.evaluate([x, None], y, batch_size=12, verbose=0), want, rtol=1e-6)
+    np.testing.assert_allclose(model.evaluate({"fa": x, "fb": None}, y, batch_size=5, verbose=0), want, rtol=1e-6)
+    history = model.fit([x, None], y, epochs=10, batch_size=4, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    with pytest.raises(ValueError, match="x: The input 'fa' is not optional, but None was passed"):
+        model.fit([None, x], y, verbose=0)
+
+
+def test_a_dict_model_takes_a_list_only_when_its_keys_are_sorted():
+    a, b = rk.Input((2,), name="ka"), rk.Input((2,), name="kb")
+    x, y = torch.randn(3, 2), torch.randn(3, 2)
+    model = rk.Model({"a": a, "b": b}, rk.Subtract()([a, b]))
+    with pytest.warns(UserWarning, match=r"takes a dict with the keys \['a', 'b'\], got a list of 2, read in the keys' order"):
+        torch.testing.assert_close(model([x, y]), x - y)
+    reversed_keys = rk.Model({"b": b, "a": a}, rk.Subtract()([a, b]))
+    with pytest.raises(ValueError, match="doesn't match the expected structure"):
+        reversed_keys([x, y])
+    torch.testing.assert_close(reversed_keys({"a": x, "b": y}), x - y)

@@ -32,6 +32,8 @@ per-output ``loss``/``metrics``/``loss_weights`` (``rnnkit.functional_training``
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -203,6 +205,7 @@ class Model(FunctionalTraining, Layer):
         self._outputs = graph.map_structure(lambda t: t, outputs)
         self._in_tensors = [self._clones.get(t, t) for t in ins]
         self._nested = graph.is_nested(inputs)
+        self._optional = [t.node.layer.optional for t in self._in_tensors]
         flat_in, flat_out = (isinstance(v, dict) and not graph.is_nested(v) for v in (inputs, outputs))
         self.input_names = [str(k) for k in inputs] if flat_in else [t.node.layer.name for t in self._in_tensors]
         self.output_names = [str(k) for k in outputs] if flat_out else _unique([t.node.layer.name for t in outs])
@@ -337,11 +340,14 @@ class Model(FunctionalTraining, Layer):
                 raise ValueError(f"inputs: expected the keys {self.input_names}, got {list(inputs)}")
             items = [inputs[k] for k in self.input_names]
         elif isinstance(inputs, (list, tuple)) and isinstance(self._inputs, dict) and n > 1:
-            # As Keras 3: a model built on a dict is fed by name, never by position.
-            raise ValueError(
-                f"inputs: The structure of `inputs` doesn't match the expected structure: model {self.name!r} "
-                f"takes a dict with the keys {self.input_names}, got a {type(inputs).__name__} of {len(inputs)}"
-            )
+            # As Keras 3: a model built on a dict is fed by name; by position only when its keys are in sorted
+            # order (Keras's order for a dict), with a warning, and refused otherwise.
+            mismatch = (f"inputs: The structure of `inputs` doesn't match the expected structure: model {self.name!r} "
+                        f"takes a dict with the keys {self.input_names}, got a {type(inputs).__name__} of {len(inputs)}")
+            if self.input_names != sorted(self.input_names) or len(inputs) != n:
+                raise ValueError(mismatch)
+            warnings.warn(f"{mismatch}, read in the keys' order", stacklevel=2)
+            items = list(inputs)
         elif isinstance(inputs, (list, tuple)) and (n > 1 or len(inputs) == 1):
             if len(inputs) != n:
                 raise ValueError(f"inputs: model {self.name!r} expects {n} inputs {self.input_names}, got {len(inputs)}")
@@ -350,9 +356,9 @@ class Model(FunctionalTraining, Layer):
             items = [inputs]
         else:
             raise ValueError(f"inputs: model {self.name!r} expects a list or dict of {n} inputs {self.input_names}")
-        for i, (name, t, x) in enumerate(zip(self.input_names, self._in_tensors, items)):
+        for i, (name, t, x, optional) in enumerate(zip(self.input_names, self._in_tensors, items, self._optional)):
             if x is None:
-                if not t.node.layer.optional:
+                if not optional:
                     raise ValueError(f"inputs: The input {name!r} is not optional, but None was passed; give a tensor "
                                      f"of shape {t.shape}, or build the model on rk.Input(..., optional=True)")
                 continue

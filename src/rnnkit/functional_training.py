@@ -33,6 +33,7 @@ class FunctionalTraining(TrainingMixin):
     _inputs: object  # the inputs as the model was built on them (a tensor, or lists, tuples, dicts, nested)
     output_names: list[str]
     _outputs: object  # the outputs likewise
+    _optional: list[bool]  # per input: may it be None (rk.Input(optional=True))
 
     def _per_output(self, spec, arg: str) -> list:
         names = self.output_names
@@ -118,8 +119,12 @@ class FunctionalTraining(TrainingMixin):
                                 f"not a {type(x).__name__}")
             return _as_data(x, y, arg, need_y, sample_weight)
         xs = self._per_name(x, self.input_names, arg, self._inputs)
-        if xs is None or any(v is None for v in xs):
-            raise ValueError(f"{arg}: expected one array per input {self.input_names}")
+        for name, v, optional in zip(self.input_names, xs, self._optional):
+            if v is None and not optional:
+                raise ValueError(f"{arg}: The input {name!r} is not optional, but None was passed; expected one "
+                                 f"array per input {self.input_names}")
+        if all(v is None for v in xs):
+            raise ValueError(f"{arg}: every input is None; give an array for one at least")
         ys = None
         if need_y:
             if y is None:
@@ -149,9 +154,7 @@ class FunctionalTraining(TrainingMixin):
         return list(data)
 
     def _batch_len(self, xb) -> int:
-        if isinstance(xb, dict):
-            xb = list(xb.values())
-        return len(xb[0]) if isinstance(xb, list) else len(xb)
+        return len(graph.flat_tensors(xb)[0])  # the first input given (an optional one may be None)
 
     def _prepare(self, x, y, sw=None, class_weight=None):
         if class_weight is not None:
@@ -159,7 +162,7 @@ class FunctionalTraining(TrainingMixin):
         xs = x if isinstance(x, list) else [x]
         ys = None if y is None else (y if isinstance(y, list) else [y])
         dev, dtype = self._device(), self._dtype()
-        xs = [t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
+        xs = [None if t is None else t.to(dev).to(dtype) if t.is_floating_point() else t.to(dev) for t in xs]
         sw = None if sw is None else sw.to(device=dev, dtype=dtype)
         if graph.is_nested(self._inputs):  # called with the structure it was built on
             xs = graph.pack_like(self._inputs, xs)
@@ -213,20 +216,22 @@ class _Columns:
     """Samples as one tensor per input (and per output); a batch is the same rows of each."""
 
     def __init__(self, xs, ys, arg, sample_weight=None):
-        self.xs = [_to_tensor(v, f"{arg}[{i}]") for i, v in enumerate(xs)]
+        self.xs = [None if v is None else _to_tensor(v, f"{arg}[{i}]") for i, v in enumerate(xs)]  # None: optional
         self.sw = None if sample_weight is None else _to_tensor(sample_weight, "sample_weight")
         self.ys = None if ys is None else [None if v is None else _to_tensor(v, f"y[{i}]") for i, v in enumerate(ys)]
-        n = len(self.xs[0])
+        first = next(i for i, c in enumerate(self.xs) if c is not None)
+        n = len(self.xs[first])
         for what, cols in ((arg, self.xs), ("y", self.ys or [])):
             for i, c in enumerate(cols):
                 if c is not None and len(c) != n:
-                    raise ValueError(f"{what}[{i}]: expected {n} samples like {arg}[0], got {len(c)}")
+                    raise ValueError(f"{what}[{i}]: expected {n} samples like {arg}[{first}], got {len(c)}")
         if self.sw is not None and len(self.sw) != n:
-            raise ValueError(f"sample_weight: expected {n} samples like {arg}[0], got {len(self.sw)}")
+            raise ValueError(f"sample_weight: expected {n} samples like {arg}[{first}], got {len(self.sw)}")
+        self.n = n
 
     def __len__(self):
-        return len(self.xs[0])
+        return self.n
 
     def batch(self, idx):
         ys = None if self.ys is None else [None if c is None else c[idx] for c in self.ys]
-        return [c[idx] for c in self.xs], ys, None if self.sw is None else self.sw[idx]
+        return [None if c is None else c[idx] for c in self.xs], ys, None if self.sw is None else self.sw[idx]

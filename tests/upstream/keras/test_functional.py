@@ -265,6 +265,47 @@ def test_optional_inputs():
     np.testing.assert_allclose(model([np.ones((2, 2)), None]), np.ones((2, 2)))
 
 
+class OptionalInputLayer(rk.Layer):
+    """Upstream's ``OptionalInputLayer``: ``x + y``, or ``x`` when ``y`` is None."""
+
+    def forward(self, x, y=None):
+        return x if y is None else x + y
+
+
+def test_optional_dict_inputs():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_optional_dict_inputs``."""
+    i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2", optional=True)
+    model = rk.Model({"input1": i1, "input2": i2}, OptionalInputLayer()(i1, i2))
+    np.testing.assert_allclose(model({"input1": np.ones((2, 2)), "input2": None}), np.ones((2, 2)))
+
+
+def test_required_input_none_raises():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_required_input_none_raises``."""
+    i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2", optional=False)
+    model = rk.Model({"input1": i1, "input2": i2}, OptionalInputLayer()(i1, i2))
+    with pytest.raises(ValueError, match="not optional"):
+        model({"input1": np.ones((2, 2)), "input2": None})
+
+
+def test_optional_and_required_mixed_structures():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_optional_and_required_mixed_structures``:
+    a dict model called with a list (its keys are in sorted order, so Keras reads it in that order and warns)."""
+    i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2", optional=True)
+    model = rk.Model({"input1": i1, "input2": i2}, OptionalInputLayer()(i1, i2))
+    with pytest.warns(UserWarning, match="The structure of `inputs` doesn't match the expected structure"):
+        np.testing.assert_allclose(model([np.ones((2, 2)), None]), np.ones((2, 2)))
+    np.testing.assert_allclose(model({"input1": np.ones((2, 2)), "input2": None}), np.ones((2, 2)))
+
+
+def test_required_none_raises_in_fit():
+    """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_required_none_raises_in_fit``."""
+    x = rk.Input((3,), name="x")
+    model = rk.Model(x, rk.Dense(1)(x))
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="not optional"):
+        model.fit([None], np.ones((4, 1)), epochs=1)
+
+
 def test_disconnected_output():
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_disconnected_output``."""
     i1, i2 = rk.Input((2,), name="input1"), rk.Input((2,), name="input2")
