@@ -19,6 +19,13 @@ from layer to layer and sub-models work as in Keras. Keras's ``lstm_seq2seq``::
     seq, h2, c2 = decoder_lstm(decoder_inputs, initial_state=[h_in, c_in])
     decoder = rk.Model([decoder_inputs, h_in, c_in], [decoder_dense(seq), h2, c2])
 
+As in Keras 3, inputs and outputs may be nested lists, tuples and dicts;
+an input may be a tensor a layer computed (the model starts there:
+``rk.Model(hidden, output)``), and ``rk.Input(..., optional=True)`` may be
+given ``None``. A sub-model's output carries the mask its layers make
+(``Model.compute_mask``); ``compute_output_spec`` gives output shapes
+without recording anything. ``from_config`` also reads Keras 2's configs.
+
 The graph is planned once, here: nodes in topological order, each a
 ``(layer, arguments, output slots)`` step over a flat list of values, so a
 call costs the layers and a few list look-ups. The layers are submodules

@@ -21,9 +21,12 @@ with a mask (``output_mask``): ``compute_mask`` if it has one, a recurrent
 layer keeps it with ``return_sequences`` only, a layer with
 ``supports_masking`` passes it on, any other layer drops it.
 
-``plan`` orders the nodes between inputs and outputs; ``rnnkit.functional.Model``
-turns them into a flat list of steps once. This module sits under
-``base.py`` and imports only torch.
+``symbolic_call`` makes a call's ``Node`` without recording it (what
+``Model.compute_output_spec`` needs). ``plan`` orders the nodes between
+inputs and outputs; ``rnnkit.functional.Model`` turns them into a flat list
+of steps once. ``flatten_like``/``pack_like`` match data to a model's
+(nested) input structure. This module sits under ``base.py`` and imports
+only torch and numpy.
 """
 
 from __future__ import annotations

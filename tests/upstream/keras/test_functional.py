@@ -7,9 +7,10 @@ shapes and expected values as upstream; each test names the upstream method
 it ports. Keras's ``Functional`` is rnnkit's ``Model``. Upstream builds many
 graphs with Python operators on symbolic tensors (``input_a + input_b``);
 rnnkit records ``+ - *`` as layer calls (``Add``, ``Subtract``, ``Multiply``,
-``Rescaling``) but has no keras.ops, so a test that needs another op is a
-strict xfail as written, and where the op is incidental it is also ported with
-the equivalent layer (``Add``, a two-line ``Times`` layer).
+``Rescaling``) but has no keras.ops, so a test that needs another op is not
+ported (README), and where the op is incidental it is ported with the
+equivalent layer (``Add``, a two-line ``Times`` layer). Every test here runs
+as written: none is an xfail.
 """
 
 import json
