@@ -241,7 +241,7 @@ class Model(FunctionalTraining, Layer):
         slot_of = {t: _Slot(i) for i, t in enumerate([*ins, *lost_masks])}
         read = {t for node in self._nodes for t in node.inputs} | set(outs)
         forward = _masks_needed(self._nodes, read)
-        for_spec = _masks_needed(self._nodes, read | {t.mask for t in outs})
+        for_spec = _masks_needed(self._nodes, read | {t.mask for t in outs if t.mask is not None})
         self._steps = []
         for node in self._nodes:
             args = graph.map_structure(slot_of.__getitem__, node.args)
