@@ -1,6 +1,7 @@
 """The functional API (rk.Input, rk.Model, merge layers) against hand-written torch on the same weights."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -791,3 +792,13 @@ def test_a_dict_model_takes_a_list_only_when_its_keys_are_sorted():
     with pytest.raises(ValueError, match="doesn't match the expected structure"):
         reversed_keys([x, y])
     torch.testing.assert_close(reversed_keys({"a": x, "b": y}), x - y)
+
+
+def test_keras_file_marks_the_optional_input(tmp_path):
+    a, b = rk.Input((2,), name="kf_req"), rk.Input((2,), name="kf_opt", optional=True)
+    rk.Model([a, b], rk.Concatenate()([a, b])).save(str(tmp_path / "m.keras"))
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    optional = {spec["name"]: spec["config"]["optional"] for spec in config["config"]["layers"]
+                if spec["class_name"] == "InputLayer"}
+    assert optional == {"kf_req": False, "kf_opt": True}

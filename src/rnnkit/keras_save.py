@@ -190,7 +190,7 @@ def _functional_layer(layer, node) -> dict:
         t = node.outputs[0]
         return {"module": "keras.layers", "class_name": "InputLayer",
                 "config": {"batch_shape": list(t.shape), "dtype": graph.dtype_name(t.dtype), "sparse": False,
-                           "ragged": False, "name": layer.name, "optional": False},
+                           "ragged": False, "name": layer.name, "optional": layer.optional},
                 "registered_name": None}
     shapes = [list(t.shape) for t in graph.leaves(node.args)]
     if _is_merge(layer):
