@@ -802,3 +802,31 @@ def test_keras_file_marks_the_optional_input(tmp_path):
     optional = {spec["name"]: spec["config"]["optional"] for spec in config["config"]["layers"]
                 if spec["class_name"] == "InputLayer"}
     assert optional == {"kf_req": False, "kf_opt": True}
+
+
+def test_a_sub_model_in_a_sequential_runs_once_and_passes_its_mask_on():
+    torch.manual_seed(29)
+    calls = []
+
+    class Count(rk.Layer):
+        supports_masking = True
+
+        def forward(self, x):
+            calls.append(1)
+            return x
+
+    plain_in = rk.Input((3,))
+    plain = rk.Model(plain_in, Count()(rk.Dense(3)(plain_in)))
+    seq = rk.Sequential([plain, rk.Dense(2)])
+    seq(torch.randn(2, 3))  # builds the Sequential (a run on zeros) and runs
+    calls.clear()
+    seq(torch.randn(2, 3))
+    assert len(calls) == 1 and plain.compute_mask(torch.randn(2, 3)) is None
+
+    ids = rk.Input((None,), dtype="int64")
+    emb = rk.Embedding(5, 3, mask_zero=True)
+    rnn = rk.SimpleRNN(2)
+    model = rk.Sequential([rk.Model(ids, emb(ids)), rnn])
+    tokens = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    want = simple_rnn_by_hand(emb.embeddings.detach()[tokens], *w(rnn), lengths=[2, 1])
+    torch.testing.assert_close(model(tokens), want, rtol=1e-6, atol=1e-6)

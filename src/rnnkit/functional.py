@@ -320,8 +320,13 @@ class Model(FunctionalTraining, Layer):
         a list, one per output (``graph.record`` passes on a single mask only,
         so a multi-output sub-model's outputs carry none). A ``mask`` given to
         the model is not fed to its inputs: only masks made inside travel out.
+        A model whose outputs carry no mask returns None without running
+        (a ``Sequential`` asks every layer for its mask).
         """
-        _, masks = self._run(inputs, with_masks=True)
+        if all(slot is None for slot in self._out_masks):
+            masks = self._out_masks
+        else:
+            _, masks = self._run(inputs, with_masks=True)
         return masks[0] if len(masks) == 1 else masks
 
     def compute_output_spec(self, inputs):
