@@ -727,9 +727,10 @@ def test_keras2_list_form_inbound_nodes():
     with pytest.raises(ValueError, match=r"the calls of \['d_x', 'd_y'\] wait on each other in a loop"):
         rk.Model.from_config(_keras2_config([("d_x", "d_y"), ("d_y", "d_x")], ["d_y"]))
     bad = _keras2_config([], ["add_k2"])
-    bad["layers"][2]["inbound_nodes"] = [[["in_a", 0]]]
-    with pytest.raises(ValueError, match=r"layer 'add_k2' inbound_nodes\[0\]: expected Keras 3's .* or Keras 2's"):
-        rk.Model.from_config(bad)
+    for node in ([["in_a", 0]], [["in_a", 0, 0, "training"]], "in_a"):
+        bad["layers"][2]["inbound_nodes"] = [node]
+        with pytest.raises(ValueError, match=r"layer 'add_k2' inbound_nodes\[0\]: expected Keras 3's .* or Keras 2's"):
+            rk.Model.from_config(bad)
 
 
 def test_nested_model_evaluates_fits_and_predicts_in_its_own_structure():

@@ -618,10 +618,11 @@ def _keras3_node(node, where: str) -> dict:
     """
     if isinstance(node, dict):
         return {"args": node.get("args", []), "kwargs": node.get("kwargs", {})}
-    if isinstance(node, list) and node and all(isinstance(e, list) and len(e) in (3, 4) and _is_ref(e[:3]) for e in node):
+    if isinstance(node, list) and node and all(
+        isinstance(e, list) and _is_ref(e[:3]) and (len(e) == 3 or (len(e) == 4 and isinstance(e[3], dict))) for e in node
+    ):
         tensors = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}} for e in node]
-        kwargs = node[0][3] if len(node[0]) == 4 else {}
-        return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": kwargs if isinstance(kwargs, dict) else {}}
+        return {"args": [tensors[0] if len(tensors) == 1 else tensors], "kwargs": node[0][3] if len(node[0]) == 4 else {}}
     raise ValueError(f"config: {where}: expected Keras 3's {{'args': [...], 'kwargs': {{...}}}} or Keras 2's "
                      f"[[layer, node, tensor, kwargs], ...], got {str(node)[:80]!r}")
 
