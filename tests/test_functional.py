@@ -694,6 +694,8 @@ def test_compute_output_spec_records_nothing():
     assert (len(vars(lstm)["_inbound_nodes"]), len(vars(model).get("_inbound_nodes", []))) == before
     with pytest.raises(ValueError, match="from compute_output_spec with no layer call behind it"):
         rk.Model(a, rk.Dense(1)(spec["seq"]))
+    with pytest.raises(ValueError, match=r"inputs: .* is a shape and dtype from compute_output_spec"):
+        rk.Model(spec["seq"], rk.Dense(1)(spec["seq"]))
 
 
 def _keras2_config(dense_sources, outputs):

@@ -124,6 +124,9 @@ def _fill(template, values):
 def _flatten_io(spec, arg: str, path: str = "") -> list:
     """The symbolic tensors in ``spec`` (a tensor, or lists, tuples and dicts of them, nested), depth first."""
     if isinstance(spec, graph.SymbolicTensor):
+        if spec.node is None:
+            raise ValueError(f"{arg}{path}: {spec!r} is a shape and dtype from compute_output_spec, with no layer call "
+                             "behind it; call the model itself on the symbolic tensors instead")
         return [spec]
     if isinstance(spec, (list, tuple, dict)) and spec:
         parts = spec.items() if isinstance(spec, dict) else enumerate(spec)
