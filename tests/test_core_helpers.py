@@ -7,6 +7,7 @@ import torch
 import rnnkit as rk
 from rnnkit import ops
 from rnnkit.cells import LSTMState, swap_gru_gates
+from rnnkit.graph import topological_order
 from rnnkit.rnn import sample_dropout_masks
 
 # ------------------------------------------------------------ dropout masks
@@ -166,3 +167,18 @@ def test_sequential_passes_masks_to_layers_that_take_them():
     seen.clear()
     model(x)
     assert seen[-1].tolist() == [[True, False, True]]
+
+
+# ---- graph.topological_order: the planner the functional Model and TF1 graph mode share
+
+
+def test_topological_order_puts_parents_first_once():
+    edges = {"out": ["b", "c"], "b": ["a"], "c": ["a", "b"], "a": []}
+    order = topological_order(["out", "c"], edges.__getitem__)
+    assert order == ["a", "b", "c", "out"]
+
+
+def test_topological_order_names_a_cycle():
+    edges = {"x": ["y"], "y": ["z"], "z": ["x"]}
+    with pytest.raises(ValueError, match=r"graph: node y depends on itself \(a cycle\)"):
+        topological_order(["y"], edges.__getitem__, describe=lambda n: f"node {n}")

@@ -23,7 +23,8 @@ layer keeps it with ``return_sequences`` only, a layer with
 
 ``symbolic_call`` makes a call's ``Node`` without recording it (what
 ``Model.compute_output_spec`` needs). ``plan`` orders the nodes between
-inputs and outputs; ``rnnkit.functional.Model`` turns them into a flat list
+inputs and outputs with ``topological_order``, the planner TF1 graph mode
+(``compat.v1.session``) shares; ``rnnkit.functional.Model`` turns them into a flat list
 of steps once. ``flatten_like``/``pack_like`` match data to a model's
 (nested) input structure. This module sits under ``base.py`` and imports
 only torch and numpy.
@@ -386,6 +387,36 @@ def _run_on_zeros(layer, node, size):
 # ----------------------------------------------------------------- planning
 
 
+def topological_order(roots, parents, describe=repr) -> list:
+    """Every node ``roots`` need, each after its ``parents(node)``, depth first: the one planner of both graphs.
+
+    The functional ``Model`` (``plan`` below: nodes are layer calls) and TF1
+    graph mode (``compat.v1.session.plan_ops``: nodes are ops) record a graph
+    first and replay it later; each says what a node needs through
+    ``parents``, which may raise to refuse an edge. A node reached again while
+    its own parents are being walked is a cycle: ValueError naming it with
+    ``describe``.
+    """
+    order: list = []
+    state: dict[int, int] = {}  # id(node) -> 1 while its parents are walked, 2 once placed
+
+    def visit(node):
+        mark = state.get(id(node))
+        if mark == 2:
+            return
+        if mark == 1:
+            raise ValueError(f"graph: {describe(node)} depends on itself (a cycle)")
+        state[id(node)] = 1
+        for p in parents(node):
+            visit(p)
+        state[id(node)] = 2
+        order.append(node)
+
+    for node in roots:
+        visit(node)
+    return order
+
+
 def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_names: list[str], known=()) -> list[Node]:
     """The nodes that compute ``outputs`` from ``inputs`` (and the ``known`` tensors), each after the nodes it reads from.
 
@@ -393,12 +424,11 @@ def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_nam
     output depends on an input that is not among ``inputs``.
     """
     known = set(inputs) | set(known)
-    order: list[Node] = []
-    done: set[Node] = set()
+    what = ""  # the output being planned, named in the errors
 
-    def visit(t: SymbolicTensor, what: str):
-        if t in known or t.node in done:
-            return
+    def needed(t: SymbolicTensor) -> list[Node]:
+        if t in known:
+            return []
         if t.node is None:
             raise ValueError(
                 f"outputs: output {what!r} depends on {t!r}, a shape and dtype from compute_output_spec with no "
@@ -411,14 +441,14 @@ def plan(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor], output_nam
                 f"{t.node.layer.name!r} {t.shape}, which is not among inputs "
                 f"{[s.node.layer.name for s in inputs]}; add it to inputs"
             )
-        for s in t.node.inputs:
-            visit(s, what)
-        done.add(t.node)
-        order.append(t.node)
+        return [t.node]
 
-    for t, name in zip(outputs, output_names):
-        visit(t, name)
-    return order
+    def roots():  # lazily, so that ``what`` names the output whose walk is under way
+        nonlocal what
+        for t, what in zip(outputs, output_names):  # noqa: B007 - read by needed()
+            yield from needed(t)
+
+    return topological_order(roots(), lambda node: [n for s in node.inputs for n in needed(s)])
 
 
 def layer_input(layer):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...graph import topological_order
 from .graph import InvalidArgumentError, Operation, Tensor, _sessions, get_default_graph, shape_str
 
 
@@ -38,27 +39,12 @@ def plan_ops(targets: list[Operation], fed: set[Tensor], within=None) -> list[Op
     ``within`` (a loop op) keeps the walk inside that loop's body: tensors
     from outside it are treated as given (they are the loop's inputs).
     """
-    order: list[Operation] = []
-    state: dict[int, int] = {}  # op id -> 1 while being visited, 2 when placed
 
-    def visit(op: Operation):
-        mark = state.get(id(op))
-        if mark == 2:
-            return
-        if mark == 1:
-            raise ValueError(f"graph: op {op.name} depends on itself (a cycle)")
-        state[id(op)] = 1
-        for t in op.inputs:
-            if t not in fed and (within is None or t.op.loop is within):
-                visit(t.op)
-        for c in op.control_inputs:
-            visit(c)
-        state[id(op)] = 2
-        order.append(op)
+    def parents(op: Operation) -> list[Operation]:
+        needed = [t.op for t in op.inputs if t not in fed and (within is None or t.op.loop is within)]
+        return needed + list(op.control_inputs)
 
-    for op in targets:
-        visit(op)
-    return order
+    return topological_order(targets, parents, describe=lambda op: f"op {op.name}")
 
 
 def run_ops(ops: list[Operation], env: dict) -> None:
