@@ -128,6 +128,20 @@ def seq2seq_decoder(L):
     return L.Model([dec_in, h_in, c_in], [L.Dense(3, activation="softmax", name="probs")(seq), h, c])
 
 
+def concat_partly_masked(L):
+    """A masked and an unmasked sequence joined on the features: Keras counts the unmasked one valid everywhere."""
+    a_in, b_in = L.Input((6, 2), name="a"), L.Input((6, 3), name="b")
+    joined = L.Concatenate(name="join")([L.Masking(name="masking")(a_in), b_in])
+    return L.Model([a_in, b_in], L.GRU(3, name="gru")(joined))
+
+
+def concat_time(L):
+    """Two masked sequences joined end to end on the time axis, and their masks with them."""
+    a_in, b_in = L.Input((6, 2), name="a"), L.Input((4, 2), name="b")
+    joined = L.Concatenate(axis=1, name="join")([L.Masking(name="mask_a")(a_in), L.Masking(-1.0, name="mask_b")(b_in)])
+    return L.Model([a_in, b_in], L.LSTM(3, name="lstm")(joined))
+
+
 def _sequences(rng, batch, time, features):
     return rng.normal(size=(batch, time, features)).astype("float32")
 
@@ -147,6 +161,13 @@ def _padded(rng):
     return [x]
 
 
+def _time_padded(rng):
+    x = _sequences(rng, 4, 4, 2)
+    x[1, 2:] = -1.0  # Masking(-1.0) drops these steps
+    x[3, 0] = -1.0
+    return x
+
+
 MODELS = {
     "two_inputs": (two_inputs, lambda rng: [_sequences(rng, 4, 6, 3), rng.normal(size=(4, 4)).astype("float32")]),
     "encoder_decoder": (encoder_decoder, lambda rng: [_sequences(rng, 3, 7, 3), _sequences(rng, 3, 5, 2)]),
@@ -158,6 +179,8 @@ MODELS = {
     "bidirectional_pair": (bidirectional_pair, _padded),
     "masked_add": (masked_add, lambda rng: [_ids(rng, [3, 5, 2], 5, 9), _ids(rng, [4, 1, 5], 5, 9)]),
     "bilstm_classifier": (bilstm_classifier, lambda rng: [_ids(rng, [6, 2, 8, 1], 8, 20)]),
+    "concat_partly_masked": (concat_partly_masked, lambda rng: [_padded(rng)[0], _sequences(rng, 4, 6, 3)]),
+    "concat_time": (concat_time, lambda rng: [_padded(rng)[0], _time_padded(rng)]),
     "seq2seq_decoder": (seq2seq_decoder,
                         lambda rng: [_sequences(rng, 3, 5, 3), rng.normal(size=(3, 4)).astype("float32"),
                                      rng.normal(size=(3, 4)).astype("float32")]),
