@@ -189,6 +189,14 @@ def test_bidirectional_wrapping_a_lambda_is_refused(tmp_path):
         load_keras(path)
 
 
+def test_a_sequential_cannot_pass_two_bidirectional_halves_on(tmp_path):
+    path = _tampered(tmp_path, _edit_config(_set(["config", "layers", 2, "config", "merge_mode"], None)),
+                     source="lstm_bidirectional_masked.keras")
+    with pytest.raises(ValueError, match="merge_mode: expected 'concat', 'sum', 'mul', 'ave', got None; null returns "
+                                         "two tensors, which a Sequential cannot pass on"):
+        load_keras(path)
+
+
 def test_broken_archives(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         load_keras(_tampered(tmp_path, lambda data: data[:-5]))
