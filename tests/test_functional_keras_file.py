@@ -26,8 +26,7 @@ DATA = Path(__file__).parent / "data" / "keras_functional"
 KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask", "gru_state_chain", "shared_layer",
               "masking_bidirectional", "merged_masks", "bidirectional_pair", "masked_add", "bilstm_classifier",
               "concat_partly_masked", "concat_time", "seq2seq_decoder"]
-RK_MADE = ["two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
-           "masking_bidirectional", "merged_masks", "branch_order"]
+RK_MADE = KERAS_MADE + ["branch_order"]
 
 
 def _arrays(data, prefix):
@@ -120,6 +119,9 @@ def test_save_refuses_what_keras_cannot_hold(tmp_path):
     custom = rk.Model(seq, rk.LSTM(2, activation=torch.sin)(seq))
     with pytest.raises(ValueError, match="custom callable"):
         custom.save(tmp_path / "m.keras")
+    pair = rk.Sequential([rk.Bidirectional(rk.LSTM(2, return_sequences=True), merge_mode=None)])
+    with pytest.raises(ValueError, match="merge_mode=None \\(two outputs\\), which a Sequential cannot pass on"):
+        pair.save(tmp_path / "pair.keras")
 
 
 # ------------------------------------------------------------------ hostile files
