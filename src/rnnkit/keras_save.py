@@ -54,6 +54,7 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     InputLayer,
     Masking,
     RepeatVector,
@@ -68,7 +69,7 @@ from .rnn import RNN
 KERAS_VERSION = "3.15.1"
 
 _RECURRENT = (SimpleRNN, GRU, LSTM)
-_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector)
+_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector, Flatten)
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
 
 
@@ -145,6 +146,8 @@ def layer_config(layer, input_shape: tuple) -> dict:
         cfg = {"name": layer.name, "input_dim": layer.input_dim, "output_dim": layer.output_dim, "mask_zero": layer.mask_zero}
     elif kind is RepeatVector:
         cfg = {"name": layer.name, "n": layer.n}
+    elif kind is Flatten:
+        cfg = {"name": layer.name, "data_format": "channels_last"}
     else:
         raise _no_counterpart(layer)
     return _keras_object(kind.__name__, cfg, input_shape)
