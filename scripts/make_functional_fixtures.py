@@ -142,6 +142,14 @@ def concat_time(L):
     return L.Model([a_in, b_in], L.LSTM(3, name="lstm")(joined))
 
 
+def subtract_flatten(L):
+    """Subtract of two sequences, flattened into a Dense: layers a Keras program uses around RNNs."""
+    a_in, b_in = L.Input((5, 3), name="a"), L.Input((5, 3), name="b")
+    diff = L.Subtract(name="diff")([L.LSTM(4, return_sequences=True, name="lstm_a")(a_in),
+                                    L.GRU(4, return_sequences=True, name="gru_b")(b_in)])
+    return L.Model([a_in, b_in], L.Dense(2, name="head")(L.Flatten(name="flat")(diff)))
+
+
 def _sequences(rng, batch, time, features):
     return rng.normal(size=(batch, time, features)).astype("float32")
 
@@ -184,6 +192,7 @@ MODELS = {
     "seq2seq_decoder": (seq2seq_decoder,
                         lambda rng: [_sequences(rng, 3, 5, 3), rng.normal(size=(3, 4)).astype("float32"),
                                      rng.normal(size=(3, 4)).astype("float32")]),
+    "subtract_flatten": (subtract_flatten, lambda rng: [_sequences(rng, 4, 5, 3), _sequences(rng, 4, 5, 3)]),
 }
 
 
@@ -197,7 +206,8 @@ def keras_names():
     class L:
         Input, Model = keras.Input, keras.Model
 
-    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
+                 "SimpleRNN", "Subtract"):
         setattr(L, name, getattr(keras.layers, name))
     return L
 

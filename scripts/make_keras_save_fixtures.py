@@ -41,7 +41,7 @@ FUNCTIONAL_OUT = OUT.parent / "keras_functional"
 #: Functional models of make_functional_fixtures.py saved by rnnkit, and one of this script's own.
 FUNCTIONAL = ("two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
               "masking_bidirectional", "merged_masks", "branch_order", "bidirectional_pair", "masked_add",
-              "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder")
+              "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten")
 
 
 def branch_order(rk):
@@ -59,7 +59,8 @@ def rnnkit_functional(rk, rng, names=FUNCTIONAL):
     class L:  # the Keras programs of make_functional_fixtures.py, with rnnkit's names
         Input, Model = rk.Input, rk.Model
 
-    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
+                  "SimpleRNN", "Subtract"):
         setattr(L, layer, getattr(rk, layer))
     for name in (n for n in names if n in MODELS):
         data = np.load(FUNCTIONAL_OUT / f"{name}.npz")

@@ -48,6 +48,7 @@ from ..layers import (
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     Masking,
     RepeatVector,
     SimpleRNN,
@@ -62,8 +63,8 @@ from .keras_masks import Expressions, expected, is_op, read_op
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
-    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
-    "Concatenate", "Add", "Multiply", "Average", "Dot",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector", "Flatten",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
 )
 
 def _h5py():
@@ -217,6 +218,11 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str,
         )
     if class_name == "RepeatVector":
         return RepeatVector(_get(cfg, "n", int, where), name=name)
+    if class_name == "Flatten":
+        if cfg.get("data_format", "channels_last") != "channels_last":
+            raise ValueError(f"{where}.data_format: {cfg['data_format']!r} is not supported (rnnkit's Flatten keeps "
+                             "the axes in order: 'channels_last')")
+        return Flatten(name=name)
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
