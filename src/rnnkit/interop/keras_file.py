@@ -189,7 +189,10 @@ def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
     return {"SimpleRNN": SimpleRNN, "GRU": GRU, "LSTM": LSTM}[class_name](name=cfg.get("name"), **kwargs)
 
 
-def _output_size(layer, input_size: int) -> int:
+def _output_size(layer, input_size: int | None) -> int | None:
+    """The features a layer gives the next one; None for a Flatten (it multiplies axes this walk does not track)."""
+    if isinstance(layer, Flatten):
+        return None
     if isinstance(layer, RNN):
         return layer.units
     if isinstance(layer, Bidirectional):
@@ -330,9 +333,10 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
     shape = None
     features = None
     for class_name, layer_cfg, path, where, spec in entries:
-        if features is None and shape is None:
-            shape = _input_shape(class_name, layer_cfg, spec, where)
-            features = shape[-1] if shape else None
+        if features is None:  # the first layer, or one after a Flatten: the input shape Keras built it for
+            own = _input_shape(class_name, layer_cfg, spec, where)
+            features = own[-1] if own else None
+            shape = shape or own
         if class_name == "InputLayer":
             continue
         layer = _build_layer(class_name, layer_cfg, features, where)
