@@ -40,9 +40,9 @@ OPS_MODULE = "keras.src.ops.numpy"
 
 def is_op(spec: dict) -> bool:
     """Whether a layer entry of the config is a ``keras.ops`` call (or claims to be one of ``MASK_OPS``)."""
-    module = spec.get("module")
+    module, class_name = spec.get("module"), spec.get("class_name")
     return (isinstance(module, str) and module.startswith("keras.src.ops")) or (
-        spec.get("class_name") in MASK_OPS and spec.get("class_name") != "Concatenate")
+        isinstance(class_name, str) and class_name in MASK_OPS and class_name != "Concatenate")
 
 
 class Expressions:
@@ -73,7 +73,7 @@ def read_op(spec: dict, where: str, history, ops: dict[str, int], listed, exprs:
     the layers listed so far: Keras lists an op after the tensors it reads.
     """
     class_name = spec.get("class_name")
-    if class_name not in MASK_OPS or spec.get("module") != OPS_MODULE or \
+    if not isinstance(class_name, str) or class_name not in MASK_OPS or spec.get("module") != OPS_MODULE or \
             spec.get("registered_name") not in (None, class_name):
         raise ValueError(
             f"{where}: op {class_name!r} (module={spec.get('module')!r}, registered_name="
