@@ -13,7 +13,9 @@ a ``Lambda``, a custom or registered object, a model nested in a model, is a
 A ``Functional`` model becomes an ``rnnkit.Model``: its graph is rebuilt by
 calling the layers on ``rk.Input`` tensors as its ``inbound_nodes`` say
 (``_functional``), each node's tensors checked to name a layer and call the
-config has, and a graph that never completes (a cycle) refused.
+config has, and a graph that never completes (a cycle) refused. The ops
+Keras records for masks are read as expressions, never run, and each call's
+``mask`` must be the one rnnkit passes it by itself (``keras_masks``).
 
 The weights file holds one group per layer, named by Keras after the
 layer's *class*, not its name: ``layers/<snake_case(class)>[_<k>]`` with a
