@@ -186,6 +186,10 @@ def _nested_model(cfg):
     _layer(cfg, "side_dense")["class_name"] = "Functional"
 
 
+def _list_as_a_name(cfg):
+    _layer(cfg, "side_dense")["config"]["name"] = [None]
+
+
 def _no_keras_history(cfg):
     _layer(cfg, "head")["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = "join"
 
@@ -203,6 +207,7 @@ def _no_keras_history(cfg):
         (_missing_output, "output_layers: \\['head', 1, 0\\] names no tensor"),
         (_nested_model, "layer class 'Functional' is not supported"),
         (_no_keras_history, "keras_history = \\[layer name, node index, tensor index\\]"),
+        (_list_as_a_name, "layers\\[\\d\\].config.name: expected a string, got '\\[None\\]'"),
     ],
 )
 def test_hostile_functional_files_are_refused(tmp_path, edit, match):

@@ -139,6 +139,8 @@ def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
             "own layers (module 'keras.layers') are read"
         )
     _check_objects(spec["config"], f"{where}.config")
+    if not isinstance(spec["config"].get("name", ""), (str, type(None))):  # it becomes the rnnkit layer's name
+        raise ValueError(f"{where}.config.name: expected a string, got {str(spec['config']['name'])[:80]!r}")
     return name, spec["config"]
 
 
