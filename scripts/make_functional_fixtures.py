@@ -105,6 +105,14 @@ def bidirectional_pair(L):
     return L.Model(inp, [forward, L.Dense(2, name="head")(backward)])
 
 
+def bidirectional_halves_masked(L):
+    """Each unmerged half of a masked Bidirectional goes on with the mask, to a GRU of its own."""
+    inp = L.Input((6, 2), name="inp")
+    forward, backward = L.Bidirectional(L.GRU(3, return_sequences=True, name="gru"), merge_mode=None,
+                                        name="bi")(L.Masking(name="masking")(inp))
+    return L.Model(inp, [L.GRU(2, name="gru_f")(forward), L.GRU(2, name="gru_b")(backward)])
+
+
 def masked_add(L):
     """Two masked inputs through one shared Embedding, joined by Add: an elementwise merge of masks."""
     a_in, b_in = L.Input((5,), dtype="int32", name="a_ids"), L.Input((5,), dtype="int32", name="b_ids")
@@ -193,6 +201,7 @@ MODELS = {
                         lambda rng: [_sequences(rng, 3, 5, 3), rng.normal(size=(3, 4)).astype("float32"),
                                      rng.normal(size=(3, 4)).astype("float32")]),
     "subtract_flatten": (subtract_flatten, lambda rng: [_sequences(rng, 4, 5, 3), _sequences(rng, 4, 5, 3)]),
+    "bidirectional_halves_masked": (bidirectional_halves_masked, _padded),
 }
 
 

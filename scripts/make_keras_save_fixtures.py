@@ -41,7 +41,8 @@ FUNCTIONAL_OUT = OUT.parent / "keras_functional"
 #: Functional models of make_functional_fixtures.py saved by rnnkit, and one of this script's own.
 FUNCTIONAL = ("two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
               "masking_bidirectional", "merged_masks", "branch_order", "bidirectional_pair", "masked_add",
-              "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten")
+              "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
+              "bidirectional_halves_masked")
 
 
 def branch_order(rk):

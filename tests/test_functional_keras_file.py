@@ -25,7 +25,8 @@ h5py = pytest.importorskip("h5py", reason="h5py is not installed (pip install 'r
 DATA = Path(__file__).parent / "data" / "keras_functional"
 KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask", "gru_state_chain", "shared_layer",
               "masking_bidirectional", "merged_masks", "bidirectional_pair", "masked_add", "bilstm_classifier",
-              "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten"]
+              "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
+              "bidirectional_halves_masked"]
 RK_MADE = KERAS_MADE + ["branch_order"]
 
 
