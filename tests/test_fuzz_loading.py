@@ -3,6 +3,7 @@
 Starts from a real training checkpoint (model, optimizer, RNG state, history) and changes one thing:
 bytes of a file (flipped, cut, added, removed), or one value or key of a JSON document (config.json,
 optimizer.json, trainer_state.json, history.json and the JSON headers inside the safetensors files).
+Keras-made functional ``.keras`` files with masks get the same JSON mutations of their config.json.
 """
 
 import copy
