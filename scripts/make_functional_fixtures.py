@@ -12,6 +12,7 @@ Keras 3 in a separate environment (never rnnkit's own)::
 
 The second form saves, for each model of ``KERAS_FILES``, ``NAME.keras``
 (``model.save``) with the weights of ``NAME.npz``, for ``rk.load_model``'s tests.
+Model names after either form limit it to those models.
 
 For each model NAME it writes ``NAME.npz`` (plain arrays, readable with
 ``allow_pickle=False``):
@@ -96,6 +97,67 @@ def merged_masks(L):
     return L.Model([a_in, b_in], L.GRU(3, name="gru")(joined))
 
 
+def bidirectional_pair(L):
+    """Masking -> Bidirectional(LSTM, sequences, merge_mode=None): the two halves are two outputs."""
+    inp = L.Input((6, 2), name="inp")
+    x = L.Masking(name="masking")(inp)
+    forward, backward = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm"), merge_mode=None, name="bi")(x)
+    return L.Model(inp, [forward, L.Dense(2, name="head")(backward)])
+
+
+def bidirectional_halves_masked(L):
+    """Each unmerged half of a masked Bidirectional goes on with the mask, to a GRU of its own."""
+    inp = L.Input((6, 2), name="inp")
+    forward, backward = L.Bidirectional(L.GRU(3, return_sequences=True, name="gru"), merge_mode=None,
+                                        name="bi")(L.Masking(name="masking")(inp))
+    return L.Model(inp, [L.GRU(2, name="gru_f")(forward), L.GRU(2, name="gru_b")(backward)])
+
+
+def masked_add(L):
+    """Two masked inputs through one shared Embedding, joined by Add: an elementwise merge of masks."""
+    a_in, b_in = L.Input((5,), dtype="int32", name="a_ids"), L.Input((5,), dtype="int32", name="b_ids")
+    emb = L.Embedding(9, 2, mask_zero=True, name="embed")
+    return L.Model([a_in, b_in], L.GRU(3, name="gru")(L.Add(name="add")([emb(a_in), emb(b_in)])))
+
+
+def bilstm_classifier(L):
+    """keras-io's bidirectional_lstm_imdb, small: Embedding(mask_zero) -> BiLSTM (sequences) -> BiLSTM -> Dense."""
+    ids = L.Input((None,), dtype="int32", name="ids")
+    x = L.Embedding(20, 4, mask_zero=True, name="embed")(ids)
+    x = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm_a"), name="bi_a")(x)
+    x = L.Bidirectional(L.LSTM(3, name="lstm_b"), name="bi_b")(x)
+    return L.Model(ids, L.Dense(1, activation="sigmoid", name="head")(x))
+
+
+def seq2seq_decoder(L):
+    """keras-io lstm_seq2seq's inference decoder: the states come in as inputs and go out with the probabilities."""
+    dec_in, h_in, c_in = L.Input((None, 3), name="dec_in"), L.Input((4,), name="h_in"), L.Input((4,), name="c_in")
+    seq, h, c = L.LSTM(4, return_sequences=True, return_state=True, name="decoder")(dec_in, initial_state=[h_in, c_in])
+    return L.Model([dec_in, h_in, c_in], [L.Dense(3, activation="softmax", name="probs")(seq), h, c])
+
+
+def concat_partly_masked(L):
+    """A masked and an unmasked sequence joined on the features: Keras counts the unmasked one valid everywhere."""
+    a_in, b_in = L.Input((6, 2), name="a"), L.Input((6, 3), name="b")
+    joined = L.Concatenate(name="join")([L.Masking(name="masking")(a_in), b_in])
+    return L.Model([a_in, b_in], L.GRU(3, name="gru")(joined))
+
+
+def concat_time(L):
+    """Two masked sequences joined end to end on the time axis, and their masks with them."""
+    a_in, b_in = L.Input((6, 2), name="a"), L.Input((4, 2), name="b")
+    joined = L.Concatenate(axis=1, name="join")([L.Masking(name="mask_a")(a_in), L.Masking(-1.0, name="mask_b")(b_in)])
+    return L.Model([a_in, b_in], L.LSTM(3, name="lstm")(joined))
+
+
+def subtract_flatten(L):
+    """Subtract of two sequences, flattened into a Dense: layers a Keras program uses around RNNs."""
+    a_in, b_in = L.Input((5, 3), name="a"), L.Input((5, 3), name="b")
+    diff = L.Subtract(name="diff")([L.LSTM(4, return_sequences=True, name="lstm_a")(a_in),
+                                    L.GRU(4, return_sequences=True, name="gru_b")(b_in)])
+    return L.Model([a_in, b_in], L.Dense(2, name="head")(L.Flatten(name="flat")(diff)))
+
+
 def _sequences(rng, batch, time, features):
     return rng.normal(size=(batch, time, features)).astype("float32")
 
@@ -115,6 +177,13 @@ def _padded(rng):
     return [x]
 
 
+def _time_padded(rng):
+    x = _sequences(rng, 4, 4, 2)
+    x[1, 2:] = -1.0  # Masking(-1.0) drops these steps
+    x[3, 0] = -1.0
+    return x
+
+
 MODELS = {
     "two_inputs": (two_inputs, lambda rng: [_sequences(rng, 4, 6, 3), rng.normal(size=(4, 4)).astype("float32")]),
     "encoder_decoder": (encoder_decoder, lambda rng: [_sequences(rng, 3, 7, 3), _sequences(rng, 3, 5, 2)]),
@@ -123,6 +192,16 @@ MODELS = {
     "embedding_mask": (embedding_mask, lambda rng: [_ids(rng, [3, 1, 7, 5], 7, 12)]),
     "masking_bidirectional": (masking_bidirectional, _padded),
     "merged_masks": (merged_masks, lambda rng: [_ids(rng, [3, 5, 2], 5, 9), _ids(rng, [4, 1, 5], 5, 9)]),
+    "bidirectional_pair": (bidirectional_pair, _padded),
+    "masked_add": (masked_add, lambda rng: [_ids(rng, [3, 5, 2], 5, 9), _ids(rng, [4, 1, 5], 5, 9)]),
+    "bilstm_classifier": (bilstm_classifier, lambda rng: [_ids(rng, [6, 2, 8, 1], 8, 20)]),
+    "concat_partly_masked": (concat_partly_masked, lambda rng: [_padded(rng)[0], _sequences(rng, 4, 6, 3)]),
+    "concat_time": (concat_time, lambda rng: [_padded(rng)[0], _time_padded(rng)]),
+    "seq2seq_decoder": (seq2seq_decoder,
+                        lambda rng: [_sequences(rng, 3, 5, 3), rng.normal(size=(3, 4)).astype("float32"),
+                                     rng.normal(size=(3, 4)).astype("float32")]),
+    "subtract_flatten": (subtract_flatten, lambda rng: [_sequences(rng, 4, 5, 3), _sequences(rng, 4, 5, 3)]),
+    "bidirectional_halves_masked": (bidirectional_halves_masked, _padded),
 }
 
 
@@ -136,16 +215,20 @@ def keras_names():
     class L:
         Input, Model = keras.Input, keras.Model
 
-    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
+                 "SimpleRNN", "Subtract"):
         setattr(L, name, getattr(keras.layers, name))
     return L
 
 
-def main():
+def main(names=()):
+    """Write ``NAME.npz`` for each of ``names`` (all of ``MODELS`` when empty)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     L = keras_names()
     OUT.mkdir(parents=True, exist_ok=True)
     for k, (name, (build, make_inputs)) in enumerate(MODELS.items()):
+        if names and name not in names:
+            continue
         rng = np.random.default_rng(100 + k)
         model = build(L)
         # Random weights everywhere (Keras starts biases at zero, which would hide a bias mix-up).
@@ -166,15 +249,16 @@ def main():
         print(f"{name}: inputs {[x.shape for x in xs]}, {len(flat)} weights, outputs {[a.shape for a in map(np.asarray, ys)]}")
 
 
-#: The models also saved as Keras 3 ``.keras`` archives (two inputs, initial_state, a mask).
-KERAS_FILES = ("two_inputs", "encoder_decoder", "embedding_mask")
+#: The models also saved as Keras 3 ``.keras`` archives: all of them, for rk.load_model's tests.
+KERAS_FILES = tuple(MODELS)
 
 
-def keras_files():
-    """Save ``NAME.keras`` for each of ``KERAS_FILES``, with the weights the npz already holds."""
+def keras_files(names=()):
+    """Save ``NAME.keras`` for each of ``names`` (all of ``KERAS_FILES`` when empty), with the weights
+    the npz already holds."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     L = keras_names()
-    for name in KERAS_FILES:
+    for name in names or KERAS_FILES:
         data = np.load(OUT / f"{name}.npz")
         model = MODELS[name][0](L)
         model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
@@ -185,4 +269,7 @@ def keras_files():
 if __name__ == "__main__":
     import sys
 
-    keras_files() if sys.argv[1:] == ["keras-files"] else main()
+    if sys.argv[1:2] == ["keras-files"]:
+        keras_files(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

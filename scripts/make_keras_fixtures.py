@@ -6,6 +6,10 @@ separate environment (never rnnkit's own), e.g.::
     python3 -m venv /tmp/kerasenv
     /tmp/kerasenv/bin/pip install torch keras h5py numpy
     KERAS_BACKEND=torch /tmp/kerasenv/bin/python scripts/make_keras_fixtures.py
+    KERAS_BACKEND=tensorflow /path/to/keras-env/bin/python scripts/make_keras_fixtures.py added
+
+The second form writes only the models of ``added`` (lstm_flatten was made so, with Keras 3.15.1 on
+TensorFlow).
 
 For each model NAME it writes ``NAME.keras`` and ``NAME.npz`` with the fixed
 input ``x`` and Keras's ``predict(x)`` as ``y`` (plain arrays, readable with
@@ -79,6 +83,16 @@ def models(rng):
     yield "nested_sequential", keras.Sequential([keras.Input((6, 3)), inner, layers.LSTM(2)]), x63
 
 
+def added(rng):
+    """Models added later, written alone (``added`` argument) so the files above stay as they were."""
+    yield "lstm_flatten", keras.Sequential([
+        keras.Input((5, 3)),
+        layers.LSTM(4, return_sequences=True),
+        layers.Flatten(),
+        layers.Dense(2),
+    ]), rng.normal(size=(3, 5, 3)).astype("float32")
+
+
 def refused(rng):
     """name -> model that load_keras must refuse (and one functional model of known layers, which it reads),
     saved as Keras writes it."""
@@ -115,11 +129,11 @@ def custom_activation(config):
     }
 
 
-def main() -> None:
+def main(only_added: bool = False) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    for name, model, x in models(rng):
+    for name, model, x in added(np.random.default_rng(1)) if only_added else models(rng):
         # Random biases too (Keras initialises them to zeros), so every array is tested.
         for w in model.weights:
             w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
@@ -128,6 +142,8 @@ def main() -> None:
         if name == "simple_rnn":
             model.save_weights(OUT / f"{name}.weights.h5")
         print(f"{name}: x {x.shape} -> y {model.output_shape}")
+    if only_added:
+        return
     for name, (model, _) in refused(rng).items():
         model.save(OUT / f"{name}.keras")
         print(f"{name}: written")
@@ -137,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(only_added=sys.argv[1:] == ["added"])

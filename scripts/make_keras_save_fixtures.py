@@ -25,6 +25,7 @@ rnnkit's names, with the weights of their Keras-made npz, and a branching
 graph whose Keras layer order differs from rnnkit's) and saves
 ``rk_NAME.keras`` and ``rk_NAME.npz`` (``x_0``..., rnnkit's ``y_0``...);
 the second loads each with Keras and adds Keras's outputs as ``y_keras_0``...
+Model names after either functional step limit it to those models.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "keras"
 FUNCTIONAL_OUT = OUT.parent / "keras_functional"
 #: Functional models of make_functional_fixtures.py saved by rnnkit, and one of this script's own.
 FUNCTIONAL = ("two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
-              "masking_bidirectional", "merged_masks", "branch_order")
+              "masking_bidirectional", "merged_masks", "branch_order", "bidirectional_pair", "masked_add",
+              "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
+              "bidirectional_halves_masked")
 
 
 def branch_order(rk):
@@ -50,23 +53,25 @@ def branch_order(rk):
     return rk.Model(inp, rk.Concatenate(name="join")([p, q]))
 
 
-def rnnkit_functional(rk, rng):
-    """name -> (model, inputs) for ``FUNCTIONAL``."""
+def rnnkit_functional(rk, rng, names=FUNCTIONAL):
+    """name -> (model, inputs) for ``names``, some of ``FUNCTIONAL``."""
     from make_functional_fixtures import MODELS
 
     class L:  # the Keras programs of make_functional_fixtures.py, with rnnkit's names
         Input, Model = rk.Input, rk.Model
 
-    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "GRU", "LSTM", "Masking", "SimpleRNN"):
+    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
+                  "SimpleRNN", "Subtract"):
         setattr(L, layer, getattr(rk, layer))
-    for name in (n for n in FUNCTIONAL if n in MODELS):
+    for name in (n for n in names if n in MODELS):
         data = np.load(FUNCTIONAL_OUT / f"{name}.npz")
         model = MODELS[name][0](L)
         model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
         yield name, model, [data[k] for k in sorted(data.files) if k.startswith("x_")]
-    model = branch_order(rk)
-    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in model.get_weights()])
-    yield "branch_order", model, [rng.normal(size=(3, 4)).astype("float32")]
+    if "branch_order" in names:
+        model = branch_order(rk)
+        model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in model.get_weights()])
+        yield "branch_order", model, [rng.normal(size=(3, 4)).astype("float32")]
 
 
 def _flat(ys):
@@ -115,10 +120,10 @@ def write() -> None:
         print(f"rk_{name}: x {x.shape} -> y {model.predict(x).shape}")
 
 
-def write_functional() -> None:
+def write_functional(*names: str) -> None:
     import rnnkit as rk
 
-    for name, model, xs in rnnkit_functional(rk, np.random.default_rng(2)):
+    for name, model, xs in rnnkit_functional(rk, np.random.default_rng(2), names or FUNCTIONAL):
         model.save(FUNCTIONAL_OUT / f"rk_{name}.keras")
         ys = _flat(model.predict(xs if len(xs) > 1 else xs[0]))
         np.savez(FUNCTIONAL_OUT / f"rk_{name}.npz", **{f"x_{i}": x for i, x in enumerate(xs)},
@@ -156,12 +161,12 @@ def keras_check() -> None:
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}: worst difference {worst:.2e}")
 
 
-def keras_functional() -> None:
+def keras_functional(*names: str) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
     worst = 0.0
-    for name in FUNCTIONAL:
+    for name in names or FUNCTIONAL:
         path = FUNCTIONAL_OUT / f"rk_{name}.keras"
         data = dict(np.load(path.with_suffix(".npz")))
         xs = [data[k] for k in sorted(data) if k.startswith("x_")]
@@ -178,6 +183,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # make_functional_fixtures, beside this script
     steps = {"write": write, "keras": keras_check, "write-functional": write_functional,
              "keras-functional": keras_functional}
-    if len(sys.argv) != 2 or sys.argv[1] not in steps:
-        sys.exit(f"usage: {sys.argv[0]} {'|'.join(steps)}")
-    steps[sys.argv[1]]()
+    if len(sys.argv) < 2 or sys.argv[1] not in steps or (sys.argv[2:] and "functional" not in sys.argv[1]):
+        sys.exit(f"usage: {sys.argv[0]} {'|'.join(steps)} (the functional steps: model names to limit them to)")
+    steps[sys.argv[1]](*sys.argv[2:])

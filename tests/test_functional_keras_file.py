@@ -23,9 +23,11 @@ import rnnkit as rk
 h5py = pytest.importorskip("h5py", reason="h5py is not installed (pip install 'rnnkit[interop]')")
 
 DATA = Path(__file__).parent / "data" / "keras_functional"
-KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask"]
-RK_MADE = ["two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
-           "masking_bidirectional", "merged_masks", "branch_order"]
+KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask", "gru_state_chain", "shared_layer",
+              "masking_bidirectional", "merged_masks", "bidirectional_pair", "masked_add", "bilstm_classifier",
+              "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
+              "bidirectional_halves_masked"]
+RK_MADE = KERAS_MADE + ["branch_order"]
 
 
 def _arrays(data, prefix):
@@ -118,6 +120,9 @@ def test_save_refuses_what_keras_cannot_hold(tmp_path):
     custom = rk.Model(seq, rk.LSTM(2, activation=torch.sin)(seq))
     with pytest.raises(ValueError, match="custom callable"):
         custom.save(tmp_path / "m.keras")
+    pair = rk.Sequential([rk.Bidirectional(rk.LSTM(2, return_sequences=True), merge_mode=None)])
+    with pytest.raises(ValueError, match="merge_mode=None \\(two outputs\\), which a Sequential cannot pass on"):
+        pair.save(tmp_path / "pair.keras")
 
 
 # ------------------------------------------------------------------ hostile files
@@ -182,6 +187,10 @@ def _nested_model(cfg):
     _layer(cfg, "side_dense")["class_name"] = "Functional"
 
 
+def _list_as_a_name(cfg):
+    _layer(cfg, "side_dense")["config"]["name"] = [None]
+
+
 def _no_keras_history(cfg):
     _layer(cfg, "head")["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = "join"
 
@@ -195,10 +204,11 @@ def _no_keras_history(cfg):
         (_missing_call, "names call 3 of layer 'rnn', which has 1 calls"),
         (_unknown_layer, "layer class 'GaussianNoise' is not supported"),
         (_extra_kwarg, "kwargs.constants: not read"),
-        (_mask_from_a_layer, "only the padding mask of an Embedding\\(mask_zero=True\\) is read"),
+        (_mask_from_a_layer, "kwargs.mask: names 'side', which is not the mask rnnkit passes this call \\(none\\)"),
         (_missing_output, "output_layers: \\['head', 1, 0\\] names no tensor"),
         (_nested_model, "layer class 'Functional' is not supported"),
         (_no_keras_history, "keras_history = \\[layer name, node index, tensor index\\]"),
+        (_list_as_a_name, "layers\\[\\d\\].config.name: expected a string, got '\\[None\\]'"),
     ],
 )
 def test_hostile_functional_files_are_refused(tmp_path, edit, match):
@@ -215,10 +225,128 @@ def _not_equal_elsewhere(cfg):
     _layer(cfg, "not_equal")["module"] = "evil_pkg.ops"
 
 
-@pytest.mark.parametrize("edit", [_not_equal_to_one, _not_equal_elsewhere])
-def test_only_keras_padding_masks_are_read(tmp_path, edit):
-    with pytest.raises(ValueError, match="NotEqual op is read only as Keras records an Embedding's padding mask"):
-        rk.load_model(_tampered(tmp_path, edit, source="embedding_mask.keras"))
+def _op(cfg, class_name, k=0):
+    return [spec for spec in cfg["layers"] if spec["class_name"] == class_name and "ops" in spec["module"]][k]
+
+
+def _masking_value(cfg):
+    _op(cfg, "NotEqual")["inbound_nodes"][0]["args"][1] = 1.0  # Masking(0.0) masks zeros, not ones
+
+
+def _any_axis(cfg):
+    _op(cfg, "Any")["config"]["axis"] = 1
+
+
+def _mask_before_any(cfg):  # the call names NotEqual's (batch, time, features) output, not Any's
+    _layer(cfg, "bi_lstm")["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"][0] = "not_equal"
+
+
+def _unknown_op(cfg):
+    _op(cfg, "Any").update(class_name="All", registered_name="All")
+
+
+def _op_kwargs(cfg):
+    _op(cfg, "Any")["inbound_nodes"][0]["kwargs"] = {"where": 1}
+
+
+def _op_config(cfg):
+    _op(cfg, "Any")["config"]["initial"] = 1
+
+
+def _op_reads_a_later_op(cfg):
+    _op(cfg, "NotEqual")["inbound_nodes"][0]["args"][0] = _ref("any", shape=(None, 6))
+
+
+def _op_reads_an_unknown_layer(cfg):
+    _op(cfg, "NotEqual")["inbound_nodes"][0]["args"][0] = _ref("ghost", shape=(None, 6, 2))
+
+
+def _op_compares_with_a_string(cfg):
+    _op(cfg, "NotEqual")["inbound_nodes"][0]["args"][1] = "0"
+
+
+def _mask_on_a_layer_output(cfg):  # Dense passes Masking's mask on; one read from Dense's output is another mask
+    _op(cfg, "NotEqual")["inbound_nodes"][0]["args"][0] = _ref("dense", shape=(None, 6, 3))
+
+
+@pytest.mark.parametrize(
+    "edit, source, match",
+    [
+        (_not_equal_to_one, "embedding_mask", "kwargs.mask: names 'not_equal', which is not the mask rnnkit passes "
+                                              "this call \\(the mask of layer 'embed'\\)"),
+        (_not_equal_elsewhere, "embedding_mask", "op 'NotEqual' \\(module='evil_pkg.ops'"),
+        (_masking_value, "masking_bidirectional", "names 'any', which is not the mask rnnkit passes this call"),
+        (_any_axis, "masking_bidirectional", "names 'any', which is not the mask rnnkit passes this call"),
+        (_mask_before_any, "masking_bidirectional", "names 'not_equal', which is not the mask rnnkit passes"),
+        (_unknown_op, "masking_bidirectional", "op 'All' \\(module='keras.src.ops.numpy', registered_name='All'\\) "
+                                               "is not read"),
+        (_op_kwargs, "masking_bidirectional", "an op is called once, with args and no kwargs"),
+        (_op_config, "masking_bidirectional", "op Any takes only \\['name', 'axis', 'keepdims'\\]"),
+        (_op_reads_a_later_op, "masking_bidirectional", "reads \\['any', 0, 0\\], which is no tensor of a layer "
+                                                       "or op listed before this op"),
+        (_op_reads_an_unknown_layer, "masking_bidirectional", "reads \\['ghost', 0, 0\\]"),
+        (_op_compares_with_a_string, "masking_bidirectional", "NotEqual compares with a number here, got '0'"),
+        (_mask_on_a_layer_output, "masking_bidirectional", "is no tensor of a layer or op listed before this op"),
+    ],
+)
+def test_only_the_masks_rnnkit_computes_are_read(tmp_path, edit, source, match):
+    """Keras records masks as ops; each must be the very mask rnnkit passes the call, or the file is refused."""
+    with pytest.raises(ValueError, match=match):
+        rk.load_model(_tampered(tmp_path, edit, source=f"{source}.keras"))
+    assert "keras" not in sys.modules
+
+
+def _zeros_like_int(cfg):
+    _op(cfg, "ZerosLike")["config"]["dtype"] = "int32"
+
+
+def _ones_for_a_masked_input(cfg):  # OnesLike(x) stands for "no mask"; x has one
+    zeros = _op(cfg, "ZerosLike")
+    zeros.update(class_name="OnesLike", registered_name="OnesLike")
+
+
+def _or_of_one_mask(cfg):  # LogicalOr(m_a, m_a): b's mask is dropped
+    _op(cfg, "LogicalOr")["inbound_nodes"][0]["args"][1] = _op(cfg, "LogicalOr")["inbound_nodes"][0]["args"][0]
+
+
+def _concat_on_time(cfg):
+    _op(cfg, "Concatenate")["config"]["axis"] = 1
+
+
+@pytest.mark.parametrize(
+    "edit, source, match",
+    [
+        (_zeros_like_int, "merged_masks", "a mask's ZerosLike is bool, got 'int32'"),
+        (_ones_for_a_masked_input, "concat_partly_masked", "names 'any_1', which is not the mask rnnkit passes"),
+        (_concat_on_time, "merged_masks", "names 'any_1', which is not the mask rnnkit passes"),
+        (_or_of_one_mask, "masked_add", "names 'logical_or_2', which is not the mask rnnkit passes this call "
+                                        "\\(the mask of layer 'add'\\)"),
+    ],
+)
+def test_merged_masks_must_be_keras_merges(tmp_path, edit, source, match):
+    with pytest.raises(ValueError, match=match):
+        rk.load_model(_tampered(tmp_path, edit, source=f"{source}.keras"))
+
+
+def test_a_call_without_its_recorded_mask_gets_the_one_keras_would_pass(tmp_path):
+    """Keras fills in a missing mask from the input's own, as rnnkit does: the numbers stay Keras's."""
+    def drop(cfg):
+        for name in ("bi_lstm", "bi_gru"):
+            del _layer(cfg, name)["inbound_nodes"][0]["kwargs"]["mask"]
+
+    data = np.load(DATA / "masking_bidirectional.npz", allow_pickle=False)
+    model = rk.load_model(_tampered(tmp_path, drop, source="masking_bidirectional.keras"))
+    np.testing.assert_allclose(_predict(model, _arrays(data, "x_"))[0], data["y_0"], atol=1e-5)
+
+
+def test_bidirectional_halves_as_two_outputs():
+    """Bidirectional(merge_mode=None) in a functional file: [forward, backward], each going on by itself."""
+    model = rk.load_model(DATA / "bidirectional_pair.keras")
+    assert model.get_layer("bi").merge_mode is None and len(model.outputs) == 2
+    data = np.load(DATA / "bidirectional_pair.npz", allow_pickle=False)
+    x = data["x_0"]
+    forward, head = _predict(model, [x])
+    assert np.all(forward[x.any(-1) == 0] == 0)  # masked steps give zeros, as in Keras
 
 
 def test_the_graph_size_is_bounded():

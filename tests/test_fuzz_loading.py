@@ -3,12 +3,14 @@
 Starts from a real training checkpoint (model, optimizer, RNG state, history) and changes one thing:
 bytes of a file (flipped, cut, added, removed), or one value or key of a JSON document (config.json,
 optimizer.json, trainer_state.json, history.json and the JSON headers inside the safetensors files).
+Keras-made functional ``.keras`` files with masks get the same JSON mutations of their config.json.
 """
 
 import copy
 import json
 import math
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +246,47 @@ def test_nothing_is_unpickled(monkeypatch):
     with tempfile.TemporaryDirectory() as d:
         write_run(d)
         checkpoint.load_checkpoint(d)
+
+
+# ------------------------------------------------------- Keras functional files
+
+KERAS_FUNCTIONAL = Path(__file__).parent / "data" / "keras_functional"
+MASKED_KERAS_FILES = ["masking_bidirectional", "merged_masks", "concat_partly_masked", "masked_add", "bidirectional_pair"]
+
+
+def _keras_members(name):
+    with zipfile.ZipFile(KERAS_FUNCTIONAL / f"{name}.keras") as z:
+        return {info.filename: z.read(info) for info in z.infolist()}
+
+
+KERAS_MEMBERS = {name: _keras_members(name) for name in MASKED_KERAS_FILES}
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from(MASKED_KERAS_FILES), st.data())
+def test_mutated_keras_functional_configs_fail_cleanly_or_run(name, data):
+    """One value of a Keras-made config.json changed (its mask ops among them): a ValueError, or a model that runs."""
+    pytest.importorskip("h5py")
+    members = dict(KERAS_MEMBERS[name])
+    members["config.json"] = json.dumps(data.draw(json_mutation(json.loads(members["config.json"]))),
+                                        allow_nan=True).encode()
+    inputs = np.load(KERAS_FUNCTIONAL / f"{name}.npz", allow_pickle=False)
+    xs = [inputs[k] for k in sorted(inputs.files) if k.startswith("x_")]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.keras"
+        with zipfile.ZipFile(path, "w") as z:
+            for member, blob in members.items():
+                z.writestr(member, blob)
+        try:
+            model = rk.load_model(path)
+        except ValueError as e:
+            assert str(e)
+            event(f"ValueError from {str(e).split(':')[0][:60]}")
+            return
+    try:
+        model.predict(xs if len(xs) > 1 else xs[0])
+        event("loaded and ran")
+    except ValueError as e:  # a changed input shape that the fixture's inputs no longer fit
+        assert "input" in str(e), str(e)
+        event("loaded; the fixture's inputs refused")

@@ -23,7 +23,7 @@ from rnnkit.interop import load_keras  # noqa: E402 - after the skip
 
 DATA = Path(__file__).parent / "data" / "keras"
 MODELS = ["simple_rnn", "gru_reset_after", "gru_reset_before", "lstm_bidirectional_masked", "embedding_lstm",
-          "nested_sequential"]
+          "nested_sequential", "lstm_flatten"]
 TOL = 1e-5
 
 
@@ -186,6 +186,14 @@ def test_bidirectional_wrapping_a_lambda_is_refused(tmp_path):
     path = _tampered(tmp_path, _edit_config(_set(["config", "layers", 2, "config", "layer"], lam)),
                      source="lstm_bidirectional_masked.keras")
     with pytest.raises(ValueError, match="layer class 'Lambda' is not supported"):
+        load_keras(path)
+
+
+def test_a_sequential_cannot_pass_two_bidirectional_halves_on(tmp_path):
+    path = _tampered(tmp_path, _edit_config(_set(["config", "layers", 2, "config", "merge_mode"], None)),
+                     source="lstm_bidirectional_masked.keras")
+    with pytest.raises(ValueError, match="merge_mode: expected 'concat', 'sum', 'mul', 'ave', got None; null returns "
+                                         "two tensors, which a Sequential cannot pass on"):
         load_keras(path)
 
 

@@ -316,8 +316,9 @@ def symbolic_call(layer, args, kwargs) -> Node:
         raise TypeError(f"layer {layer.name!r} returned {type(out_a).__name__}, not tensors; it cannot be part of a functional model")
     if isinstance(new_mask, torch.Tensor):
         passed = [s for s, probe in given_masks if probe is new_mask]
-        if passed:
-            node.outputs[0].mask = passed[0]
+        if passed:  # on the first output; Bidirectional(merge_mode=None) gives its two halves the mask
+            for t in node.outputs[:getattr(layer, "masked_outputs", 1)]:
+                t.mask = passed[0]
         else:  # a mask the layer makes (Embedding, Masking, a merge of masks)
             node.mask = SymbolicTensor(_common_shape([r[1] for r in runs], batch), new_mask.dtype, node, -1)
             node.outputs[0].mask = node.mask

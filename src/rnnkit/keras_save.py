@@ -54,6 +54,7 @@ from .layers import (
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     InputLayer,
     Masking,
     RepeatVector,
@@ -68,7 +69,7 @@ from .rnn import RNN
 KERAS_VERSION = "3.15.1"
 
 _RECURRENT = (SimpleRNN, GRU, LSTM)
-_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector)
+_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector, Flatten)
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
 
 
@@ -128,9 +129,6 @@ def layer_config(layer, input_shape: tuple) -> dict:
     if kind in _RECURRENT:
         return _keras_object(kind.__name__, _recurrent_config(layer), input_shape)
     if kind is Bidirectional:
-        if layer.merge_mode is None:
-            raise ValueError(f"model: Bidirectional {layer.name!r} has merge_mode=None (two outputs), which a "
-                             "Sequential cannot pass on")
         halves = {key: layer_config(sub, input_shape)
                   for key, sub in (("layer", layer.forward_layer), ("backward_layer", layer.backward_layer))}
         return _keras_object("Bidirectional", {"name": layer.name, "merge_mode": layer.merge_mode, **halves}, input_shape)
@@ -148,6 +146,8 @@ def layer_config(layer, input_shape: tuple) -> dict:
         cfg = {"name": layer.name, "input_dim": layer.input_dim, "output_dim": layer.output_dim, "mask_zero": layer.mask_zero}
     elif kind is RepeatVector:
         cfg = {"name": layer.name, "n": layer.n}
+    elif kind is Flatten:
+        cfg = {"name": layer.name, "data_format": "channels_last"}
     else:
         raise _no_counterpart(layer)
     return _keras_object(kind.__name__, cfg, input_shape)
@@ -161,6 +161,10 @@ def _no_counterpart(layer) -> ValueError:
 
 def model_config(model) -> dict:
     """``config.json`` for a built ``Sequential`` (its input shape known)."""
+    for layer in model.layers:
+        if isinstance(layer, Bidirectional) and layer.merge_mode is None:
+            raise ValueError(f"model: Bidirectional {layer.name!r} has merge_mode=None (two outputs), which a "
+                             "Sequential cannot pass on; a functional rk.Model can")
     shapes = getattr(model, "_output_shapes", None)
     if model.input_shape is None or shapes is None:
         raise ValueError("model: its input shape is unknown, and a Keras file records it; give the first layer "

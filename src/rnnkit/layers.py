@@ -283,6 +283,11 @@ class Bidirectional(Layer):
     def compute_mask(self, inputs, mask=None):  # noqa: ARG002
         return mask if self.return_sequences else None
 
+    @property
+    def masked_outputs(self) -> int:
+        """How many leading outputs carry the mask in a functional graph: both halves when unmerged (Keras 3)."""
+        return 2 if self.merge_mode is None and self.return_sequences else 1
+
     def compute_output_shape(self, input_shape):
         """The merged output's shape (a list ``[forward, backward]`` without merge), then the states."""
         f = self.forward_layer.compute_output_shape(input_shape)

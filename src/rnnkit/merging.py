@@ -6,10 +6,11 @@ plain layers, so they work eagerly as well as in a functional model::
     merged = rk.Concatenate()([h_forward, h_backward])       # (batch, 2u)
     scores = rk.Dot(axes=2)([decoder_seq, encoder_seq])     # (batch, t_dec, t_enc)
 
-Masks (Keras 3): the elementwise merges keep the steps valid in every input
-(a logical and); ``Concatenate`` keeps the steps valid in any input (a logical
-or: the joined features hold something real there), and joins the masks end
-to end when it joins on the time axis; ``Dot`` drops them.
+Masks (Keras 3.15): the elementwise merges keep the steps valid in any input
+(a logical or), and keep no mask unless every input has one; ``Concatenate``
+keeps the steps valid in any input (a logical or: the joined features hold
+something real there; an input without a mask counts as valid everywhere), and
+joins the masks end to end when it joins on the time axis; ``Dot`` drops them.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ class _Merge(Layer):
         return [as_tensor(x, f"inputs[{i}]") for i, x in enumerate(inputs)]
 
     def compute_mask(self, inputs, mask=None):  # noqa: ARG002
-        masks = [m for m in mask or [] if m is not None]
-        if not masks:
+        """Keras 3: a step is valid where any input's is; an input without a mask drops the mask."""
+        if not mask or any(m is None for m in mask):
             return None
-        out = masks[0]
-        for m in masks[1:]:
-            out = out & m
+        out = mask[0]
+        for m in mask[1:]:
+            out = out | m
         return out
 
     def get_config(self):

@@ -13,7 +13,9 @@ a ``Lambda``, a custom or registered object, a model nested in a model, is a
 A ``Functional`` model becomes an ``rnnkit.Model``: its graph is rebuilt by
 calling the layers on ``rk.Input`` tensors as its ``inbound_nodes`` say
 (``_functional``), each node's tensors checked to name a layer and call the
-config has, and a graph that never completes (a cycle) refused.
+config has, and a graph that never completes (a cycle) refused. The ops
+Keras records for masks are read as expressions, never run, and each call's
+``mask`` must be the one rnnkit passes it by itself (``keras_masks``).
 
 The weights file holds one group per layer, named by Keras after the
 layer's *class*, not its name: ``layers/<snake_case(class)>[_<k>]`` with a
@@ -48,6 +50,7 @@ from ..layers import (
     Dense,
     Dropout,
     Embedding,
+    Flatten,
     Masking,
     RepeatVector,
     SimpleRNN,
@@ -57,12 +60,13 @@ from ..merging import MERGES
 from ..model import Sequential
 from ..ops import ACTIVATIONS
 from ..rnn import RNN
+from .keras_masks import Expressions, expected, is_op, read_op
 
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
 KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
-    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector",
-    "Concatenate", "Add", "Multiply", "Average", "Dot",
+    "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector", "Flatten",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
 )
 
 def _h5py():
@@ -135,6 +139,8 @@ def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
             "own layers (module 'keras.layers') are read"
         )
     _check_objects(spec["config"], f"{where}.config")
+    if not isinstance(spec["config"].get("name", ""), (str, type(None))):  # it becomes the rnnkit layer's name
+        raise ValueError(f"{where}.config.name: expected a string, got {str(spec['config']['name'])[:80]!r}")
     return name, spec["config"]
 
 
@@ -187,7 +193,10 @@ def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
     return {"SimpleRNN": SimpleRNN, "GRU": GRU, "LSTM": LSTM}[class_name](name=cfg.get("name"), **kwargs)
 
 
-def _output_size(layer, input_size: int) -> int:
+def _output_size(layer, input_size: int | None) -> int | None:
+    """The features a layer gives the next one; None for a Flatten (it multiplies axes this walk does not track)."""
+    if isinstance(layer, Flatten):
+        return None
     if isinstance(layer, RNN):
         return layer.units
     if isinstance(layer, Bidirectional):
@@ -202,8 +211,12 @@ def _output_size(layer, input_size: int) -> int:
     return input_size  # Masking, Dropout
 
 
-def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str):
-    """The rnnkit layer for one Keras layer config, built for ``input_size`` features."""
+def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str, pair: bool = False):
+    """The rnnkit layer for one Keras layer config, built for ``input_size`` features.
+
+    ``pair``: a functional model, where a Bidirectional may return its two
+    halves (``merge_mode=None``); a Sequential cannot pass two tensors on.
+    """
     name = cfg.get("name")
     if class_name == "Embedding":
         return Embedding(
@@ -212,6 +225,11 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str)
         )
     if class_name == "RepeatVector":
         return RepeatVector(_get(cfg, "n", int, where), name=name)
+    if class_name == "Flatten":
+        if cfg.get("data_format", "channels_last") != "channels_last":
+            raise ValueError(f"{where}.data_format: {cfg['data_format']!r} is not supported (rnnkit's Flatten keeps "
+                             "the axes in order: 'channels_last')")
+        return Flatten(name=name)
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
@@ -221,10 +239,11 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str)
         return _recurrent(class_name, cfg, input_size, where)
     if class_name == "Bidirectional":
         merge_mode = cfg.get("merge_mode", "concat")
-        if merge_mode not in ("concat", "sum", "mul", "ave"):
+        if merge_mode not in ("concat", "sum", "mul", "ave") and not (pair and merge_mode is None):
             raise ValueError(
-                f"{where}.merge_mode: {merge_mode!r} returns two tensors, which a Sequential cannot pass on; "
-                "expected 'concat', 'sum', 'mul' or 'ave'"
+                f"{where}.merge_mode: expected 'concat', 'sum', 'mul', 'ave'"
+                + (" or null" if pair else f", got {merge_mode!r}; null returns two tensors, which a Sequential "
+                   "cannot pass on")
             )
         halves = []
         for key in ("layer", "backward_layer"):
@@ -318,9 +337,10 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
     shape = None
     features = None
     for class_name, layer_cfg, path, where, spec in entries:
-        if features is None and shape is None:
-            shape = _input_shape(class_name, layer_cfg, spec, where)
-            features = shape[-1] if shape else None
+        if features is None:  # the first layer, or one after a Flatten: the input shape Keras built it for
+            own = _input_shape(class_name, layer_cfg, spec, where)
+            features = own[-1] if own else None
+            shape = shape or own
         if class_name == "InputLayer":
             continue
         layer = _build_layer(class_name, layer_cfg, features, where)
@@ -376,28 +396,13 @@ def _merge(class_name: str, cfg: dict, where: str):
     return MERGES[class_name](**kwargs)
 
 
-def _mask_source(spec: dict, where: str) -> None:
-    """Keras records the padding mask of an ``Embedding(mask_zero=True)`` as a ``NotEqual(ids, 0)`` op;
-    accept only that form (rnnkit derives the same mask by itself, so the op is not rebuilt)."""
-    nodes = spec.get("inbound_nodes")
-    if spec.get("module") != "keras.src.ops.numpy" or spec.get("registered_name") not in (None, "NotEqual") or not (
-            isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict)
-            and isinstance(nodes[0].get("args"), list) and len(nodes[0]["args"]) == 2
-            and _is_ref(nodes[0]["args"][0]) and type(nodes[0]["args"][1]) is int and nodes[0]["args"][1] == 0
-            and not nodes[0].get("kwargs")):
-        raise ValueError(f"{where}: a NotEqual op is read only as Keras records an Embedding's padding mask, "
-                         "NotEqual(ids, 0) from module 'keras.src.ops.numpy' (the mask ops Keras records for "
-                         "Masking or for merged masks are not read)")
-    _history(nodes[0]["args"][0], f"{where}.inbound_nodes[0].args[0]")
-
-
 def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tuple[Any, str]]]:
     """An rnnkit ``Model`` from a Keras 3 Functional config, and the weights path of each layer.
 
     Layers come in the config's order, which is the order Keras writes their
-    weight groups in. A call's ``training`` argument is dropped, and so is a
-    ``mask`` read from the ``NotEqual`` of an ``Embedding(mask_zero=True)``'s
-    ids: rnnkit passes that mask on by itself.
+    weight groups in. A call's ``training`` argument is dropped, and so is its
+    ``mask``, once checked to be the mask rnnkit passes that call by itself
+    (``keras_masks``: the ops Keras records for masks are read, never run).
     """
     specs = cfg.get("layers")
     if not isinstance(specs, list) or not specs:
@@ -408,17 +413,17 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
         raise ValueError(f"{where}: {count} layers and calls, more than Limits.max_tensors={limits.max_tensors}")
     built: dict[str, Any] = {}     # name -> rnnkit layer, or an Input tensor
     calls: dict[str, list] = {}    # name -> its inbound nodes
-    masks: dict[str, tuple] = {}   # NotEqual op name -> the ids it compares
+    ops: dict[str, int] = {}       # mask op name -> its expression (keras_masks)
+    exprs = Expressions()
     inputs: dict[str, Any] = {}    # InputLayer name -> its tensor
     paths, counters = [], {}
     for i, spec in enumerate(specs):
         at = f"{where}.layers[{i}]"
         name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(name, str) or name in built or name in masks:
+        if not isinstance(name, str) or name in built or name in ops:
             raise ValueError(f"{at}.name: expected a layer name used once in the model, got {name!r}")
-        if spec.get("class_name") == "NotEqual":
-            _mask_source(spec, at)
-            masks[name] = _history(spec["inbound_nodes"][0]["args"][0], at)
+        if is_op(spec):
+            ops[name] = read_op(spec, at, _history, ops, built, exprs)
             continue
         class_name, layer_cfg = _layer_spec(spec, at)
         nodes = spec.get("inbound_nodes", [])
@@ -443,7 +448,7 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             first = _refs(nodes[0].get("args")) if nodes else []
             shape = first[0]["config"].get("shape") if first else None
             features = shape[-1] if isinstance(shape, list) and shape and type(shape[-1]) is int else None
-            built[name] = _build_layer(class_name, layer_cfg, features, at)
+            built[name] = _build_layer(class_name, layer_cfg, features, at, pair=True)
         calls[name] = nodes
         group = _snake(class_name)
         counters[group] = counters.get(group, -1) + 1
@@ -451,7 +456,7 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
 
     def check(ref, at):  # every reference names a layer's existing call before anything is built
         layer, node, _ = _history(ref, at)
-        if layer in masks:
+        if layer in ops:
             return
         if layer not in built:
             raise ValueError(f"{at}: names layer {layer!r}, which the model's config does not have")
@@ -467,11 +472,12 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             for ref in _refs([node.get("args"), node.get("kwargs")]):
                 check(ref, f"{where}: layer {name!r} inbound_nodes[{k}]")
     made: dict[tuple[str, int], list] = {(n, 0): [t] for n, t in inputs.items()}
+    keys = {id(t): (n, 0, 0) for n, t in inputs.items()}  # symbolic tensor -> its (layer, node, index)
 
     def tensor(ref):
         layer, node, index = _history(ref, where)
-        if layer in masks:
-            raise ValueError(f"{where}: reads the output of NotEqual op {layer!r}, which is read only as a mask")
+        if layer in ops:
+            raise ValueError(f"{where}: reads the output of op {layer!r}, which is read only as a mask")
         outputs = made[(layer, node)]
         if index >= len(outputs):
             raise ValueError(f"{where}: names tensor {index} of layer {layer!r} call {node}, which makes {len(outputs)}")
@@ -484,23 +490,24 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             return [resolve(o, at) for o in obj]
         raise ValueError(f"{at}: expected tensors or lists of tensors, got {str(obj)[:80]!r}")
 
-    # The ids each Embedding(mask_zero=True) reads: a NotEqual of one of them is that Embedding's mask.
-    padded = {_history(ref, where) for n, nodes in calls.items() if isinstance(built[n], Embedding) and built[n].mask_zero
-              for node in nodes for ref in _refs(node.get("args"))[:1]}
-
-    def call_kwargs(node, at):
-        kwargs = dict(node.get("kwargs") or {})
-        if not isinstance(kwargs.pop("training", None), (bool, type(None))):
-            raise ValueError(f"{at}.kwargs.training: expected a bool or null")
-        mask = kwargs.pop("mask", None)
-        if mask is not None and not (_is_ref(mask) and masks.get(_history(mask, at)[0]) in padded):
-            raise ValueError(f"{at}.kwargs.mask: only the padding mask of an Embedding(mask_zero=True) is read, "
-                             f"got {str(mask)[:120]!r}")
-        return kwargs
+    def check_mask(ref, args, at):
+        """The mask a call names must be the one rnnkit passes it: its first input's."""
+        if not _is_ref(ref):
+            raise ValueError(f"{at}.kwargs.mask: expected a tensor or null, got {str(ref)[:80]!r}")
+        layer, node, index = _history(ref, at)
+        recorded = ops[layer] if layer in ops and node == index == 0 else exprs.tensor((layer, node, index))
+        first = leaves(args[0]) if args else []
+        mask = first[0].mask if first else None
+        if recorded != expected(mask, lambda t: keys[id(t)], exprs):
+            passed = "none" if mask is None else f"the mask of layer {mask.node.layer.name!r}"
+            raise ValueError(
+                f"{at}.kwargs.mask: names {layer!r}, which is not the mask rnnkit passes this call ({passed}); the "
+                "masks read are those Keras records for Embedding(mask_zero=True), Masking and merges of masked inputs"
+            )
 
     # Calls in an order where each reads only tensors made before it (Kahn's): what is left is a cycle.
     waits_on = {(n, k): {(h[0], h[1]) for h in (_history(r, where) for r in _refs([node.get("args"), node.get("kwargs")]))
-                         if h[0] not in masks and h[0] not in inputs}
+                         if h[0] not in ops and h[0] not in inputs}
                 for n, nodes in calls.items() for k, node in enumerate(nodes)}
     readers: dict[tuple, list] = {}
     for key, deps in waits_on.items():
@@ -510,10 +517,16 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
     while ready:
         name, k = key = ready.pop()
         node, at = calls[name][k], f"{where}: layer {name!r} inbound_nodes[{k}]"
-        kwargs = call_kwargs(node, at)
+        kwargs = dict(node.get("kwargs") or {})
+        if not isinstance(kwargs.pop("training", None), (bool, type(None))):
+            raise ValueError(f"{at}.kwargs.training: expected a bool or null")
+        mask = kwargs.pop("mask", None)
         args = resolve(node.get("args"), f"{at}.args")
+        if mask is not None:
+            check_mask(mask, args, at)
         kwargs = {key: resolve(v, f"{at}.kwargs.{key}") for key, v in kwargs.items()}
         made[(name, k)] = leaves(built[name](*args, **kwargs))
+        keys.update((id(t), (name, k, i)) for i, t in enumerate(made[(name, k)]))
         for reader in readers.get((name, k), []):
             waits_on[reader].discard((name, k))
             if not waits_on[reader]:
