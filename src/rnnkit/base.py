@@ -56,6 +56,9 @@ class Layer(nn.Module):
     ``layer(x, mask=mask)``; what it passes on is its ``compute_mask``).
     ``states_as_list``: as a cell, it receives its states as a list, as a
     Keras cell does (see ``RNN``).
+    ``takes_global_policy``: a layer made without ``dtype`` takes the global
+    dtype policy; a model (``Sequential``, ``Model``) does not, its layers
+    running under their own (so a float32 last layer's outputs stay float32).
 
     ``dtype``: Keras's dtype policy (``"float32"``, ``"float64"``,
     ``"mixed_bfloat16"``, ``"mixed_float16"`` or a ``DTypePolicy``); None
@@ -70,6 +73,7 @@ class Layer(nn.Module):
     supports_masking = False
     takes_mask = False
     states_as_list = True
+    takes_global_policy = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -95,7 +99,8 @@ class Layer(nn.Module):
 
     def __init__(self, name: str | None = None, input_shape=None, dtype=None):
         super().__init__()
-        self._policy = mixed_precision.get(dtype)  # None: rnnkit's rule, the dtype of the first input
+        # None: rnnkit's rule, the dtype of the first input
+        self._policy = mixed_precision.get(dtype) if dtype is not None or self.takes_global_policy else None
         self.name = name or unique_name(type(self).__name__)
         self.built = False
         self.input_shape = None if input_shape is None else tuple(input_shape)

@@ -61,6 +61,7 @@ from .layers import (
     TimeDistributed,
 )
 from .merging import MERGES
+from .mixed_precision import serialize
 from .ops import activation_name
 from .rnn import RNN
 
@@ -97,9 +98,10 @@ def _activation(layer, fn, arg: str) -> str:
     return name
 
 
-def _keras_object(class_name: str, config: dict, input_shape=None) -> dict:
+def _keras_object(layer, class_name: str, config: dict, input_shape=None) -> dict:
+    # Keras writes every layer's dtype policy: the layer's own ("mixed_bfloat16"; "float64" for float64 weights).
     spec = {"module": "keras.layers", "class_name": class_name,
-            "config": {"name": config.pop("name"), "trainable": True, "dtype": dict(_DTYPE_POLICY), **config},
+            "config": {"name": config.pop("name"), "trainable": True, "dtype": serialize(layer.dtype_policy), **config},
             "registered_name": None}
     if input_shape is not None:
         spec["build_config"] = {"input_shape": [None, *input_shape]}
@@ -126,17 +128,18 @@ def layer_config(layer, input_shape: tuple) -> dict:
     """One rnnkit layer as Keras 3 serializes it; ``input_shape`` is its input without the batch axis."""
     kind = type(layer)
     if kind in _RECURRENT:
-        return _keras_object(kind.__name__, _recurrent_config(layer), input_shape)
+        return _keras_object(layer, kind.__name__, _recurrent_config(layer), input_shape)
     if kind is Bidirectional:
         if layer.merge_mode is None:
             raise ValueError(f"model: Bidirectional {layer.name!r} has merge_mode=None (two outputs), which a "
                              "Sequential cannot pass on")
         halves = {key: layer_config(sub, input_shape)
                   for key, sub in (("layer", layer.forward_layer), ("backward_layer", layer.backward_layer))}
-        return _keras_object("Bidirectional", {"name": layer.name, "merge_mode": layer.merge_mode, **halves}, input_shape)
+        return _keras_object(layer, "Bidirectional", {"name": layer.name, "merge_mode": layer.merge_mode, **halves},
+                             input_shape)
     if kind is TimeDistributed:
         inner = layer_config(layer.layer, input_shape[1:])
-        return _keras_object("TimeDistributed", {"name": layer.name, "layer": inner}, input_shape)
+        return _keras_object(layer, "TimeDistributed", {"name": layer.name, "layer": inner}, input_shape)
     if kind is Dense:
         cfg = {"name": layer.name, "units": layer.units, "activation": _activation(layer, layer.activation, "activation"),
                "use_bias": layer.use_bias}
@@ -150,7 +153,7 @@ def layer_config(layer, input_shape: tuple) -> dict:
         cfg = {"name": layer.name, "n": layer.n}
     else:
         raise _no_counterpart(layer)
-    return _keras_object(kind.__name__, cfg, input_shape)
+    return _keras_object(layer, kind.__name__, cfg, input_shape)
 
 
 def _no_counterpart(layer) -> ValueError:
@@ -194,7 +197,7 @@ def _functional_layer(layer, node) -> dict:
                 "registered_name": None}
     shapes = [list(t.shape) for t in graph.leaves(node.args)]
     if _is_merge(layer):
-        spec = _keras_object(type(layer).__name__, dict(layer.get_config()))
+        spec = _keras_object(layer, type(layer).__name__, dict(layer.get_config()))
         spec["build_config"] = {"input_shape": shapes}
         return spec
     if not shapes:
