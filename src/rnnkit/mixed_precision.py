@@ -54,7 +54,7 @@ import torch
 
 from .graph import map_structure
 
-__all__ = ["DTypePolicy", "global_policy", "set_global_policy", "get", "serialize", "for_loss", "run_under"]
+__all__ = ["DTypePolicy", "global_policy", "set_global_policy", "POLICIES", "get", "serialize", "for_loss", "run_under"]
 
 # name -> (variable dtype, compute dtype)
 _POLICIES = {
@@ -63,6 +63,8 @@ _POLICIES = {
     "mixed_bfloat16": ("float32", "bfloat16"),
     "mixed_float16": ("float32", "float16"),
 }
+#: The policy names rnnkit accepts.
+POLICIES = tuple(_POLICIES)
 _TORCH_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 

@@ -47,10 +47,10 @@ import torch
 from torch.nn.parameter import UninitializedParameter
 
 from . import distributed
-from .mixed_precision import for_loss
 from .callbacks import Callback
 from .kernels.threads import model_work, one_thread_if_small
 from .losses import get_loss, get_metric
+from .mixed_precision import for_loss
 from .ops import first_parameter
 from .optimizers import get_optimizer
 
