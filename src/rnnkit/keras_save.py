@@ -10,9 +10,11 @@ A ``.keras`` file is a zip archive of three members:
 * ``config.json``: the model as Keras 3 serializes it: every object is
   ``{"module", "class_name", "config", "registered_name"}``, each layer with a
   ``build_config`` giving its input shape, the Sequential starting with an
-  ``InputLayer`` (``batch_shape``). Only what rnnkit's layers hold is written;
-  the rest (initializers, regularizers) takes Keras's defaults, which change
-  nothing in a saved model since the weights come from the file;
+  ``InputLayer`` (``batch_shape``), each layer's ``dtype`` its dtype policy
+  (``"mixed_bfloat16"``; ``"float32"`` for a float32 layer without one).
+  Only what rnnkit's layers hold is written; the rest (initializers,
+  regularizers) takes Keras's defaults, which change nothing in a saved
+  model since the weights come from the file;
 * ``model.weights.h5``: one group per layer, named after its class
   (``layers/lstm``, ``layers/lstm_1``, ``layers/dense`` ...), its arrays as
   ``vars/0``, ``vars/1``, ... in Keras's order; a recurrent layer's under
