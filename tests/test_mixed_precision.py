@@ -286,3 +286,14 @@ def test_explain_says_whether_the_cpu_multiplies_bfloat16():
     layer(torch.randn(2, 20, 3))
     if native_available()[0]:
         assert bf16_status() in rk.explain(layer)
+
+
+def test_tf1_cells_and_wrappers_take_no_global_policy():
+    """Their dtype= is TF1's (the weights' dtype): their configs keep it, and a global policy leaves them alone."""
+    mixed_precision.set_global_policy(MIXED)
+    cell = rk.v1.BasicLSTMCell(4, dtype=torch.float64)
+    stack = rk.MultiRNNCell([rk.v1.GRUCell(3), rk.DropoutWrapper(rk.v1.BasicRNNCell(3))])
+    mixed_precision.set_global_policy(None)
+    assert cell.get_config()["dtype"] == "float64" and "dtype" not in stack.get_config()
+    assert type(cell).from_config(cell.get_config()).get_config() == cell.get_config()
+    assert stack(torch.randn(2, 3), stack.get_initial_state(2))[0].dtype == torch.float32
