@@ -61,6 +61,7 @@ def test_global_policy_is_read_when_a_layer_is_made():
     assert before.dtype_policy.name == "float32" and during.dtype_policy.name == MIXED
     assert during.cell.dtype_policy.name == MIXED  # the cell gets the layer's policy, as in Keras
     assert explicit.dtype_policy.name == "float32" and after.dtype_policy.name == "float32"
+    assert "dtype" in explicit.get_config() and "dtype" not in after.get_config()  # "float32" globally: the default
     x = torch.randn(2, 4)
     assert before(x).dtype == torch.float32 and explicit(x).dtype == torch.float32
     assert during(torch.randn(2, 3, 4)).dtype == torch.bfloat16

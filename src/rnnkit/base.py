@@ -244,11 +244,8 @@ class Layer(nn.Module):
 
     def get_config(self) -> dict:
         """``name`` and the ``__init__`` arguments as given (Keras's automatic config), and the dtype policy if any."""
-        given = {k: v for k, v in (self.__dict__.get("_init_arguments") or {}).items() if k not in ("name", "dtype")}
-        config = {"name": self.name, **given}
-        if self._policy is not None:  # Keras writes every layer's policy; rnnkit those of the layers that have one
-            config["dtype"] = mixed_precision.serialize(self._policy)
-        return config
+        given = {k: v for k, v in (self.__dict__.get("_init_arguments") or {}).items() if k != "name"}
+        return _with_policy(self, {"name": self.name, **given})
 
     @classmethod
     def from_config(cls, config: dict):
@@ -303,13 +300,17 @@ def _marks_built(build):
     return wrapper
 
 
+def _with_policy(layer, config: dict) -> dict:
+    # Keras writes every layer's policy; rnnkit those of the layers that have one, so configs without stay as they were.
+    if layer._policy is not None:
+        config["dtype"] = mixed_precision.serialize(layer._policy)
+    return config
+
+
 def _carries_policy(get_config):
     @functools.wraps(get_config)
     def wrapper(self):
-        config = get_config(self)
-        if self._policy is not None:
-            config["dtype"] = mixed_precision.serialize(self._policy)
-        return config
+        return _with_policy(self, get_config(self))
 
     return wrapper
 

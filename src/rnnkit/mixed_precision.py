@@ -17,7 +17,7 @@ name                variable_dtype   compute_dtype
     import rnnkit as rk
     rk.mixed_precision.set_global_policy("mixed_bfloat16")
     model = rk.Sequential([rk.LSTM(64), rk.Dense(10, activation="softmax", dtype="float32")])
-    rk.mixed_precision.set_global_policy("float32")   # layers made from now on: float32
+    rk.mixed_precision.set_global_policy("float32")   # the default again for layers made from now on
 
 As in Keras, a layer reads the global policy when it is made (``dtype=None``),
 and ``dtype=`` (a name, a ``DTypePolicy`` or its Keras config) overrides it.
@@ -124,16 +124,19 @@ class DTypePolicy:
         return f'<DTypePolicy "{self._name}">'
 
 
-_global: DTypePolicy | None = None  # None: never set (float32, and layers keep rnnkit's dtype-from-input rule)
+_global: DTypePolicy | None = None  # None: the default (float32, and layers keep rnnkit's dtype-from-input rule)
 
 
 def set_global_policy(policy) -> None:
-    """Make ``policy`` (a name, a ``DTypePolicy``, or None for the default) the policy of layers made from now on.
+    """Make ``policy`` (a name or a ``DTypePolicy``) the policy of layers made from now on.
 
-    Layers already made keep theirs, as in Keras.
+    Layers already made keep theirs, as in Keras. ``"float32"`` (or None)
+    restores the default: layers made without ``dtype`` have no policy and
+    follow rnnkit's rule (their first input's dtype).
     """
     global _global
-    _global = None if policy is None else get(policy, "policy")
+    policy = None if policy is None else get(policy, "policy")
+    _global = None if policy == DTypePolicy("float32") else policy
 
 
 def global_policy() -> DTypePolicy:
