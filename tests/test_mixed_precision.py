@@ -298,3 +298,19 @@ def test_tf1_cells_and_wrappers_take_no_global_policy():
     assert cell.get_config()["dtype"] == "float64" and "dtype" not in stack.get_config()
     assert type(cell).from_config(cell.get_config()).get_config() == cell.get_config()
     assert stack(torch.randn(2, 3), stack.get_initial_state(2))[0].dtype == torch.float32
+
+
+def test_cli_trains_with_a_policy_and_resume_keeps_it(tmp_path, capsys):
+    from rnnkit import cli
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "hello", "--quick", "--dtype", MIXED, "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"]["dtype"] == MIXED
+    assert [spec["config"].get("dtype", {}).get("config", {}).get("name") for spec in config["model"]["layers"]] \
+        == [MIXED, "float32"]
+    assert cli.main(["train", "--resume", str(run), "--dtype", "float32"]) == 2
+    assert "--dtype" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse refuses it, listing the choices
+        cli.main(["train", "hello", "--dtype", "float8"])
+    assert "invalid choice: 'float8'" in capsys.readouterr().err
