@@ -34,9 +34,11 @@ A layer with a policy (``run_under``):
   mixed model's last layer is given ``dtype="float32"`` so that its outputs
   (softmax probabilities) come out in float32.
 
-A layer given no ``dtype`` while the global policy is unset keeps rnnkit's
-own rule instead: its weights take the dtype of its first input (a float64
-input builds a float64 layer) and nothing is cast. ``fit``/``evaluate``
+A layer given no ``dtype`` while the global policy is the default
+(``"float32"``, or never set) has no policy and keeps rnnkit's own rule
+instead: its weights take the dtype of its first input (a float64 input
+builds a float64 layer) and nothing is cast. ``Sequential`` and ``Model``
+take no global policy: their outputs are their last layers'. ``fit``/``evaluate``
 compute the loss and metrics in float32 from bfloat16/float16 outputs
 (``for_loss``), and ``predict`` returns float32 arrays for them.
 
@@ -52,7 +54,7 @@ import contextvars
 
 import torch
 
-from .graph import map_structure
+from .graph import flat_tensors, map_structure
 
 __all__ = ["DTypePolicy", "global_policy", "set_global_policy", "POLICIES", "get", "serialize", "for_loss", "run_under"]
 
@@ -196,8 +198,8 @@ def _cast(tree, dtype: torch.dtype, only=None):
 
 
 def _device_type(args, kwargs) -> str:
-    found = []
-    map_structure(found.append, (args, kwargs), torch.Tensor)
+    """Where the call runs: its first tensor argument's device (torch.autocast takes one device type)."""
+    found = flat_tensors((args, kwargs))
     return found[0].device.type if found else "cpu"
 
 
