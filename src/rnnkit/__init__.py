@@ -19,7 +19,7 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
   (parses and dispatches only).
 """
 
-from . import distributed, interop, utils, v1
+from . import distributed, interop, mixed_precision, utils, v1
 from .base import Layer
 from .callbacks import (
     Callback,
@@ -150,4 +150,6 @@ __all__ = [
     "distributed",
     # Keras's data utilities (pad_sequences)
     "utils",
+    # Keras's dtype policies: dtype="mixed_bfloat16" on layers, set_global_policy
+    "mixed_precision",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter, is_lazy
 
-from . import graph
+from . import graph, mixed_precision
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -56,11 +56,24 @@ class Layer(nn.Module):
     ``layer(x, mask=mask)``; what it passes on is its ``compute_mask``).
     ``states_as_list``: as a cell, it receives its states as a list, as a
     Keras cell does (see ``RNN``).
+    ``takes_global_policy``: a layer made without ``dtype`` takes the global
+    dtype policy; a model (``Sequential``, ``Model``) does not, its layers
+    running under their own (so a float32 last layer's outputs stay float32).
+
+    ``dtype``: Keras's dtype policy (``"float32"``, ``"float64"``,
+    ``"mixed_bfloat16"``, ``"mixed_float16"`` or a ``DTypePolicy``); None
+    takes the global one (``rnnkit.mixed_precision``), read when the layer is
+    made. A layer with a policy keeps its weights in ``variable_dtype``,
+    computes in ``compute_dtype`` (``torch.autocast`` for the mixed ones) and
+    returns its floating outputs in ``compute_dtype``; ``get_config`` carries
+    the policy. A layer without one (no ``dtype``, no global policy set)
+    takes its dtype from its first input and casts nothing.
     """
 
     supports_masking = False
     takes_mask = False
     states_as_list = True
+    takes_global_policy = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,19 +81,26 @@ class Layer(nn.Module):
             cls.build = _marks_built(cls.__dict__["build"])
         if "__init__" in cls.__dict__:
             cls.__init__ = _records_arguments(cls.__dict__["__init__"])
+        if "get_config" in cls.__dict__:
+            cls.get_config = _carries_policy(cls.__dict__["get_config"])
 
     # ---- functional API (rnnkit.graph): a call on symbolic tensors records a node instead of running
     def __call__(self, *args, **kwargs):
         if graph.is_symbolic_call(args, kwargs):
             return graph.record(self, args, kwargs)
+        policy = self.__dict__.get("_policy")
+        if policy is not None:
+            return mixed_precision.run_under(policy, super().__call__, args, kwargs)
         return super().__call__(*args, **kwargs)
 
     input = property(graph.layer_input, doc="The first argument of the layer's first symbolic call.")
     output = property(graph.layer_output, doc="The outputs of the layer's first symbolic call.")
     # ---- end of the functional API hook
 
-    def __init__(self, name: str | None = None, input_shape=None):
+    def __init__(self, name: str | None = None, input_shape=None, dtype=None):
         super().__init__()
+        # None: rnnkit's rule, the dtype of the first input
+        self._policy = mixed_precision.get(dtype) if dtype is not None or self.takes_global_policy else None
         self.name = name or unique_name(type(self).__name__)
         self.built = False
         self.input_shape = None if input_shape is None else tuple(input_shape)
@@ -115,8 +135,29 @@ class Layer(nn.Module):
                                  f"(input shape {tuple(input_shape)})")
             self.build(tuple(input_shape))
             self.input_shape = tuple(input_shape)
-            if like is not None and like.is_floating_point():
+            if self._policy is not None:
+                self.to(device=None if like is None else like.device, dtype=self._policy.torch_variable_dtype)
+            elif like is not None and like.is_floating_point():
                 self.to(device=like.device, dtype=like.dtype)
+
+    # ------------------------------------------------------------ dtype policy
+    @property
+    def dtype_policy(self) -> mixed_precision.DTypePolicy:
+        """The layer's ``DTypePolicy``; without one, the policy its weights' dtype names (float32 unbuilt)."""
+        if self._policy is not None:
+            return self._policy
+        weights = self.weights
+        return mixed_precision.DTypePolicy("float64" if weights and weights[0].dtype == torch.float64 else "float32")
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the layer computes in and returns (``"bfloat16"`` under ``"mixed_bfloat16"``)."""
+        return self.dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of the layer's weights (``"float32"`` under ``"mixed_bfloat16"``)."""
+        return self.dtype_policy.variable_dtype
 
     @property
     def weights(self) -> list[nn.Parameter]:
@@ -202,9 +243,9 @@ class Layer(nn.Module):
         return sum(p.numel() for p in self.parameters() if not is_lazy(p))
 
     def get_config(self) -> dict:
-        """``name`` and the ``__init__`` arguments as given (Keras's automatic config)."""
+        """``name`` and the ``__init__`` arguments as given (Keras's automatic config), and the dtype policy if any."""
         given = {k: v for k, v in (self.__dict__.get("_init_arguments") or {}).items() if k != "name"}
-        return {"name": self.name, **given}
+        return _with_policy(self, {"name": self.name, **given})
 
     @classmethod
     def from_config(cls, config: dict):
@@ -255,6 +296,21 @@ def _marks_built(build):
         out = build(self, *args, **kwargs)
         self.built = True  # Keras: a layer is built once its build returns
         return out
+
+    return wrapper
+
+
+def _with_policy(layer, config: dict) -> dict:
+    # Keras writes every layer's policy; rnnkit those of the layers that have one, so configs without stay as they were.
+    if layer._policy is not None:
+        config["dtype"] = mixed_precision.serialize(layer._policy)
+    return config
+
+
+def _carries_policy(get_config):
+    @functools.wraps(get_config)
+    def wrapper(self):
+        return _with_policy(self, get_config(self))
 
     return wrapper
 

@@ -101,6 +101,7 @@ class Cell(Layer):
         bias_constraint=None,
         input_size: int | None = None,
         name: str | None = None,
+        dtype=None,
     ):
         if isinstance(activation, int) and not isinstance(activation, bool) and isinstance(units, int):
             # torch's nn.LSTMCell(input_size, hidden_size) habit: rnnkit's first argument is the units.
@@ -110,7 +111,7 @@ class Cell(Layer):
                 f"For torch's ({units}, {activation}) = (input_size, hidden_size) write "
                 f"{type(self).__name__}({activation}, input_size={units})"
             )
-        super().__init__(name=name)
+        super().__init__(name=name, dtype=dtype)
         self.units = check_positive_int(units, "units")
         self.activation = get_activation(activation, "activation")
         self.use_bias = bool(use_bias)
@@ -540,8 +541,8 @@ class StackedRNNCells(Layer):
 
     states_as_list = False  # the tuple of per-cell states; each cell gets its own as it expects
 
-    def __init__(self, cells, name: str | None = None):
-        super().__init__(name=name)
+    def __init__(self, cells, name: str | None = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
         cells = [deserialize_layer(c) if isinstance(c, dict) else c for c in cells]  # from get_config
         if not cells:
             raise ValueError("cells: expected at least one cell, got an empty list")

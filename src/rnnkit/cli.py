@@ -37,6 +37,7 @@ import warnings
 from . import __version__, runs
 from .compat import v1 as graph_mode
 from .data import CELLS, TASKS, SampleOptions, load_task
+from .mixed_precision import POLICIES
 from .tour import tour
 
 
@@ -107,7 +108,7 @@ def _presets_table() -> str:
 
 
 # What --resume cannot change: the run continues with its saved settings and seed.
-_NOT_WITH_RESUME = [k for k in runs.SETTINGS if k != "epochs"] + ["seed"]
+_NOT_WITH_RESUME = [k for k in runs.SETTINGS if k != "epochs"] + ["seed", "dtype"]
 
 
 def _flag(name: str) -> str:
@@ -123,6 +124,8 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=_rate, help=f"dropout rate before the output layer {_PRESET}")
     p.add_argument("--data", help="your own data file: " + _per_task(lambda spec: spec.data_help))
     p.add_argument("--seed", type=int, help="seed for weights, data and shuffling (default 0)")
+    p.add_argument("--dtype", choices=POLICIES, help="the layers' Keras dtype policy: mixed_bfloat16 multiplies in "
+                   "bfloat16 (weights and the output layer stay float32; mixed_float16 needs CUDA) (default float32)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,7 +232,8 @@ def _run(args) -> int:
             _resume(args)
         else:
             runs.train(args.task, args.out, overrides=_overrides(args), quick=args.quick, data=args.data,
-                       seed=args.seed or 0, overwrite=args.overwrite, device=args.device, threads=args.threads)
+                       seed=args.seed or 0, overwrite=args.overwrite, device=args.device, threads=args.threads,
+                       dtype=args.dtype)
     elif args.command == "evaluate":
         runs.evaluate(args.run_dir, args.device, data=args.data)
     elif args.command == "predict":
@@ -240,7 +244,7 @@ def _run(args) -> int:
         runs.sample(args.run_dir, options, args.device)
     elif args.command == "summary":
         task = load_task(args.task, data=args.data, seed=args.seed or 0)
-        runs.model_for(task, runs.settings(task, _overrides(args))).summary()
+        runs.model_for(task, runs.settings(task, _overrides(args)), args.dtype).summary()
     elif args.command == "demo":
         runs.demo(args.out, args.seed, args.device, args.threads, quick=args.quick, verbose=args.verbose)
     elif args.command == "graph":  # rnnkit graph (issue 18)

@@ -10,9 +10,11 @@ A ``.keras`` file is a zip archive of three members:
 * ``config.json``: the model as Keras 3 serializes it: every object is
   ``{"module", "class_name", "config", "registered_name"}``, each layer with a
   ``build_config`` giving its input shape, the Sequential starting with an
-  ``InputLayer`` (``batch_shape``). Only what rnnkit's layers hold is written;
-  the rest (initializers, regularizers) takes Keras's defaults, which change
-  nothing in a saved model since the weights come from the file;
+  ``InputLayer`` (``batch_shape``), each layer's ``dtype`` its dtype policy
+  (``"mixed_bfloat16"``; ``"float32"`` for a float32 layer without one).
+  Only what rnnkit's layers hold is written; the rest (initializers,
+  regularizers) takes Keras's defaults, which change nothing in a saved
+  model since the weights come from the file;
 * ``model.weights.h5``: one group per layer, named after its class
   (``layers/lstm``, ``layers/lstm_1``, ``layers/dense`` ...), its arrays as
   ``vars/0``, ``vars/1``, ... in Keras's order; a recurrent layer's under
@@ -62,6 +64,7 @@ from .layers import (
     TimeDistributed,
 )
 from .merging import MERGES
+from .mixed_precision import serialize
 from .ops import activation_name
 from .rnn import RNN
 
@@ -98,9 +101,10 @@ def _activation(layer, fn, arg: str) -> str:
     return name
 
 
-def _keras_object(class_name: str, config: dict, input_shape=None) -> dict:
+def _keras_object(layer, class_name: str, config: dict, input_shape=None) -> dict:
+    # Keras writes every layer's dtype policy: the layer's own ("mixed_bfloat16"; "float64" for float64 weights).
     spec = {"module": "keras.layers", "class_name": class_name,
-            "config": {"name": config.pop("name"), "trainable": True, "dtype": dict(_DTYPE_POLICY), **config},
+            "config": {"name": config.pop("name"), "trainable": True, "dtype": serialize(layer.dtype_policy), **config},
             "registered_name": None}
     if input_shape is not None:
         spec["build_config"] = {"input_shape": [None, *input_shape]}
@@ -127,14 +131,15 @@ def layer_config(layer, input_shape: tuple) -> dict:
     """One rnnkit layer as Keras 3 serializes it; ``input_shape`` is its input without the batch axis."""
     kind = type(layer)
     if kind in _RECURRENT:
-        return _keras_object(kind.__name__, _recurrent_config(layer), input_shape)
+        return _keras_object(layer, kind.__name__, _recurrent_config(layer), input_shape)
     if kind is Bidirectional:
         halves = {key: layer_config(sub, input_shape)
                   for key, sub in (("layer", layer.forward_layer), ("backward_layer", layer.backward_layer))}
-        return _keras_object("Bidirectional", {"name": layer.name, "merge_mode": layer.merge_mode, **halves}, input_shape)
+        return _keras_object(layer, "Bidirectional", {"name": layer.name, "merge_mode": layer.merge_mode, **halves},
+                             input_shape)
     if kind is TimeDistributed:
         inner = layer_config(layer.layer, input_shape[1:])
-        return _keras_object("TimeDistributed", {"name": layer.name, "layer": inner}, input_shape)
+        return _keras_object(layer, "TimeDistributed", {"name": layer.name, "layer": inner}, input_shape)
     if kind is Dense:
         cfg = {"name": layer.name, "units": layer.units, "activation": _activation(layer, layer.activation, "activation"),
                "use_bias": layer.use_bias}
@@ -150,7 +155,7 @@ def layer_config(layer, input_shape: tuple) -> dict:
         cfg = {"name": layer.name, "data_format": "channels_last"}
     else:
         raise _no_counterpart(layer)
-    return _keras_object(kind.__name__, cfg, input_shape)
+    return _keras_object(layer, kind.__name__, cfg, input_shape)
 
 
 def _no_counterpart(layer) -> ValueError:
@@ -198,7 +203,7 @@ def _functional_layer(layer, node) -> dict:
                 "registered_name": None}
     shapes = [list(t.shape) for t in graph.leaves(node.args)]
     if _is_merge(layer):
-        spec = _keras_object(type(layer).__name__, dict(layer.get_config()))
+        spec = _keras_object(layer, type(layer).__name__, dict(layer.get_config()))
         spec["build_config"] = {"input_shape": shapes}
         return spec
     if not shapes:

@@ -55,6 +55,7 @@ class _CellLayer(RNN):
         activity_regularizer=None,
         name: str | None = None,
         input_shape=None,
+        dtype=None,
         **cell_kwargs,
     ):
         if cell_args and isinstance(cell_args[0], int) and not isinstance(cell_args[0], bool) and isinstance(units, int):
@@ -66,7 +67,7 @@ class _CellLayer(RNN):
                 f"For torch's ({units}, {cell_args[0]}) = (input_size, hidden_size) write {name}({cell_args[0]}, input_size={units})"
             )
         super().__init__(
-            self.cell_class(units, *cell_args, **cell_kwargs),
+            self.cell_class(units, *cell_args, dtype=dtype, **cell_kwargs),  # Keras gives the cell the layer's policy
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
@@ -76,6 +77,7 @@ class _CellLayer(RNN):
             activity_regularizer=activity_regularizer,
             name=name,
             input_shape=input_shape,
+            dtype=dtype,
         )
 
     @property
@@ -203,8 +205,9 @@ class Bidirectional(Layer):
     supports_masking = False  # it reads the mask; what it passes on is compute_mask's
     takes_mask = True
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, name: str | None = None, input_shape=None):
-        super().__init__(name=name)
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, name: str | None = None, input_shape=None,
+                 dtype=None):
+        super().__init__(name=name, dtype=dtype)
         if isinstance(layer, dict):  # configs from get_config
             layer = deserialize(layer)
         if isinstance(backward_layer, dict):
@@ -364,8 +367,9 @@ class Dense(Layer):
         input_size: int | None = None,
         name: str | None = None,
         input_shape=None,
+        dtype=None,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         self.units = check_positive_int(units, "units")
         self.kernel_regularizer = get_regularizer(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = get_regularizer(bias_regularizer, "bias_regularizer")
@@ -454,8 +458,8 @@ class TimeDistributed(Layer):
     supports_masking = False  # it reads the mask; what it passes on is compute_mask's
     takes_mask = True
 
-    def __init__(self, layer, name: str | None = None, input_shape=None):
-        super().__init__(name=name)
+    def __init__(self, layer, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
         if isinstance(layer, dict):  # a config from get_config
             layer = deserialize(layer)
         if not isinstance(layer, nn.Module):
@@ -525,8 +529,8 @@ class Masking(Layer):
 
     supports_masking = True
 
-    def __init__(self, mask_value: float = 0.0, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
+    def __init__(self, mask_value: float = 0.0, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
             raise TypeError(f"mask_value: expected a number, got {type(mask_value).__name__} {mask_value!r}")
         self.mask_value = float(mask_value)
@@ -554,8 +558,8 @@ class Dropout(Layer):
 
     supports_masking = True
 
-    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         self.rate = check_rate(rate, "rate")
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
@@ -587,14 +591,16 @@ class Embedding(Layer):
         mask_zero: bool = False,
         name: str | None = None,
         input_shape=None,
+        dtype=None,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         self.input_dim = check_positive_int(input_dim, "input_dim")
         self.output_dim = check_positive_int(output_dim, "output_dim")
         self.embeddings_initializer = get_initializer(embeddings_initializer, "embeddings_initializer")
         self._init_spec = embeddings_initializer
         self.mask_zero = bool(mask_zero)
-        self.embeddings = nn.Parameter(self.embeddings_initializer((self.input_dim, self.output_dim), dtype=torch.float32))
+        self.embeddings = nn.Parameter(self.embeddings_initializer((self.input_dim, self.output_dim),
+                                                                   dtype=getattr(torch, self.variable_dtype)))
         self.built = True
         self.supports_masking = self.mask_zero
 
@@ -655,8 +661,8 @@ class RepeatVector(Layer):
     torch.Size([2, 3, 4])
     """
 
-    def __init__(self, n: int, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
+    def __init__(self, n: int, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         self.n = check_positive_int(n, "n")
         self.built = True
 
@@ -690,8 +696,8 @@ class Rescaling(Layer):
 
     supports_masking = True  # elementwise: a step's validity is unchanged
 
-    def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
+    def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         for arg, v in (("scale", scale), ("offset", offset)):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise TypeError(f"{arg}: expected a number, got {v!r}")
@@ -721,8 +727,8 @@ class Flatten(Layer):
     torch.Size([2, 12])
     """
 
-    def __init__(self, name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=input_shape)
+    def __init__(self, name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         self.built = True
 
     def forward(self, inputs):
@@ -772,8 +778,8 @@ class Conv2D(Layer):
 
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid", dilation_rate=(1, 1),
                  activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name: str | None = None, input_shape=None):
-        super().__init__(name=name, input_shape=None)
+                 bias_initializer="zeros", name: str | None = None, input_shape=None, dtype=None):
+        super().__init__(name=name, input_shape=None, dtype=dtype)
         self.filters = check_positive_int(filters, "filters")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")

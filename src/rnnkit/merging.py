@@ -30,8 +30,8 @@ class _Merge(Layer):
     supports_masking = True
     min_inputs = 2
 
-    def __init__(self, name: str | None = None):
-        super().__init__(name=name)
+    def __init__(self, name: str | None = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
         self.built = True
 
     def _tensors(self, inputs) -> list[torch.Tensor]:
@@ -106,8 +106,8 @@ class Average(_Elementwise):
 class Concatenate(_Merge):
     """Join the inputs along ``axis`` (default the last); every other axis must agree."""
 
-    def __init__(self, axis: int = -1, name: str | None = None):
-        super().__init__(name=name)
+    def __init__(self, axis: int = -1, name: str | None = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
         if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
             raise ValueError(f"axis: expected a non-zero int (axis 0 is the batch), got {axis!r}")
         self.axis = axis
@@ -161,8 +161,8 @@ class Dot(_Merge):
     supports_masking = False
     min_inputs = 2
 
-    def __init__(self, axes, normalize: bool = False, name: str | None = None):
-        super().__init__(name=name)
+    def __init__(self, axes, normalize: bool = False, name: str | None = None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
         pair = (axes, axes) if isinstance(axes, int) and not isinstance(axes, bool) else axes
         if (
             not isinstance(pair, (tuple, list))

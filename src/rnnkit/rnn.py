@@ -227,6 +227,7 @@ class RNN(Layer):
             the previous output.
         activity_regularizer: a penalty on the outputs (``"l1"``, ``"l2"``,
             a ``rnnkit.regularizers`` object), in ``layer.losses`` after a call.
+        dtype: Keras's dtype policy (``"mixed_bfloat16"`` ...; see ``rnnkit.mixed_precision``).
 
     **The cell contract.** A cell has ``state_size`` and is called once per
     step as ``cell(x_t, states)`` returning ``(output, new_states)``. How
@@ -281,8 +282,9 @@ class RNN(Layer):
         activity_regularizer=None,
         name: str | None = None,
         input_shape=None,
+        dtype=None,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
         if isinstance(cell, dict):  # a config from get_config
             cell = deserialize_layer(cell)
         if isinstance(cell, (list, tuple)):

@@ -38,6 +38,7 @@ from .data import TASKS, SampleOptions, Task, build_model, load_run, load_task, 
 from .data.run import data_path, epochs_done
 from .data.task import SETTINGS
 from .files import atomic_write, clean_leftovers, write_json, writer_lock
+from .mixed_precision import get as get_policy
 from .model import Sequential
 from .plots import plot_history
 from .training import resolve_device
@@ -59,10 +60,10 @@ def settings(task: Task, overrides: dict | None = None, quick: bool = False) -> 
     return s
 
 
-def model_for(task: Task, settings: dict) -> Sequential:
-    """The model ``settings`` describe for ``task`` (not compiled)."""
+def model_for(task: Task, settings: dict, dtype=None) -> Sequential:
+    """The model ``settings`` describe for ``task`` (not compiled); ``dtype``: its layers' dtype policy."""
     return build_model(task, settings["cell"], settings["units"], settings["layers"], settings["bidirectional"],
-                       settings["dropout"])
+                       settings["dropout"], dtype)
 
 
 def seed_everything(seed: int) -> None:
@@ -161,24 +162,30 @@ def check_out(run_dir: Path, overwrite: bool = False) -> bool:
 
 
 def train(task_name: str, out=None, *, overrides: dict | None = None, quick: bool = False, data=None, seed: int = 0,
-          overwrite: bool = False, device: str = "auto", threads: int = 1, verbose="auto", print_fn=print) -> dict:
+          overwrite: bool = False, device: str = "auto", threads: int = 1, verbose="auto", print_fn=print,
+          dtype=None) -> dict:
     """Train ``task_name`` into the run directory ``out`` (default runs/TASK); return the metrics.
 
     overrides: settings that replace the task's presets (see ``settings``);
     quick: the task's quick preset first, seconds instead of minutes.
+    dtype: the layers' dtype policy (``"mixed_bfloat16"``: bfloat16 products, float32 weights and head);
+    the saved model keeps it, so ``--resume``, ``evaluate`` and ``predict`` compute alike.
     overwrite: replace a run already in ``out`` (without it, that is a ValueError).
     Process 0 writes the run directory; other processes return ``{}``.
     """
     run_dir = Path(out or f"runs/{task_name}")
+    policy = get_policy(dtype)  # a bad name fails before anything happens
     clear = check_out(run_dir, overwrite)  # before the data loads: a refusal costs nothing
     with _processes(device, threads) as (ctx, dev):
         seed_everything(seed)
         data = None if data is None else str(Path(data).resolve())
         task = load_task(task_name, data=data, seed=seed)
         s = settings(task, overrides, quick)
-        model = model_for(task, s).to(dev)
+        model = model_for(task, s, policy).to(dev)
         model.compile(s["optimizer"], task.loss, task.metrics, clipnorm=s["clipnorm"], learning_rate=s["lr"])
         task_cfg = {"name": task.name, "data": data, "seed": seed, "settings": s, "info": task.info}
+        if policy is not None:  # for the record: the model's own config carries the policy
+            task_cfg["dtype"] = policy.name
         distributed.barrier()  # every process has checked `out` before process 0 clears it
         if distributed.is_main() and clear:
             shutil.rmtree(run_dir)

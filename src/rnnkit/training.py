@@ -50,6 +50,7 @@ from . import distributed
 from .callbacks import Callback
 from .kernels.threads import model_work, one_thread_if_small
 from .losses import get_loss, get_metric
+from .mixed_precision import for_loss
 from .ops import first_parameter
 from .optimizers import get_optimizer
 
@@ -389,6 +390,7 @@ class TrainingMixin:
     optimizer = None
     loss = None
     stop_training = False
+    takes_global_policy = False  # a model's layers run under their own dtype policies (rnnkit.mixed_precision)
 
     def compile(self, optimizer="adam", loss="sparse_categorical_crossentropy", metrics=None,
                 clipnorm: float | None = None, clipvalue: float | None = None, learning_rate: float | None = None):
@@ -513,7 +515,7 @@ class TrainingMixin:
             with torch.no_grad(), self._one_thread_if_small(batch_size):
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, yb, swb = self._prepare(*batch)
-                    scores = self._scores(yb, self(xb), swb)
+                    scores = self._scores(yb, for_loss(self(xb)), swb)
                     seen += self._batch_len(xb)
                     for k, v in scores.items():
                         totals[k] = totals.get(k, 0.0) + float(v) * self._batch_len(xb)
@@ -649,7 +651,8 @@ class TrainingMixin:
                     ctx: distributed.Context | None = None) -> dict[str, float]:
         """One optimizer step on a batch (through ``net``, the model or its DDP wrapper); the batch's logs."""
         self.optimizer.zero_grad(set_to_none=True)
-        scores = self._scores(yb, net(xb), swb)
+        # Losses and metrics in float32 from a mixed model's bfloat16 outputs, as Keras computes them.
+        scores = self._scores(yb, for_loss(net(xb)), swb)
         scores["loss"].backward()
         if self.clipvalue is not None:
             torch.nn.utils.clip_grad_value_(self.parameters(), self.clipvalue)
@@ -696,7 +699,7 @@ class TrainingMixin:
             with torch.no_grad(), self._one_thread_if_small(batch_size):
                 for batch in self._eval_batches(data, batch_size, steps):
                     xb, _, _ = self._prepare(batch[0], None)
-                    outs.append(self._outputs_to_cpu(self(xb)))
+                    outs.append(self._outputs_to_cpu(for_loss(self(xb))))  # numpy has no bfloat16
         finally:
             self.train(was_training)
         if not outs:

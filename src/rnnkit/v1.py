@@ -192,6 +192,7 @@ class _TF1Cell:
     """
 
     states_as_list = False  # TF1 hands a cell its state as the cell defines it (a tensor for an int state_size)
+    takes_global_policy = False  # its dtype= is TF1's (the weights' dtype), not a Keras dtype policy
 
 
     def _set_dtype(self, dtype) -> None:

@@ -63,6 +63,8 @@ class MultiRNNCell(StackedRNNCells):
     >>> outputs, (s1, s2, s3) = dynamic_rnn(cell, torch.zeros(4, 20, 1))
     """
 
+    takes_global_policy = False  # TF1's: no Keras dtype policy (it runs under its layer's)
+
     def __init__(self, cells, state_is_tuple: bool = True, *, name: str | None = None):
         if not isinstance(state_is_tuple, bool):
             raise TypeError(f"state_is_tuple: expected True or False, got {type(state_is_tuple).__name__}")
@@ -190,6 +192,7 @@ class Wrapper(Layer):
     """What every wrapper shares: sizes, build, initial state and weights come from the wrapped cell."""
 
     states_as_list = False  # carried as the wrapped cell's structure; call_cell adapts it for that cell
+    takes_global_policy = False  # TF1's wrappers: no Keras dtype policy, they run under their layer's
 
     def __init__(self, cell, name: str | None = None):
         super().__init__(name=name)
