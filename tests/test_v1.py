@@ -864,3 +864,31 @@ def test_dtype_by_name_as_tf1_accepts_it():
     by_name, _ = v1.dynamic_rnn(cell, x, dtype="float32")
     by_dtype, _ = v1.dynamic_rnn(cell, x, dtype=torch.float32)
     torch.testing.assert_close(by_name, by_dtype, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_raw_rnn_equals_dynamic_rnn_over_many_weight_draws(seed):
+    """raw_rnn (the readable loop, driven by loop_fn) and dynamic_rnn (the fused kernel) agree to float32 precision,
+    outputs, final state and every gradient, whatever the weights (the upstream port checks one draw at 1e-6)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    max_time, batch, depth = 10, 16, 4
+    inputs = torch.tensor(rng.standard_normal((max_time, batch, depth)), dtype=torch.float32, requires_grad=True)
+    lengths = torch.as_tensor(rng.integers(0, max_time, size=batch))
+    lengths[0] = max_time
+    cell = v1.LSTMCell(3)
+    cell.maybe_build((depth,))
+
+    def loop_fn(time_, cell_output, cell_state, loop_state):
+        state = cell.zero_state(batch, torch.float32) if cell_output is None else cell_state
+        finished = time_ >= lengths
+        x = torch.zeros(batch, depth) if bool(finished.all()) else inputs[time_]
+        return finished, x, state, cell_output, None
+
+    outputs, state, _ = v1.raw_rnn(cell, loop_fn)
+    outputs_d, state_d = v1.dynamic_rnn(cell, inputs, time_major=True, dtype=torch.float32, sequence_length=lengths)
+    wrt = [inputs, *cell.parameters()]
+    grads = torch.autograd.grad(outputs.sum() + sum(s.sum() for s in state), wrt)
+    grads_d = torch.autograd.grad(outputs_d.sum() + sum(s.sum() for s in state_d), wrt)
+    for a, b in [(outputs, outputs_d), *zip(state, state_d), *zip(grads, grads_d)]:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

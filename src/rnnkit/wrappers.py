@@ -126,6 +126,12 @@ class MultiRNNCell(StackedRNNCells):
         return {"name": self.name, "state_is_tuple": self.state_is_tuple,
                 "cells": [_cell_config(c) for c in self.cells]}
 
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        """The stack ``get_config()`` describes: each of its ``"cells"`` a cell object or a nested config."""
+        config = dict(config)
+        return cls([_cell_from_config(c, custom_objects) for c in config.pop("cells")], **config)
+
 
 # ------------------------------------------------------------------ the base
 
@@ -167,10 +173,13 @@ _CORE_CELLS = {c.__name__: c for c in (SimpleRNNCell, GRUCell, LSTMCell, Stacked
 
 
 def _cell_config(cell) -> dict:
-    """TF1's nested layout of a cell's config: ``{"class_name": ..., "config": cell.get_config()}``."""
+    """TF1's nested layout of a cell's config: ``{"class_name", "module", "config": cell.get_config()}``.
+
+    The module tells the two ``GRUCell``s apart (Keras's, ``rnnkit.cells``; TF1's, ``rnnkit.v1``).
+    """
     if not callable(getattr(cell, "get_config", None)):
         raise ValueError(f"cell: {type(cell).__name__} has no get_config(), so a config cannot describe it")
-    return {"class_name": type(cell).__name__, "config": cell.get_config()}
+    return {"class_name": type(cell).__name__, "module": type(cell).__module__, "config": cell.get_config()}
 
 
 def _cell_from_config(spec, custom_objects):
@@ -178,6 +187,8 @@ def _cell_from_config(spec, custom_objects):
         return spec  # a cell object, as TF1's tests pass it back
     classes = {**_CORE_CELLS, **_WRAPPERS, **(custom_objects or {})}
     name = spec.get("class_name")
+    if isinstance(spec.get("module"), str) and name not in (custom_objects or {}):
+        return deserialize_layer(spec)  # a Layer class this program defines, by name and module (TF1's cells too)
     if name not in classes:
         raise ValueError(
             f"config: unknown cell class {name!r}; pass the class in custom_objects={{{name!r}: cls}} "

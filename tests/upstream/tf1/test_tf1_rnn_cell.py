@@ -640,7 +640,12 @@ def test_grutest_dynamic():
 # TF1's TensorArrays being plain tensors and Python lists here.
 
 
-def _raw_rnn_against_dynamic(max_time):
+def _raw_rnn_against_dynamic(max_time, weight_seed=SEED):
+    # Upstream's setUp seeds TF's graph (the cell's initial weights) as well as numpy; here torch draws them.
+    # Unseeded, about one draw in five missed the 1e-6 gradient tolerance by a few float32 ulps: raw_rnn runs
+    # the readable loop and dynamic_rnn the fused kernel, which sum the 160 steps' terms in another order
+    # (tests/test_v1.py checks the two over many draws at a float32 tolerance).
+    torch.manual_seed(weight_seed)
     np.random.seed(SEED)
     batch_size, input_depth, num_units = 16, 4, 3
     rand_input = np.random.randn(max_time, batch_size, input_depth).astype(np.float32)
