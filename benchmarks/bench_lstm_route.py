@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
 from datetime import datetime, timezone
@@ -35,6 +36,13 @@ from rnnkit.kernels import native as native_kernels
 
 SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B1_T1000_H256": (1, 1000, 256),
           "B64_T100_H512": (64, 100, 512)}
+
+
+def shape_label(label: str) -> str:
+    """``B<batch>_T<steps>_H<units>``, checked (any such shape, not only the issue's four)."""
+    if not re.fullmatch(r"B\d+_T\d+_H\d+", label):
+        raise argparse.ArgumentTypeError(f"shape: expected B<batch>_T<steps>_H<units>, got {label!r}")
+    return label
 
 
 def contenders(batch, steps, units, train, bf16=False):
@@ -89,7 +97,8 @@ def contenders(batch, steps, units, train, bf16=False):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), type=shape_label,
+                   help="labels B<batch>_T<steps>_H<units> (default: the issue's four)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--bf16", action="store_true", help="under torch.autocast('cpu', dtype=torch.bfloat16)")
     p.add_argument("--out", default=None, help="JSON path (default: benchmarks/lstm_route[_bf16].json)")
@@ -102,7 +111,8 @@ def main():
            "results": {}}
     for label in a.shapes:
         for mode in ("infer", "train"):
-            fns = contenders(*SHAPES[label], mode == "train", a.bf16)
+            batch, steps, units = (int(v[1:]) for v in label.split("_"))
+            fns = contenders(batch, steps, units, mode == "train", a.bf16)
             times = {k: [] for k in fns}
             cpu = {k: [] for k in fns}
             for f in fns.values():

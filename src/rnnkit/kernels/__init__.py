@@ -120,8 +120,20 @@ def native_route(cell, x, mask, dropout):
         if any(code == native.LSTM for _, code, _, _ in routed) and native_trains_faster(x) and mask is None:
             reason += (f"; training >= {NATIVE_TRAIN_MIN_STEPS} steps at batch >= {NATIVE_TRAIN_MIN_BATCH}: "
                        "faster than oneDNN's LSTM")
-        reason += f"; {bf16_status()}" if bf16_autocast(x) else ""
+        if bf16_autocast(x):
+            reason += f"; {bf16_status()}"
+            if any(code == native.LSTM for _, code, _, _ in routed) and mask is None and not torch.is_grad_enabled():
+                reason += f"; {BF16_LSTM_NOTE}"
     return FusedKernel(name, routed, stacked), reason
+
+
+# Under autocast an unmasked LSTM inference call would run faster as torch's oneDNN bfloat16 LSTM; it is not
+# taken (assign_lstm_routes), and explain says so. CPU time / torch.nn.LSTM under the same autocast, one thread,
+# 2026-11-29 (docs/performance.md, "bfloat16 autocast"): the native kernel 1.3-2.2 at the four shapes.
+BF16_LSTM_NOTE = (
+    "torch's oneDNN bfloat16 LSTM is faster for unmasked inference (1.3-2.2x here) but carries its state "
+    "in bfloat16; the native kernel keeps it in float32"
+)
 
 
 def threads_note(routed, batch: int) -> str:
