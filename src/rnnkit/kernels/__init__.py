@@ -159,13 +159,15 @@ GATES = {native.SIMPLE: 1, native.GRU_AFTER: 3, native.GRU_BEFORE: 3, native.LST
 # native kernel for 1 step, faster from 32 steps at batch 1 to 128 (docs/performance.md).
 ONEDNN_MIN_STEPS = 16
 
-# Training from 100 steps, the native kernel (weights packed once per sequence) beats oneDNN's
-# LSTM: process CPU time / torch.nn.LSTM at batch 32, 256 units, one thread, 2026-11-29: native
-# 0.90 / 0.88 / 0.84 / 0.81 at 100 / 250 / 500 / 1,000 steps, oneDNN 1.00 / 0.98 / 1.03 / 1.04; at
-# batch 64, 512 units, 100 steps 1.05 against 1.07; oneDNN wins at 28 steps (batch 128) and at
-# batch 1 (docs/performance.md).
+# Training from 100 steps and 16 rows, the native kernel (weights laid out once per sequence) beats
+# or ties oneDNN's LSTM. Process CPU time / torch.nn.LSTM, one thread, 2026-11-29, native / oneDNN:
+# batch 32, 256 units: 0.90 / 1.00 at 100 steps, 0.81 / 1.04 at 1,000 (MKL products), 0.78 / 0.76
+# at 1,000 with oneDNN's per-step matmul; batch 16, 100 steps: 1.00 / 1.08 (256 units), 1.01 / 1.13
+# (128); batch 16, 200 steps, 256 units: 0.91 / 1.03; batch 64, 512 units, 100 steps: 0.89 / 0.89.
+# oneDNN wins at 28 steps (batch 128) and below 16 rows (batch 8: 1.24 / 1.08; batch 1: 1.16 / 1.02)
+# (docs/performance.md).
 NATIVE_TRAIN_MIN_STEPS = 100
-NATIVE_TRAIN_MIN_BATCH = 32
+NATIVE_TRAIN_MIN_BATCH = 16
 
 
 def native_trains_faster(x) -> bool:
