@@ -882,10 +882,11 @@ struct Weights {
 //   Measured on this AMD Zen 4, one thread, us per LSTM product h @ U:
 //   float32 242 against MKL's packed 317 at 32 rows and 256 units, 1282
 //   against 1661 at 64 rows and 512 units; bfloat16 93 against 161
-//   (at::mm with the weights as given) and 613 against 736. Below a few
-//   rows it loses (56 against 28 at one row): from set_dnnl_min_rows rows,
-//   one threshold per dtype, measured in kernels/native.py. Its result is a
-//   fresh tensor, copied into the step's buffer (a few us).
+//   (at::mm with the weights as given) and 613 against 736. Each call costs
+//   ~16 us of its own (primitive lookup), so it loses at one row (56 against
+//   28) and for small weights: from set_dnnl_min_rows rows (per dtype) and
+//   set_dnnl_min_weights elements, measured in kernels/native.py. Its result
+//   is a fresh tensor, copied into the step's buffer (a few us).
 //   oneDNN runs on torch's OpenMP threads: inside our parallel_for blocks
 //   it runs on the block's thread alone (oneDNN takes one thread inside a
 //   parallel region), and serial calls limit OpenMP to the calling thread
@@ -984,10 +985,15 @@ struct StepProduct {
   // `scratch`: m * k bfloat16 for the rounded A under autocast.
   void mul(const T* A, int64_t lda, T* C, int64_t ldc, uint16_t* scratch) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (dnnl) return mul_dnnl(A, lda, C, ldc, scratch);
-      if (packed)
-        return cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, int(m), int(n), int(k), A, int(lda), packed, int(ld),
-                                   0.0f, C, int(ldc));
+      if (dnnl) {
+        mul_dnnl(A, lda, C, ldc, scratch);
+        return;
+      }
+      if (packed) {
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, int(m), int(n), int(k), A, int(lda), packed, int(ld), 0.0f,
+                            C, int(ldc));
+        return;
+      }
     }
     w.mul(trans_b, m, n, k, A, lda, off, ld, C, ldc, scratch);
   }
@@ -1002,7 +1008,8 @@ struct StepProduct {
     } else {
       a = at::from_blob(const_cast<float*>(A), {m, k}, {lda, 1}, at::TensorOptions().dtype(at::kFloat));
     }
-    const at::Tensor y = dnnl->linear.call(a, dnnl_w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+    const at::Tensor y =
+        dnnl->linear.call(a, dnnl_w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
     if (w.half) {
       const uint16_t* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
       for (int64_t i = 0; i < m; ++i)

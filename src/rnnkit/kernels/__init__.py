@@ -129,9 +129,10 @@ def native_route(cell, x, mask, dropout):
 
 # Under autocast an unmasked LSTM inference call would run faster as torch's oneDNN bfloat16 LSTM; it is not
 # taken (assign_lstm_routes), and explain says so. CPU time / torch.nn.LSTM under the same autocast, one thread,
-# 2026-11-29 (docs/performance.md, "bfloat16 autocast"): the native kernel 1.3-2.2 at the issue's four shapes.
+# 2026-11-29: the native kernel 1.34-1.49 at batch 32-128, 2.77 at batch 1 (docs/performance.md, "The LSTM on
+# the issue's four shapes").
 BF16_LSTM_NOTE = (
-    "torch's oneDNN bfloat16 LSTM is faster for unmasked inference (1.3-2.2x here) but carries its state "
+    "torch's oneDNN bfloat16 LSTM is faster for unmasked inference (1.3-2.8x here) but carries its state "
     "in bfloat16; the native kernel keeps it in float32"
 )
 
