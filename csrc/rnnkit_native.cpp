@@ -1056,7 +1056,8 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   at::Tensor X = x.is_contiguous() ? x : cache().empty({T_, B, F}, opts).copy_(x);
   const Weights<T> Wm(W), Um(U);
   const bool half = Um.half != nullptr;
-  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (B * G * int64_t(sizeof(T))), 1, T_);
+  const int64_t step_bytes = std::max<int64_t>(1, B * G * int64_t(sizeof(T)));
+  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / step_bytes, 1, std::max<int64_t>(1, T_));
   at::Tensor bz = bin.defined() ? bin : at::zeros({G}, opts);
   at::Tensor brz = cell == GRU_AFTER ? (brec.defined() ? brec : at::zeros({G}, opts)) : at::Tensor();
 
