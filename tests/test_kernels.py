@@ -609,3 +609,18 @@ def test_input_projection_in_chunks(name, threads, dnnl, dnnl_products):
     finally:
         torch.set_num_threads(saved)
         native.set_serial_work(work)
+
+
+@needs_dnnl
+def test_dnnl_products_follow_torch_backends_mkldnn(dnnl_products):
+    """torch.backends.mkldnn.enabled off: the per-step products take MKL's path, same numbers."""
+    dnnl_products(True)
+    layer = RNN(CELLS["lstm"](9), return_sequences=True, input_shape=(7, 4))
+    x = torch.randn(5, 7, 4)
+    torch.backends.mkldnn.enabled = False  # (its flags() context manager warns about TF32 on Intel GPUs)
+    try:
+        assert not native.dnnl_available()
+        assert_same(run_both(layer, x), torch.float32)
+    finally:
+        torch.backends.mkldnn.enabled = True
+    assert native.dnnl_available()
