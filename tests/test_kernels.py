@@ -617,10 +617,11 @@ def test_dnnl_products_follow_torch_backends_mkldnn(dnnl_products):
     dnnl_products(True)
     layer = RNN(CELLS["lstm"](9), return_sequences=True, input_shape=(7, 4))
     x = torch.randn(5, 7, 4)
-    torch.backends.mkldnn.enabled = False  # (its flags() context manager warns about TF32 on Intel GPUs)
+    previous = torch.backends.mkldnn.enabled  # (its flags() context manager warns about TF32 on Intel GPUs)
+    torch.backends.mkldnn.enabled = False
     try:
         assert not native.dnnl_available()
         assert_same(run_both(layer, x), torch.float32)
     finally:
-        torch.backends.mkldnn.enabled = True
-    assert native.dnnl_available()
+        torch.backends.mkldnn.enabled = previous
+    assert native.dnnl_available() == previous
