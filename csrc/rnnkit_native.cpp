@@ -675,14 +675,26 @@ bool runs_serial(int64_t cell, int64_t B, int64_t units) {
          step_work(cell, B, units) < g_serial_work.load(std::memory_order_relaxed);
 }
 
+// oneDNN (the per-step products, torch's bfloat16 matmuls) starts as many
+// OpenMP threads as the calling thread's OpenMP setting allows outside a
+// parallel region: a serial call sets it to 1 for its scope.
+struct OneOmpThread {
+#ifdef _OPENMP
+  const int previous = omp_get_max_threads();
+  OneOmpThread() { omp_set_num_threads(1); }
+  ~OneOmpThread() { omp_set_num_threads(previous); }
+#endif
+};
+
 // One sequence call's scope: its threads and their FP mode.
 struct CallScope {
   const bool serial;
   std::optional<ThreadFlush> self;
   std::optional<OneBlasThread> one_blas;
+  std::optional<OneOmpThread> one_omp;
   std::optional<PoolFlush> pool;
   explicit CallScope(bool serial) : serial(serial) {
-    if (serial) self.emplace(), one_blas.emplace();
+    if (serial) self.emplace(), one_blas.emplace(), one_omp.emplace();
     else pool.emplace();
   }
 };
@@ -835,10 +847,11 @@ void gemm_bf16(bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, in
 // `mul` is C = A @ op(this + off).
 template <typename T>
 struct Weights {
+  at::Tensor tensor;  // as passed: T, or bfloat16 under autocast
   const T* full = nullptr;
   const uint16_t* half = nullptr;
   at::Tensor rounded;
-  explicit Weights(const at::Tensor& w) {
+  explicit Weights(const at::Tensor& w) : tensor(w) {
     if (w.scalar_type() == at::kBFloat16) {
       half = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
       rounded = w.to(c10::CppTypeToScalarType<T>::value);
@@ -860,10 +873,31 @@ struct Weights {
 // Each step multiplies the same recurrent kernel. sgemm copies ("packs")
 // its weight operand into its own blocked layout on every call: for an
 // LSTM at 128 units that is 256 KB per step, a large part of a 128-row
-// product. MKL's pack API (exported by torch's libtorch_cpu) packs it once
-// per sequence and block of rows, then each step computes against the packed
-// copy. Weak symbols: without them (a torch without MKL) every step calls
-// gemm() as before. float32 only (the products under autocast run bfloat16).
+// product. So the per-step products use the weights laid out once per
+// sequence and block of rows, by one of two libraries torch carries:
+//
+// * oneDNN's matmul (torch's mkldnn::_reorder_linear_weight once, then
+//   mkldnn::_linear_pointwise per step, reached through the dispatcher:
+//   they are registered operators with no C++ function of their own).
+//   Measured on this AMD Zen 4, one thread, us per LSTM product h @ U:
+//   float32 242 against MKL's packed 317 at 32 rows and 256 units, 1282
+//   against 1661 at 64 rows and 512 units; bfloat16 93 against 161
+//   (at::mm with the weights as given) and 613 against 736. Each call costs
+//   ~16 us of its own (primitive lookup), so it loses at one row (56 against
+//   28) and for small weights: from set_dnnl_min_rows rows (per dtype) and
+//   set_dnnl_min_weights elements, measured in kernels/native.py. Its result
+//   is a fresh tensor, copied into the step's buffer (a few us).
+//   oneDNN runs on torch's OpenMP threads: inside our parallel_for blocks
+//   it runs on the block's thread alone (oneDNN takes one thread inside a
+//   parallel region), and serial calls limit OpenMP to the calling thread
+//   (CallScope).
+// * MKL's pack API (cblas_sgemm_pack, exported by torch's libtorch_cpu)
+//   for the other float32 products from set_pack_min_rows rows, and under
+//   autocast for those of fewer than kBf16MinRows rows (which multiply the
+//   bfloat16-rounded weights in float32).
+//
+// Weak symbols and a lookup that may fail: without them (a torch without
+// MKL or oneDNN) every step calls Weights::mul as before.
 extern "C" {
 size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
 void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
@@ -877,31 +911,116 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMa
 // Blocks of fewer rows multiply unpacked (set_pack_min_rows; the Python
 // side sets the measured value, kernels/native.py PACK_MIN_ROWS).
 std::atomic<int64_t> g_pack_min_rows{1};
+// Blocks of at least this many rows use oneDNN: [0] float32, [1] bfloat16
+// (set_dnnl_min_rows; kernels/native.py DNNL_MIN_ROWS), and only for weights
+// of at least g_dnnl_min_weights elements (set_dnnl_min_weights): smaller
+// products do not repay oneDNN's ~16 us per call. Off until set.
+std::atomic<int64_t> g_dnnl_min_rows[2] = {int64_t(1) << 62, int64_t(1) << 62};
+std::atomic<int64_t> g_dnnl_min_weights{0};
 
-// C (m, n) = A (m, k) @ op(B) for one fixed op(B) and row count m, B packed once.
+// torch's oneDNN linear operators, or null where this torch has none.
+struct DnnlLinear {
+  c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, std::optional<int64_t>)> reorder;
+  c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                      c10::string_view, c10::List<std::optional<at::Scalar>>,
+                                      std::optional<c10::string_view>)>
+      linear;
+};
+
+const DnnlLinear* dnnl_linear() {
+  static const DnnlLinear* ops = []() -> const DnnlLinear* {
+    if (!at::hasMKLDNN()) return nullptr;
+    auto& d = c10::Dispatcher::singleton();
+    const auto reorder = d.findSchema({"mkldnn::_reorder_linear_weight", ""});
+    const auto linear = d.findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!reorder || !linear) return nullptr;
+    return new DnnlLinear{
+        reorder->typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>(),
+        linear->typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                 c10::string_view, c10::List<std::optional<at::Scalar>>,
+                                 std::optional<c10::string_view>)>()};
+  }();
+  return at::globalContext().userEnabledMkldnn() ? ops : nullptr;
+}
+
+// One per-step product of a sequence: C (m, n) = A (m, k) @ op(B) for a fixed
+// row count m, where B = the weights' columns [off, off + (trans_b ? k : n)),
+// stored (n, k) with trans_b, else (k, n), row stride ld. `use`: the sequence
+// is long enough to pay for laying the weights out (else Weights::mul).
 template <typename T>
-struct PackedB {
-  float* buf = nullptr;
-  int m = 0, n = 0, k = 0, ldb = 0;
-  PackedB(bool use, bool trans_b, int64_t m_, int64_t n_, int64_t k_, const T* B, int64_t ldb_) {
+struct StepProduct {
+  const Weights<T>& w;
+  const bool trans_b;
+  const int64_t m, n, k, off, ld;
+  float* packed = nullptr;  // MKL's layout
+  at::Tensor dnnl_w;        // oneDNN's layout
+  const DnnlLinear* dnnl = nullptr;
+
+  StepProduct(bool use, const Weights<T>& w, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t off, int64_t ld)
+      : w(w), trans_b(trans_b), m(m), n(n), k(k), off(off), ld(ld) {
     if constexpr (std::is_same_v<T, float>) {
-      if (!use || !cblas_sgemm_pack || m_ < g_pack_min_rows.load(std::memory_order_relaxed) || m_ * n_ * k_ == 0)
-        return;
-      m = static_cast<int>(m_), n = static_cast<int>(n_), k = static_cast<int>(k_), ldb = static_cast<int>(ldb_);
-      const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
-      buf = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-      TORCH_CHECK(buf, "rnnkit native: out of memory packing weights");
-      cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b ? kTrans : kNoTrans, m, n, k, 1.0f, B, ldb, buf);
+      if (!use || m * n * k == 0) return;
+      const bool half = w.half != nullptr;
+      const bool big = m >= g_dnnl_min_rows[half].load(std::memory_order_relaxed) &&
+                       n * k >= g_dnnl_min_weights.load(std::memory_order_relaxed);
+      dnnl = big ? dnnl_linear() : nullptr;
+      if (dnnl) {
+        // oneDNN's linear weight is (out, in) = (n, k): B itself with trans_b, else its transpose
+        at::Tensor b = w.tensor.narrow(1, off, trans_b ? k : n);
+        dnnl_w = dnnl->reorder.call((trans_b ? b : b.t()).contiguous(), m);
+      } else if ((!half || m < kBf16MinRows) && cblas_sgemm_pack &&
+                 m >= g_pack_min_rows.load(std::memory_order_relaxed)) {  // float32, or bfloat16-rounded weights
+        const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, int(m), int(n), int(k));
+        packed = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+        TORCH_CHECK(packed, "rnnkit native: out of memory packing weights");
+        cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b ? kTrans : kNoTrans, int(m), int(n), int(k), 1.0f,
+                         w.full + off, int(ld), packed);
+      }
     }
   }
-  ~PackedB() { std::free(buf); }
-  PackedB(const PackedB&) = delete;
-  PackedB& operator=(const PackedB&) = delete;
-  bool ok() const { return buf != nullptr; }
-  void mul(const T* A, int64_t lda, T* C, int64_t ldc) const {
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m, n, k, A, static_cast<int>(lda), buf, ldb, 0.0f, C,
-                          static_cast<int>(ldc));
+  ~StepProduct() { std::free(packed); }
+  StepProduct(const StepProduct&) = delete;
+  StepProduct& operator=(const StepProduct&) = delete;
+
+  // `scratch`: m * k bfloat16 for the rounded A under autocast.
+  void mul(const T* A, int64_t lda, T* C, int64_t ldc, uint16_t* scratch) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (dnnl) {
+        mul_dnnl(A, lda, C, ldc, scratch);
+        return;
+      }
+      if (packed) {
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, int(m), int(n), int(k), A, int(lda), packed, int(ld), 0.0f,
+                            C, int(ldc));
+        return;
+      }
+    }
+    w.mul(trans_b, m, n, k, A, lda, off, ld, C, ldc, scratch);
+  }
+
+ private:
+  void mul_dnnl(const float* A, int64_t lda, float* C, int64_t ldc, uint16_t* scratch) const {
+    at::Tensor a;
+    if (w.half) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) scratch[i * k + j] = bf16_bits(A[i * lda + j]);
+      a = at::from_blob(scratch, {m, k}, at::TensorOptions().dtype(at::kBFloat16));
+    } else {
+      a = at::from_blob(const_cast<float*>(A), {m, k}, {lda, 1}, at::TensorOptions().dtype(at::kFloat));
+    }
+    const at::Tensor y =
+        dnnl->linear.call(a, dnnl_w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+    if (w.half) {
+      const uint16_t* yp = reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>());
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const uint32_t u = uint32_t(yp[i * n + j]) << 16;
+          std::memcpy(C + i * ldc + j, &u, sizeof u);
+        }
+    } else {
+      const float* yp = y.data_ptr<float>();
+      for (int64_t i = 0; i < m; ++i) std::memcpy(C + i * ldc, yp + i * n, n * sizeof(float));
+    }
   }
 };
 
@@ -912,9 +1031,15 @@ at::Tensor mm_as(const at::Tensor& a, const at::Tensor& b, bool half) {
 }
 
 // --------------------------------------------------------------- forward
-// x (T, B, F) time-major; W (F, G); U (units, G). Computes the input
-// projection xw = x W of every step as one GEMM into a reused buffer (the
-// biases join in the pointwise pass), then the time loop.
+// x (T, B, F) time-major; W (F, G); U (units, G). The time loop, with the
+// input projection xw = x W (the biases join in the pointwise pass) computed
+// a chunk of steps ahead: one product per chunk into a buffer of about
+// kChunkBytes that is still in cache when the steps read it. (One product
+// over the whole sequence wrote a (T, B, G) buffer to memory and read it back:
+// 131 MB at batch 32, 1,000 steps, 256 LSTM units, measured a quarter of an
+// inference call, a third under autocast with its bfloat16 copy.)
+constexpr int64_t kChunkBytes = int64_t(1) << 19;
+
 template <typename T>
 std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& x, const at::Tensor& W,
                                      const at::Tensor& bin, const at::Tensor& U, const at::Tensor& brec,
@@ -929,13 +1054,10 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   // The layer passes a transposed view: one copy into a reused buffer
   // (a fresh one page-faults in on every call, measured 0.5 ms at this size).
   at::Tensor X = x.is_contiguous() ? x : cache().empty({T_, B, F}, opts).copy_(x);
-  at::Tensor XW = cache().empty({T_, B, G}, opts);
   const Weights<T> Wm(W), Um(U);
   const bool half = Um.half != nullptr;
-  // bfloat16 copies of each product's left operand (autocast): the input, then per block of rows one step's
-  at::Tensor scratch = half ? at::empty({std::max(T_ * B * F, B * G)}, at::kBFloat16) : at::Tensor();
-  uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
-  Wm.mul(false, T_ * B, G, F, X.data_ptr<T>(), F, 0, G, XW.data_ptr<T>(), G, scr);
+  const int64_t step_bytes = std::max<int64_t>(1, B * G * int64_t(sizeof(T)));
+  const int64_t chunk = std::clamp<int64_t>(kChunkBytes / step_bytes, 1, std::max<int64_t>(1, T_));
   at::Tensor bz = bin.defined() ? bin : at::zeros({G}, opts);
   at::Tensor brz = cell == GRU_AFTER ? (brec.defined() ? brec : at::zeros({G}, opts)) : at::Tensor();
 
@@ -955,7 +1077,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
   at::Tensor hin_next = rd.defined() ? at::empty({B, units}, opts) : at::Tensor();
   at::Tensor seen = mask.defined() ? at::cumsum(mask.to(at::kInt), 0).gt(0) : at::Tensor();
 
-  const T *xwp = XW.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
+  const T *Xp = X.data_ptr<T>(), *rdp = ptr<T>(rd), *c0p = ptr<T>(c0);
   T *Hp = Hs.data_ptr<T>(), *Yp = Y.data_ptr<T>(), *Cp = ptr<T>(Cs), *Gp = ptr<T>(Gates), *RHp = ptr<T>(RH);
   T *mmp = mm.data_ptr<T>(), *mm2p = ptr<T>(mm2);
   const bool* maskp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
@@ -969,17 +1091,37 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
     const int64_t nb = b1 - b0;
     T* hin_l = ptr<T>(hin);  // this step's h * dropout mask; swapped per step, per thread
     T* hin_n = ptr<T>(hin_next);
-    const PackedB<T> packed(!half && !before && T_ > 1, false, nb, mw, units, Um.full, G);
+    // This block's rows of `chunk` steps of x W (the other rows unused). With every row, the chunk's
+    // rows of x are contiguous: one product per chunk; a block of rows projects step by step.
+    const bool whole = nb == B;
+    const int64_t pm = whole ? chunk * B : nb;
+    at::Tensor xwc = at::empty({chunk, B, G}, opts);
+    T* xwp = xwc.data_ptr<T>();
+    // bfloat16 copies of each product's left operand (autocast)
+    at::Tensor scratch = half ? at::empty({std::max(pm * F, nb * G)}, at::kBFloat16) : at::Tensor();
+    uint16_t* scr = half ? reinterpret_cast<uint16_t*>(scratch.data_ptr<at::BFloat16>()) : nullptr;
+    const StepProduct<T> proj(whole ? T_ > chunk : T_ > 1, Wm, false, pm, G, F, 0, G);
+    const StepProduct<T> prod(T_ > 1, Um, false, nb, mw, units, 0, G);
+    const StepProduct<T> prod2(before && T_ > 1, Um, false, nb, units, units, 2 * units, G);  // GRU_BEFORE's r h U_h
     for (int64_t t = 0; t < T_; ++t) {
+      if (t % chunk == 0) {
+        const int64_t steps = std::min(chunk, T_ - t);
+        if (!whole) {
+          for (int64_t k = 0; k < steps; ++k)
+            proj.mul(Xp + (t + k) * B * F + b0 * F, F, xwp + k * B * G + b0 * G, G, scr);
+        } else if (steps == chunk) {
+          proj.mul(Xp + t * B * F, F, xwp, G, scr);
+        } else {  // the last, shorter chunk
+          Wm.mul(false, steps * B, G, F, Xp + t * B * F, F, 0, G, xwp, G, scr);
+        }
+      }
       const int64_t ts = save ? t : 0;
       const T* hprev = Hp + t * BU;
       const T* hin_t = (rdp ? hin_l : hprev) + b0 * units;
-      uint16_t* scr_r = half ? scr + b0 * G : nullptr;  // this block's rows of the scratch
-      if (packed.ok()) packed.mul(hin_t, units, mmp + b0 * mw, mw);
-      else Um.mul(false, nb, mw, units, hin_t, units, 0, G, mmp + b0 * mw, mw, scr_r);
+      prod.mul(hin_t, units, mmp + b0 * mw, mw, scr);
       Step<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
-      s.xw = xwp + t * B * G;
+      s.xw = xwp + (t % chunk) * B * G;
       s.bin = bz.data_ptr<T>();
       s.mm = mmp;
       s.brec = ptr<T>(brz);
@@ -1003,7 +1145,7 @@ std::vector<at::Tensor> forward_impl(int64_t cell, int64_t a, const at::Tensor& 
         s1.hin = hin_l;
         if (split) fwd_par(s1, cell, a, 1);
         else fwd_step(s1, cell, a, 1);
-        Um.mul(false, nb, units, units, s.rh + b0 * units, units, 2 * units, G, mm2p + b0 * units, units, scr_r);
+        prod2.mul(s.rh + b0 * units, units, mm2p + b0 * units, units, scr);
         s.mm2 = mm2p;
       }
       if (split) fwd_par(s, cell, a, 2);
@@ -1096,7 +1238,9 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
   // Backprop through time for rows [b0, b1); `split` as in forward.
   auto run_rows = [&](int64_t b0, int64_t b1, bool split) {
     const int64_t nb = b1 - b0;
-    const PackedB<T> packed(!half && !before && T_ > 1, true, nb, units, G, Um.full, G);
+    // GRU_BEFORE: dz_h U_h^T, then the gates' 2 units columns; the other cells: dz U^T
+    const StepProduct<T> prod(T_ > 1, Um, true, nb, units, before ? 2 * units : G, 0, G);
+    const StepProduct<T> prod2(before && T_ > 1, Um, true, nb, units, units, 2 * units, G);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Back<T> s{};
       s.B = B, s.U = units, s.b0 = b0, s.b1 = b1;
@@ -1122,15 +1266,13 @@ std::vector<at::Tensor> backward_impl(int64_t cell, int64_t a, const at::Tensor&
       T* dxw_r = s.dxw + b0 * G;
       uint16_t* scr_r = half ? scr + b0 * G : nullptr;
       if (before) {
-        Um.mul(true, nb, units, units, dxw_r + 2 * units, G, 2 * units, G, mm2p + b0 * units, units, scr_r);
+        prod2.mul(dxw_r + 2 * units, G, mm2p + b0 * units, units, scr_r);
         s.mm2 = mm2p;
         if (split) bwd_par(s, gh.data_ptr<T>(), cell, a, 2);
         else bwd_step(s, gh_r, cell, a, 2);
-        Um.mul(true, nb, units, 2 * units, dxw_r, G, 0, G, mmp + b0 * units, units, scr_r);
-      } else if (packed.ok()) {
-        packed.mul(s.dhu + b0 * G, G, mmp + b0 * units, units);
+        prod.mul(dxw_r, G, mmp + b0 * units, units, scr_r);
       } else {
-        Um.mul(true, nb, units, G, s.dhu + b0 * G, G, 0, G, mmp + b0 * units, units, scr_r);
+        prod.mul(s.dhu + b0 * G, G, mmp + b0 * units, units, scr_r);
       }
     }
   };
@@ -1346,6 +1488,9 @@ std::vector<at::Tensor> step(int64_t cell, int64_t a, const at::Tensor& x, const
 bool set_flush_denormals(bool on) { return g_flush.exchange(on); }
 int64_t set_serial_work(int64_t n) { return g_serial_work.exchange(n); }
 int64_t set_pack_min_rows(int64_t n) { return g_pack_min_rows.exchange(n); }
+int64_t set_dnnl_min_rows(bool bf16, int64_t n) { return g_dnnl_min_rows[bf16].exchange(n); }
+int64_t set_dnnl_min_weights(int64_t n) { return g_dnnl_min_weights.exchange(n); }
+bool dnnl_available() { return dnnl_linear() != nullptr; }
 void flush_pool_enter() { on_pool(flush_enter); }
 void flush_pool_leave() { on_pool(flush_leave); }
 
@@ -1374,6 +1519,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pool_flush_state", &pool_flush_state, "Whether the calling thread, then each pool thread, flushes subnormals");
   m.def("set_serial_work", &set_serial_work, "Run calls below this many multiply-adds per step (B*units*G) on one thread; returns the previous value");
   m.def("set_pack_min_rows", &set_pack_min_rows, "Pack the recurrent kernel once per sequence for blocks of at least this many rows; returns the previous value");
+  m.def("set_dnnl_min_rows", &set_dnnl_min_rows, "Per-step products of blocks of at least this many rows (float32, or bfloat16 with bf16=True) through oneDNN's matmul, weights laid out once per sequence; returns the previous value");
+  m.def("set_dnnl_min_weights", &set_dnnl_min_weights, "oneDNN's per-step products only for weights of at least this many elements; returns the previous value");
+  m.def("dnnl_available", &dnnl_available, "Whether torch's oneDNN linear operators are there and enabled (torch.backends.mkldnn)");
   m.def("runs_serial", &runs_serial, "Whether a call of this cell, batch and units runs on the calling thread alone");
   m.attr("FLUSH_SUPPORTED") = kFlushBits != 0;
 }

@@ -114,3 +114,20 @@ def test_status_names_the_cpu_support():
         layer(torch.randn(2, 20, 3))
     if BUILT:
         assert text in explain(layer)
+
+
+@needs_native
+def test_explain_says_the_faster_onednn_lstm_is_not_taken():
+    """Unmasked LSTM inference under autocast: the native kernel runs, and the reason says oneDNN's is faster."""
+    layer = rk.LSTM(8)
+    x = torch.randn(2, 20, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            layer(x)
+        assert layer.kernel_used == "native:LSTMCell"
+        assert "oneDNN bfloat16 LSTM is faster for unmasked inference" in layer.kernel_reason
+        layer(x)  # training: no such note
+        assert "oneDNN bfloat16 LSTM" not in layer.kernel_reason
+        with torch.no_grad():
+            layer(x, mask=torch.ones(2, 20, dtype=torch.bool))
+        assert "oneDNN bfloat16 LSTM" not in layer.kernel_reason

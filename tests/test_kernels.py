@@ -478,3 +478,150 @@ def test_native_extension_is_built_when_required():
     if os.environ.get("RNNKIT_REQUIRE_NATIVE") != "1":
         pytest.skip("set RNNKIT_REQUIRE_NATIVE=1 to require the native extension (CI does)")
     assert BUILT, WHY_NOT
+
+
+@pytest.fixture
+def dnnl_products():
+    """``set(on)``: every per-step product through oneDNN's matmul, or none; the defaults come back afterwards."""
+    previous = native.set_dnnl_products(native.DNNL_MIN_ROWS, native.DNNL_MIN_WEIGHTS)
+
+    def set_(on: bool):
+        native.set_dnnl_products((1, 1) if on else (1 << 62, 1 << 62), 0)
+
+    yield set_
+    native.set_dnnl_products(*previous)
+
+
+needs_dnnl = pytest.mark.skipif(not BUILT or not native.dnnl_available(), reason="torch without oneDNN")
+
+
+@needs_dnnl
+@pytest.mark.parametrize("name", ["lstm", "gru_after", "gru_before", "simple_tanh"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_dnnl_step_products_match_the_reference(name, threads, dnnl_products):
+    """oneDNN's per-step matmul (forced on for every row count) against the reference loop, float32.
+
+    75 rows on 3 threads: two row blocks of 37 and 38 rows, each with its own oneDNN
+    product inside the parallel region; 5 rows: one block, each step split over the threads.
+    """
+    dnnl_products(True)
+    rng = np.random.default_rng(5)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
+    try:
+        for batch in (75, 5, 1):
+            layer = RNN(CELLS[name](9), return_sequences=True, return_state=True, input_shape=(7, 4))
+            x = torch.randn(batch, 7, 4)
+            mask = hard_mask(batch, 7, rng)
+            assert_same(run_both(layer, x), torch.float32)
+            assert_same(run_both(layer, x, mask=mask), torch.float32)
+            assert layer.kernel_used.startswith("native:")
+    finally:
+        torch.set_num_threads(saved)
+        native.set_serial_work(work)
+
+
+@needs_dnnl
+@pytest.mark.parametrize("name", ["lstm", "gru_before", "simple_tanh"])
+@pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16"])
+def test_dnnl_on_and_off_give_the_same_numbers(name, autocast, dnnl_products):
+    """Outputs, states and gradients with oneDNN's per-step matmul and without, odd row counts."""
+    torch.manual_seed(3)
+    layer = RNN(CELLS[name](24), return_sequences=True, return_state=True, input_shape=(11, 6))
+    results = []
+    for on in (False, True):
+        dnnl_products(on)
+        per_batch = []
+        for batch in (1, 3, 17, 33):
+            x = torch.randn(batch, 11, 6, generator=torch.Generator().manual_seed(batch), requires_grad=True)
+            layer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                outs = tree_flatten(layer(x))
+            sum(o.float().sum() * (k + 1) for k, o in enumerate(outs)).backward()
+            per_batch.append([o.detach().float() for o in outs] + [x.grad] + [p.grad.clone() for p in layer.parameters()])
+        results.append(per_batch)
+    # bfloat16: both round the same operands and accumulate in float32; a sum's order may flip one rounding
+    tol = dict(rtol=1e-2, atol=1e-2) if autocast else TOL[torch.float32]
+    for off, on in zip(*results):
+        for a, b in zip(off, on):
+            scale = a.abs().max().clamp_min(1.0)
+            torch.testing.assert_close(b / scale, a / scale, **tol)
+
+
+@needs_dnnl
+@pytest.mark.parametrize("flush", [True, False])
+def test_dnnl_products_flush_subnormals(flush, dnnl_products):
+    """The oneDNN products run in the call's FP mode: 600 steps, early gradients flushed to 0, or subnormal."""
+    dnnl_products(True)
+    previous = kernels.flush_denormals(flush)
+    try:
+        torch.manual_seed(0)
+        layer = rk.LSTM(32)
+        x = torch.randn(4, 600, 4, requires_grad=True)
+        saved, kernels.ONEDNN_MIN_STEPS = kernels.ONEDNN_MIN_STEPS, 1 << 30  # the native kernel, not torch's LSTM
+        try:
+            layer(x).sum().backward()
+        finally:
+            kernels.ONEDNN_MIN_STEPS = saved
+        assert layer.kernel_used == "native:LSTMCell"
+        tiny = torch.finfo(torch.float32).tiny
+        subnormal = int(((x.grad != 0) & (x.grad.abs() < tiny)).sum())
+        assert (subnormal == 0) == flush, (flush, subnormal)
+    finally:
+        kernels.flush_denormals(previous)
+
+
+@needs_native
+def test_dnnl_products_validate_their_thresholds():
+    with pytest.raises(ValueError, match="min_rows"):
+        native.set_dnnl_products(4, 0)
+    with pytest.raises(ValueError, match="min_weights"):
+        native.set_dnnl_products((2, 2), -1)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["lstm", "gru_before", "simple_tanh"])
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("dnnl", [False, True], ids=["mkl", "dnnl"])
+def test_input_projection_in_chunks(name, threads, dnnl, dnnl_products):
+    """x W runs a chunk of steps ahead (512 KB of it): 75 rows x 256 gates give chunks of 3 steps
+    and a tail of 1 out of 7 in float64 (6 and 1 in float32) on one thread, per-step products per
+    row block on 3. float64 against the reference loop; float32 (oneDNN's or MKL's products)
+    too, relative to each tensor's largest value (sums over 525 rows of 256 units)."""
+    if dnnl and not native.dnnl_available():
+        pytest.skip("torch without oneDNN")
+    dnnl_products(dnnl)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
+    try:
+        units = {"lstm": 64, "gru_before": 86, "simple_tanh": 256}[name]  # G = 256 (258 for the GRU)
+        layer = RNN(CELLS[name](units), return_sequences=True, return_state=True, input_shape=(7, 5))
+        x = torch.randn(75, 7, 5)
+        fused, ref = run_both(layer, x)
+        for a, b in zip([*fused[0], *fused[1]], [*ref[0], *ref[1]]):
+            scale = b.abs().max().clamp_min(1.0)
+            torch.testing.assert_close(a / scale, b / scale, **TOL[torch.float32])
+        layer = layer.double()
+        assert_same(run_both(layer, x.double()), torch.float64)
+        assert layer.kernel_used.startswith("native:")
+    finally:
+        torch.set_num_threads(saved)
+        native.set_serial_work(work)
+
+
+@needs_dnnl
+def test_dnnl_products_follow_torch_backends_mkldnn(dnnl_products):
+    """torch.backends.mkldnn.enabled off: the per-step products take MKL's path, same numbers."""
+    dnnl_products(True)
+    layer = RNN(CELLS["lstm"](9), return_sequences=True, input_shape=(7, 4))
+    x = torch.randn(5, 7, 4)
+    previous = torch.backends.mkldnn.enabled  # (its flags() context manager warns about TF32 on Intel GPUs)
+    torch.backends.mkldnn.enabled = False
+    try:
+        assert not native.dnnl_available()
+        assert_same(run_both(layer, x), torch.float32)
+    finally:
+        torch.backends.mkldnn.enabled = previous
+    assert native.dnnl_available() == previous

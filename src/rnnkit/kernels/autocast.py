@@ -8,9 +8,12 @@ do the same where it pays and keep the rest exact:
   backward the input, kernel and recurrent-kernel gradients) rounds its
   operands to bfloat16 and runs as torch's bfloat16 matmul (oneDNN:
   AVX512-BF16 or AMX where the CPU has them, float32 accumulation, a
-  bfloat16 result, as any autocast matmul). Per-step products of fewer than
-  16 rows (batch 1 generation, small blocks) gain nothing from bfloat16
-  (measured slower) and multiply the bfloat16-rounded weights in float32;
+  bfloat16 result, as any autocast matmul); the per-step products of large
+  kernels through oneDNN's matmul with the weights reordered once per
+  sequence (``native.DNNL_MIN_ROWS``, ``DNNL_MIN_WEIGHTS``). Other per-step
+  products of fewer than 16 rows (batch 1 generation, small blocks) gain
+  nothing from bfloat16 (measured slower) and multiply the bfloat16-rounded
+  weights in float32;
 * the gates, the pointwise passes and the carried state (``h``, ``c``) stay
   float32, so rounding does not compound over the steps;
 * the layer's outputs come back as bfloat16, as torch's layers return

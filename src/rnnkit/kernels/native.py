@@ -38,8 +38,20 @@ else:
 # sequence (MKL's sgemm_pack; csrc "packed weights"); fewer rows call sgemm unpacked. Measured in
 # docs/performance.md ("The LSTM on the issue's shapes"): 5-10% faster from 32 rows, slower at 1 row.
 PACK_MIN_ROWS = 16
+
+# Blocks of at least DNNL_MIN_ROWS rows ([float32, bfloat16 under autocast]) multiply each step through
+# oneDNN's matmul instead, the recurrent kernel reordered once per sequence (csrc "packed weights"), for
+# kernels of at least DNNL_MIN_WEIGHTS elements: an LSTM or GRU from 256 units, a SimpleRNN from 512.
+# One thread, process CPU time, oneDNN against the MKL / at::mm products (docs/performance.md, "oneDNN's
+# matmul per step"): LSTM 256 units 0.55-0.8 at 2-8 rows, 0.9-0.95 at 16-32; 512 units 0.83-0.86 float32
+# at 64 rows; slower at 1 row (1.2-1.8: ~16 us per call) and for smaller kernels (1.02-1.14).
+DNNL_MIN_ROWS = (2, 2)
+DNNL_MIN_WEIGHTS = 1 << 17
 if _native is not None:
     _native.set_pack_min_rows(PACK_MIN_ROWS)
+    _native.set_dnnl_min_rows(False, DNNL_MIN_ROWS[0])
+    _native.set_dnnl_min_rows(True, DNNL_MIN_ROWS[1])
+    _native.set_dnnl_min_weights(DNNL_MIN_WEIGHTS)
 
 # Codes shared with csrc/rnnkit_native.cpp.
 SIMPLE, GRU_AFTER, GRU_BEFORE, LSTM = 0, 1, 2, 3
@@ -135,6 +147,33 @@ def serial_work() -> int:
     work = _native.set_serial_work(0)
     _native.set_serial_work(work)
     return work
+
+
+def set_dnnl_products(min_rows: tuple[int, int], min_weights: int) -> tuple[tuple[int, int], int]:
+    """Where the per-step products run through oneDNN's matmul; returns the previous ``(min_rows, min_weights)``.
+
+    ``min_rows``: ``(float32, bfloat16)``, the fewest rows per block (the
+    batch, or a thread's share of it) that use it; ``min_weights``: the
+    fewest elements of the recurrent kernel (``units * G``). Smaller products
+    use MKL's packed sgemm (or ``at::mm`` in bfloat16). Defaults:
+    ``DNNL_MIN_ROWS``, ``DNNL_MIN_WEIGHTS``; a huge ``min_rows`` turns it off.
+    Where torch has no oneDNN (``dnnl_available()`` false) it never runs.
+
+    >>> previous = set_dnnl_products((1, 1), 0)  # every product through oneDNN
+    >>> _ = set_dnnl_products(*previous)
+    """
+    ok = isinstance(min_rows, tuple) and len(min_rows) == 2
+    if not ok or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in min_rows):
+        raise ValueError(f"min_rows: expected a (float32, bfloat16) pair of integers >= 1, got {min_rows!r}")
+    if isinstance(min_weights, bool) or not isinstance(min_weights, int) or min_weights < 0:
+        raise ValueError(f"min_weights: expected an integer >= 0 (elements), got {min_weights!r}")
+    rows = (_native.set_dnnl_min_rows(False, min_rows[0]), _native.set_dnnl_min_rows(True, min_rows[1]))
+    return rows, _native.set_dnnl_min_weights(min_weights)
+
+
+def dnnl_available() -> bool:
+    """Whether torch's oneDNN linear operators are there and enabled (``torch.backends.mkldnn``)."""
+    return _native.dnnl_available()
 
 
 def runs_serial(code: int, batch: int, units: int) -> bool:
