@@ -640,11 +640,14 @@ def test_a_slice_starts_without_the_mask_its_input_carried():
     torch.testing.assert_close(tail(seq), simple_rnn_by_hand(seq, *w(rnn)), rtol=1e-6, atol=1e-6)
 
 
-def test_optional_input_takes_none():
-    class AddIfGiven(rk.Layer):
-        def forward(self, x, y=None):
-            return x if y is None else x + y
+class AddIfGiven(rk.Layer):
+    """x + y, or x when the optional y is None."""
 
+    def forward(self, x, y=None):
+        return x if y is None else x + y
+
+
+def test_optional_input_takes_none():
     torch.manual_seed(24)
     a, b = rk.Input((2,), name="req"), rk.Input((2,), name="opt", optional=True)
     dense = rk.Dense(3)
@@ -764,10 +767,6 @@ def test_nested_model_evaluates_fits_and_predicts_in_its_own_structure():
 
 
 def test_optional_input_may_be_none_in_evaluate_and_fit():
-    class AddIfGiven(rk.Layer):
-        def forward(self, x, y=None):
-            return x if y is None else x + y
-
     torch.manual_seed(28)
     a, b = rk.Input((2,), name="fa"), rk.Input((2,), name="fb", optional=True)
     dense = rk.Dense(1)
