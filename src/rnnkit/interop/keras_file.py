@@ -181,15 +181,8 @@ def _activation(cfg: dict, key: str, where: str) -> str:
     return value
 
 
-def _policy(cfg: dict, where: str) -> str | None:
-    """The ``dtype=`` a layer's Keras dtype policy asks for: None for float32 (the layer stays as rnnkit
-    makes it), else the policy's name, which must be one rnnkit has (``mixed_precision.POLICIES``).
-
-    Keras 3 writes ``{"module": "keras", "class_name": "DTypePolicy", "config": {"name": ...}}``
-    (``FloatDTypePolicy`` in Keras 3.4 and 3.5, a bare name before); a quantized policy, or a dtype
-    rnnkit does not compute in (``"bfloat16"`` weights), is refused.
-    """
-    value = cfg.get("dtype")
+def _policy_name(value, cfg: dict, where: str) -> str | None:
+    """The name of the dtype policy a layer config's ``dtype`` holds, checked to be one rnnkit has; None if absent."""
     if value is None:
         return None
     if isinstance(value, dict):
@@ -202,10 +195,37 @@ def _policy(cfg: dict, where: str) -> str | None:
     if not isinstance(value, str) or value not in POLICIES:
         raise ValueError(f"{where}.dtype: layer {str(cfg.get('name'))[:40]!r} has the dtype policy "
                          f"{str(value)[:40]!r}, which rnnkit does not have; it has {', '.join(POLICIES)}")
-    return None if value == "float32" else value
+    return value
 
 
-def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
+def _is_mixed(config) -> bool:
+    """Whether some layer of a Keras config has a dtype policy other than float32 (say "mixed_bfloat16")."""
+    if isinstance(config, list):
+        return any(_is_mixed(item) for item in config)
+    if not isinstance(config, dict):
+        return False
+    policy = config.get("dtype")
+    if isinstance(policy, dict) and isinstance(policy.get("config"), dict) and \
+            policy["config"].get("name") not in (None, "float32"):
+        return True
+    return any(_is_mixed(v) for k, v in config.items() if k != "dtype")
+
+
+def _policy(cfg: dict, where: str, mixed: bool = False) -> str | None:
+    """The ``dtype=`` a layer's Keras dtype policy asks for, which must be one rnnkit has
+    (``mixed_precision.POLICIES``): its name, or None for float32 in a model without other policies
+    (the layer stays as rnnkit makes it). In a ``mixed`` model a float32 layer keeps "float32", so
+    that it takes the bfloat16 outputs of the layer before as Keras does (cast to float32).
+
+    Keras 3 writes ``{"module": "keras", "class_name": "DTypePolicy", "config": {"name": ...}}``
+    (``FloatDTypePolicy`` in Keras 3.4 and 3.5, a bare name before); a quantized policy, or a dtype
+    rnnkit does not compute in (``"bfloat16"`` weights), is refused.
+    """
+    name = _policy_name(cfg.get("dtype"), cfg, where)
+    return None if name is None or (name == "float32" and not mixed) else name
+
+
+def _recurrent(class_name: str, cfg: dict, input_size: int, where: str, mixed: bool = False) -> RNN:
     kwargs = {
         "units": _get(cfg, "units", int, where),
         "activation": _activation(cfg, "activation", where),
@@ -214,7 +234,7 @@ def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
         "recurrent_dropout": _get(cfg, "recurrent_dropout", float, where, 0.0),
         "seed": _get(cfg, "seed", int, where, None),
         "input_size": input_size,
-        "dtype": _policy(cfg, where),
+        "dtype": _policy(cfg, where, mixed),
     }
     for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"):
         kwargs[flag] = _get(cfg, flag, bool, where, False)
@@ -277,16 +297,17 @@ def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype) -> L
 
 
 def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str, pair: bool = False,
-                 shape: tuple | None = None):
+                 shape: tuple | None = None, mixed: bool = False):
     """The rnnkit layer for one Keras layer config, built for ``input_size`` features.
 
     ``pair``: a functional model, where a Bidirectional may return its two
     halves (``merge_mode=None``); a Sequential cannot pass two tensors on.
     ``shape``: the whole input shape without the batch axis, when the file
     gives it (a ``LayerNormalization`` over other axes than the last needs it).
-    Each layer takes the config's dtype policy (``_policy``).
+    Each layer takes the config's dtype policy (``_policy``; ``mixed``: the model has layers under
+    other policies than float32).
     """
-    name, dtype = cfg.get("name"), _policy(cfg, where)
+    name, dtype = cfg.get("name"), _policy(cfg, where, mixed)
     if class_name == "Embedding":
         return Embedding(
             _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
@@ -335,7 +356,7 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str,
             sub_name, sub_cfg = _layer_spec(cfg.get(key), f"{where}.{key}")
             if sub_name not in ("SimpleRNN", "GRU", "LSTM"):
                 raise ValueError(f"{where}.{key}: Bidirectional wraps SimpleRNN, GRU or LSTM here, got {sub_name!r}")
-            halves.append(_recurrent(sub_name, sub_cfg, input_size, f"{where}.{key}"))
+            halves.append(_recurrent(sub_name, sub_cfg, input_size, f"{where}.{key}", mixed))
         return Bidirectional(halves[0], merge_mode=merge_mode, backward_layer=halves[1], name=name, dtype=dtype)
     if class_name == "Dense":
         return Dense(
@@ -346,7 +367,8 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str,
         sub_name, sub_cfg = _layer_spec(cfg.get("layer"), f"{where}.layer")
         if sub_name not in ("Dense", "Dropout"):
             raise ValueError(f"{where}.layer: TimeDistributed wraps Dense or Dropout here, got {sub_name!r}")
-        return TimeDistributed(_build_layer(sub_name, sub_cfg, input_size, f"{where}.layer"), name=name, dtype=dtype)
+        return TimeDistributed(_build_layer(sub_name, sub_cfg, input_size, f"{where}.layer", mixed=mixed), name=name,
+                               dtype=dtype)
     if class_name == "Masking":
         return Masking(_get(cfg, "mask_value", float, where, 0.0), name=name, dtype=dtype)
     if class_name == "Dropout":
@@ -418,6 +440,7 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
         raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential and Functional models")
     entries: list = []
     _flat_layers(cfg, "", "config.json", entries)
+    mixed = _is_mixed(cfg.get("layers"))
     model = Sequential(name=cfg.get("name"))
     paths = []
     shape = None
@@ -430,7 +453,7 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
         if class_name == "InputLayer":
             continue
         layer = _build_layer(class_name, layer_cfg, features, where,
-                             shape=_input_shape(class_name, layer_cfg, spec, where))
+                             shape=_input_shape(class_name, layer_cfg, spec, where), mixed=mixed)
         model.add(layer)
         paths.append((layer, path))
         features = _output_size(layer, features)
@@ -470,7 +493,7 @@ def _refs(obj) -> list:
     return []
 
 
-def _merge(class_name: str, cfg: dict, where: str):
+def _merge(class_name: str, cfg: dict, where: str, mixed: bool):
     """A Keras merge layer: its axis arguments checked, nothing else taken from the config."""
     kwargs: dict = {"name": cfg.get("name")}
     if class_name == "Concatenate":
@@ -480,7 +503,7 @@ def _merge(class_name: str, cfg: dict, where: str):
         if not (type(axes) is int or (isinstance(axes, list) and len(axes) == 2 and all(type(a) is int for a in axes))):
             raise ValueError(f"{where}.axes: expected an int or a list of two ints, got {axes!r}")
         kwargs.update(axes=axes, normalize=_get(cfg, "normalize", bool, where, False))
-    return MERGES[class_name](dtype=_policy(cfg, where), **kwargs)
+    return MERGES[class_name](dtype=_policy(cfg, where, mixed), **kwargs)
 
 
 def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tuple[Any, str]]]:
@@ -498,6 +521,7 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
                 for s in specs)
     if count > limits.max_tensors:
         raise ValueError(f"{where}: {count} layers and calls, more than Limits.max_tensors={limits.max_tensors}")
+    mixed = _is_mixed(specs)
     built: dict[str, Any] = {}     # name -> rnnkit layer, or an Input tensor
     calls: dict[str, list] = {}    # name -> its inbound nodes
     ops: dict[str, int] = {}       # mask op name -> its expression (keras_masks)
@@ -530,14 +554,14 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             inputs[name] = Input(shape, _parse_dtype(layer_cfg.get("dtype")), name, batch[0])
             built[name] = inputs[name].node.layer
         elif class_name in MERGES:
-            built[name] = _merge(class_name, layer_cfg, at)
+            built[name] = _merge(class_name, layer_cfg, at, mixed)
         else:
             first = _refs(nodes[0].get("args")) if nodes else []
             shape = first[0]["config"].get("shape") if first else None
             known = isinstance(shape, list) and len(shape) > 1 and all(d is None or type(d) is int for d in shape)
             features = shape[-1] if known and type(shape[-1]) is int else None
             built[name] = _build_layer(class_name, layer_cfg, features, at, pair=True,
-                                       shape=tuple(shape[1:]) if known else None)
+                                       shape=tuple(shape[1:]) if known else None, mixed=mixed)
         calls[name] = nodes
         group = _snake(class_name)
         counters[group] = counters.get(group, -1) + 1
