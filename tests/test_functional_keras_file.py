@@ -26,7 +26,7 @@ DATA = Path(__file__).parent / "data" / "keras_functional"
 KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask", "gru_state_chain", "shared_layer",
               "masking_bidirectional", "merged_masks", "bidirectional_pair", "masked_add", "bilstm_classifier",
               "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
-              "bidirectional_halves_masked"]
+              "bidirectional_halves_masked", "bilstm_average_pooled", "normalized_pooled"]
 RK_MADE = KERAS_MADE + ["branch_order"]
 
 
