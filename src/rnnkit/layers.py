@@ -876,7 +876,7 @@ def serialize(layer) -> dict:
 
 # Configs' true/false arguments: a file must spell them as JSON booleans.
 _FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask", "use_bias",
-          "reset_after", "unit_forget_bias", "mask_zero", "keepdims", "center", "scale")
+          "reset_after", "unit_forget_bias", "mask_zero")
 
 
 def deserialize(spec: dict):
