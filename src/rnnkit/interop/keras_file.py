@@ -8,7 +8,8 @@ from a file (CVE-2024-3660, CVE-2025-1550). Here the config is only JSON:
 each layer's ``class_name`` must be one of the few Keras layers rnnkit has
 (``KERAS_LAYERS``) and is mapped by hand to the rnnkit class; anything else,
 a ``Lambda``, a custom or registered object, a model nested in a model, is a
-``ValueError`` that names it.
+``ValueError`` that names it. Each layer's dtype policy is kept (``_policy``:
+``"mixed_bfloat16"`` becomes its ``dtype=``; a policy rnnkit lacks is refused).
 
 A ``Functional`` model becomes an ``rnnkit.Model``: its graph is rebuilt by
 calling the layers on ``rk.Input`` tensors as its ``inbound_nodes`` say
