@@ -464,3 +464,12 @@ def _keepdims_as_int(cfg):
 def test_companion_configs_are_checked(tmp_path, edit, match):
     with pytest.raises(ValueError, match=match):
         rk.load_model(_tampered(tmp_path, edit, source="normalized_pooled.keras"))
+
+
+def test_a_layer_normalization_over_huge_axes_is_refused_before_it_is_built(tmp_path):
+    def huge(cfg):
+        for node in _layer(cfg, "norm_all")["inbound_nodes"]:
+            node["args"][0]["config"]["shape"] = [None, 100_000, 2**20]
+
+    with pytest.raises(ValueError, match="norm_all.*more than Limits.max_size"):
+        rk.load_model(_tampered(tmp_path, huge, source="normalized_pooled.keras"))

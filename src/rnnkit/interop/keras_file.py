@@ -276,8 +276,9 @@ def _number(cfg: dict, key: str, where: str, default=_REQUIRED) -> float:
     return value
 
 
-def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype) -> LayerNormalization:
-    """A ``LayerNormalization`` built for ``shape`` (the input without the batch axis, as far as known)."""
+def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype, limits: Limits) -> LayerNormalization:
+    """A ``LayerNormalization`` built for ``shape`` (the input without the batch axis, as far as known);
+    its weights (the normalized axes' sizes multiplied) at most ``limits.max_size``."""
     axis = cfg.get("axis", -1)
     if not (type(axis) is int or (isinstance(axis, list) and axis and all(type(a) is int for a in axis))):
         raise ValueError(f"{where}.axis: expected an int or a list of ints, got {str(axis)[:80]!r}")
@@ -289,6 +290,12 @@ def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype) -> L
     if not shape or not all(-rank <= a < rank and a % rank and shape[a % rank - 1] is not None for a in axes):
         raise ValueError(f"{where}: the file gives no size for LayerNormalization's axis {axis} (input shape "
                          f"{None if shape is None else [None, *shape]}); save the Keras model after building it")
+    size = 1
+    for a in axes:
+        size *= shape[a % rank - 1]
+    if size > limits.max_size:
+        raise ValueError(f"{where}: LayerNormalization {str(cfg.get('name'))[:40]!r} over axis {axis} of input shape {[None, *shape]} has weights of "
+                         f"{size} values, more than Limits.max_size={limits.max_size}")
     epsilon = _number(cfg, "epsilon", where, 1e-3)
     if epsilon < 0:
         raise ValueError(f"{where}.epsilon: expected a number >= 0, got {epsilon!r}")
@@ -298,13 +305,14 @@ def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype) -> L
 
 
 def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str, pair: bool = False,
-                 shape: tuple | None = None, mixed: bool = False):
+                 shape: tuple | None = None, mixed: bool = False, limits: Limits | None = None):
     """The rnnkit layer for one Keras layer config, built for ``input_size`` features.
 
     ``pair``: a functional model, where a Bidirectional may return its two
     halves (``merge_mode=None``); a Sequential cannot pass two tensors on.
     ``shape``: the whole input shape without the batch axis, when the file
-    gives it (a ``LayerNormalization`` over other axes than the last needs it).
+    gives it (a ``LayerNormalization`` over other axes than the last needs it,
+    its weights bounded by ``limits``).
     Each layer takes the config's dtype policy (``_policy``; ``mixed``: the model has layers under
     other policies than float32).
     """
@@ -336,7 +344,7 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str,
     if class_name == "LayerNormalization":
         if input_size is not None and (shape is None or shape[-1] is None):
             shape = (*(shape or (None,))[:-1], input_size)
-        return _layer_normalization(cfg, shape, where, dtype)
+        return _layer_normalization(cfg, shape, where, dtype, check_limits(limits))
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
@@ -454,7 +462,7 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
         if class_name == "InputLayer":
             continue
         layer = _build_layer(class_name, layer_cfg, features, where,
-                             shape=_input_shape(class_name, layer_cfg, spec, where), mixed=mixed)
+                             shape=_input_shape(class_name, layer_cfg, spec, where), mixed=mixed, limits=limits)
         model.add(layer)
         paths.append((layer, path))
         features = _output_size(layer, features)
@@ -562,7 +570,7 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             known = isinstance(shape, list) and len(shape) > 1 and all(d is None or type(d) is int for d in shape)
             features = shape[-1] if known and type(shape[-1]) is int else None
             built[name] = _build_layer(class_name, layer_cfg, features, at, pair=True,
-                                       shape=tuple(shape[1:]) if known else None, mixed=mixed)
+                                       shape=tuple(shape[1:]) if known else None, mixed=mixed, limits=limits)
         calls[name] = nodes
         group = _snake(class_name)
         counters[group] = counters.get(group, -1) + 1
