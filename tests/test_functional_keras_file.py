@@ -473,3 +473,18 @@ def test_a_layer_normalization_over_huge_axes_is_refused_before_it_is_built(tmp_
 
     with pytest.raises(ValueError, match="norm_all.*more than Limits.max_size"):
         rk.load_model(_tampered(tmp_path, huge, source="normalized_pooled.keras"))
+
+
+def test_policies_written_as_bare_names_are_read(tmp_path):
+    """Keras 3.0-3.3 wrote a layer's policy as its name alone ("dtype": "mixed_bfloat16")."""
+    def bare(cfg):
+        for spec in cfg["layers"]:
+            policy = spec["config"].get("dtype")
+            if isinstance(policy, dict):
+                spec["config"]["dtype"] = policy["config"]["name"]
+
+    model = rk.load_model(_tampered(tmp_path, bare, source="mixed_bfloat16.keras"))
+    assert model.get_layer("lstm").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("head").dtype_policy.name == "float32"
+    data = np.load(DATA / "mixed_bfloat16.npz", allow_pickle=False)
+    np.testing.assert_allclose(model.predict(data["x_0"]), data["y_0"], atol=BF16_TOL)

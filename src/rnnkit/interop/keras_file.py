@@ -200,16 +200,20 @@ def _policy_name(value, cfg: dict, where: str) -> str | None:
 
 
 def _is_mixed(config) -> bool:
-    """Whether some layer of a Keras config has a dtype policy other than float32 (say "mixed_bfloat16")."""
+    """Whether some layer of a Keras config has a dtype policy other than float32 (say "mixed_bfloat16").
+
+    Tensors' dtypes (an ``InputLayer``'s, a call's ``__keras_tensor__``) are not policies and are skipped.
+    """
     if isinstance(config, list):
         return any(_is_mixed(item) for item in config)
-    if not isinstance(config, dict):
+    if not isinstance(config, dict) or config.get("class_name") in ("InputLayer", "__keras_tensor__"):
         return False
     policy = config.get("dtype")
-    if isinstance(policy, dict) and isinstance(policy.get("config"), dict) and \
-            policy["config"].get("name") not in (None, "float32"):
+    if isinstance(policy, dict) and isinstance(policy.get("config"), dict):
+        policy = policy["config"].get("name")
+    if isinstance(policy, str) and policy in POLICIES and policy != "float32":
         return True
-    return any(_is_mixed(v) for k, v in config.items() if k != "dtype")
+    return any(_is_mixed(v) for k, v in config.items() if k not in ("dtype", "inbound_nodes"))
 
 
 def _policy(cfg: dict, where: str, mixed: bool = False) -> str | None:
