@@ -158,6 +158,43 @@ def subtract_flatten(L):
     return L.Model([a_in, b_in], L.Dense(2, name="head")(L.Flatten(name="flat")(diff)))
 
 
+def bilstm_average_pooled(L):
+    """The usual BiLSTM classifier head: Embedding(mask_zero) -> BiLSTM (sequences) -> GlobalAveragePooling1D
+    (the mean of the valid steps only) -> Dense."""
+    ids = L.Input((None,), dtype="int32", name="ids")
+    x = L.Embedding(20, 4, mask_zero=True, name="embed")(ids)
+    x = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm"), name="bi")(x)
+    x = L.GlobalAveragePooling1D(name="avg")(x)
+    return L.Model(ids, L.Dense(2, activation="softmax", name="head")(x))
+
+
+def normalized_pooled(L):
+    """Masking -> GRU (sequences) -> LayerNormalization, Activation, SpatialDropout1D, Rescaling (each passes the
+    mask on) -> the average (masked), the max over steps (reads no mask) and the max over features per step
+    (channels_first); a second branch normalizes over steps and features together and averages with keepdims."""
+    inp = L.Input((6, 2), name="inp")
+    x = L.GRU(4, return_sequences=True, name="gru")(L.Masking(name="masking")(inp))
+    x = L.LayerNormalization(name="norm")(x)
+    x = L.Activation("tanh", name="act")(x)
+    x = L.SpatialDropout1D(0.3, name="drop")(x)
+    x = L.Rescaling(2.0, -0.5, name="rescale")(x)
+    avg = L.GlobalAveragePooling1D(name="avg")(x)
+    top = L.GlobalMaxPooling1D(name="max")(x)
+    per_step = L.GlobalMaxPooling1D(data_format="channels_first", name="max_features")(x)
+    whole = L.LayerNormalization(axis=[1, 2], epsilon=0.01, center=False, name="norm_all")(x)
+    kept = L.Flatten(name="flat")(L.GlobalAveragePooling1D(keepdims=True, name="avg_kept")(whole))
+    return L.Model(inp, L.Dense(3, name="head")(L.Concatenate(name="join")([avg, top, per_step, kept])))
+
+
+def mixed_bfloat16(L):
+    """A model under the dtype policy "mixed_bfloat16" (weights float32, computed in bfloat16), its head float32."""
+    inp = L.Input((6, 3), name="inp")
+    x = L.LSTM(8, return_sequences=True, dtype="mixed_bfloat16", name="lstm")(inp)
+    x = L.LayerNormalization(dtype="mixed_bfloat16", name="norm")(x)
+    x = L.GlobalAveragePooling1D(dtype="mixed_bfloat16", name="avg")(x)
+    return L.Model(inp, L.Dense(3, activation="softmax", dtype="float32", name="head")(x))
+
+
 def _sequences(rng, batch, time, features):
     return rng.normal(size=(batch, time, features)).astype("float32")
 
@@ -202,7 +239,18 @@ MODELS = {
                                      rng.normal(size=(3, 4)).astype("float32")]),
     "subtract_flatten": (subtract_flatten, lambda rng: [_sequences(rng, 4, 5, 3), _sequences(rng, 4, 5, 3)]),
     "bidirectional_halves_masked": (bidirectional_halves_masked, _padded),
+    "bilstm_average_pooled": (bilstm_average_pooled, lambda rng: [_ids(rng, [6, 2, 8, 1], 8, 20)]),
+    "normalized_pooled": (normalized_pooled, _padded),
 }
+
+#: Models whose layers compute in bfloat16: Keras's and rnnkit's numbers agree to bfloat16's precision only,
+#: so their tests take a tolerance of their own.
+MIXED = {"mixed_bfloat16": (mixed_bfloat16, lambda rng: [_sequences(rng, 4, 6, 3)])}
+
+#: The names ``L`` holds: Keras's (or rnnkit's) Input, Model and these layers.
+LAYER_NAMES = ("Activation", "Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten",
+               "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GRU", "LayerNormalization", "LSTM", "Masking",
+               "Rescaling", "SimpleRNN", "SpatialDropout1D", "Subtract")
 
 
 # ------------------------------------------------------------------- Keras
@@ -215,8 +263,7 @@ def keras_names():
     class L:
         Input, Model = keras.Input, keras.Model
 
-    for name in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
-                 "SimpleRNN", "Subtract"):
+    for name in LAYER_NAMES:
         setattr(L, name, getattr(keras.layers, name))
     return L
 
@@ -226,7 +273,7 @@ def main(names=()):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     L = keras_names()
     OUT.mkdir(parents=True, exist_ok=True)
-    for k, (name, (build, make_inputs)) in enumerate(MODELS.items()):
+    for k, (name, (build, make_inputs)) in enumerate({**MODELS, **MIXED}.items()):
         if names and name not in names:
             continue
         rng = np.random.default_rng(100 + k)
@@ -250,7 +297,7 @@ def main(names=()):
 
 
 #: The models also saved as Keras 3 ``.keras`` archives: all of them, for rk.load_model's tests.
-KERAS_FILES = tuple(MODELS)
+KERAS_FILES = (*MODELS, *MIXED)
 
 
 def keras_files(names=()):
@@ -260,7 +307,7 @@ def keras_files(names=()):
     L = keras_names()
     for name in names or KERAS_FILES:
         data = np.load(OUT / f"{name}.npz")
-        model = MODELS[name][0](L)
+        model = {**MODELS, **MIXED}[name][0](L)
         model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
         model.save(OUT / f"{name}.keras")
         print(f"{name}.keras written")

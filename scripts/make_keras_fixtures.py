@@ -6,10 +6,10 @@ separate environment (never rnnkit's own), e.g.::
     python3 -m venv /tmp/kerasenv
     /tmp/kerasenv/bin/pip install torch keras h5py numpy
     KERAS_BACKEND=torch /tmp/kerasenv/bin/python scripts/make_keras_fixtures.py
-    KERAS_BACKEND=tensorflow /path/to/keras-env/bin/python scripts/make_keras_fixtures.py added
+    KERAS_BACKEND=tensorflow /path/to/keras-env/bin/python scripts/make_keras_fixtures.py added [NAME ...]
 
-The second form writes only the models of ``added`` (lstm_flatten was made so, with Keras 3.15.1 on
-TensorFlow).
+The second form writes only the models of ``added`` (those named, when names follow; they were made
+so, with Keras 3.15.1 on TensorFlow).
 
 For each model NAME it writes ``NAME.keras`` and ``NAME.npz`` with the fixed
 input ``x`` and Keras's ``predict(x)`` as ``y`` (plain arrays, readable with
@@ -91,6 +91,26 @@ def added(rng):
         layers.Flatten(),
         layers.Dense(2),
     ]), rng.normal(size=(3, 5, 3)).astype("float32")
+    ids = rng.integers(1, 12, size=(4, 8)).astype("int32")
+    ids[0, 5:], ids[2, 1:] = 0, 0  # padding, masked by mask_zero; one row with a single token
+    yield "embedding_pooled", keras.Sequential([
+        keras.Input((8,), dtype="int32"),
+        layers.Embedding(12, 4, mask_zero=True),
+        layers.SpatialDropout1D(0.2),
+        layers.LSTM(5, return_sequences=True),
+        layers.LayerNormalization(),
+        layers.Activation("relu"),
+        layers.GlobalAveragePooling1D(),
+        layers.Rescaling(0.5, 0.25),
+        layers.Dense(2, activation="softmax"),
+    ]), ids
+    yield "gru_max_pooled", keras.Sequential([
+        keras.Input((6, 3)),
+        layers.Masking(0.0),
+        layers.GRU(4, return_sequences=True),
+        layers.GlobalMaxPooling1D(data_format="channels_first"),  # over the features: one value per step
+        layers.Dense(2),
+    ]), masked_batch(rng, 4, 6, 3)
 
 
 def refused(rng):
@@ -129,7 +149,7 @@ def custom_activation(config):
     }
 
 
-def main(only_added: bool = False) -> None:
+def main(only_added: bool = False, names=()) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -137,6 +157,8 @@ def main(only_added: bool = False) -> None:
         # Random biases too (Keras initialises them to zeros), so every array is tested.
         for w in model.weights:
             w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+        if names and name not in names:  # drawn all the same, so each model's numbers do not depend on the names
+            continue
         model.save(OUT / f"{name}.keras")
         np.savez(OUT / f"{name}.npz", x=x, y=np.asarray(model.predict(x, verbose=0), dtype="float32"))
         if name == "simple_rnn":
@@ -153,4 +175,4 @@ def main(only_added: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(only_added=sys.argv[1:] == ["added"])
+    main(only_added=sys.argv[1:2] == ["added"], names=sys.argv[2:])

@@ -42,7 +42,7 @@ FUNCTIONAL_OUT = OUT.parent / "keras_functional"
 FUNCTIONAL = ("two_inputs", "encoder_decoder", "gru_state_chain", "shared_layer", "embedding_mask",
               "masking_bidirectional", "merged_masks", "branch_order", "bidirectional_pair", "masked_add",
               "bilstm_classifier", "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
-              "bidirectional_halves_masked")
+              "bidirectional_halves_masked", "bilstm_average_pooled", "normalized_pooled", "mixed_bfloat16")
 
 
 def branch_order(rk):
@@ -55,17 +55,17 @@ def branch_order(rk):
 
 def rnnkit_functional(rk, rng, names=FUNCTIONAL):
     """name -> (model, inputs) for ``names``, some of ``FUNCTIONAL``."""
-    from make_functional_fixtures import MODELS
+    from make_functional_fixtures import LAYER_NAMES, MIXED, MODELS
 
     class L:  # the Keras programs of make_functional_fixtures.py, with rnnkit's names
         Input, Model = rk.Input, rk.Model
 
-    for layer in ("Add", "Bidirectional", "Concatenate", "Dense", "Embedding", "Flatten", "GRU", "LSTM", "Masking",
-                  "SimpleRNN", "Subtract"):
+    for layer in LAYER_NAMES:
         setattr(L, layer, getattr(rk, layer))
-    for name in (n for n in names if n in MODELS):
+    programs = {**MODELS, **MIXED}
+    for name in (n for n in names if n in programs):
         data = np.load(FUNCTIONAL_OUT / f"{name}.npz")
-        model = MODELS[name][0](L)
+        model = programs[name][0](L)
         model.set_weights([data[k] for k in sorted(data.files) if k.startswith("w_")])
         yield name, model, [data[k] for k in sorted(data.files) if k.startswith("x_")]
     if "branch_order" in names:

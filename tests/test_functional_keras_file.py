@@ -26,7 +26,7 @@ DATA = Path(__file__).parent / "data" / "keras_functional"
 KERAS_MADE = ["two_inputs", "encoder_decoder", "embedding_mask", "gru_state_chain", "shared_layer",
               "masking_bidirectional", "merged_masks", "bidirectional_pair", "masked_add", "bilstm_classifier",
               "concat_partly_masked", "concat_time", "seq2seq_decoder", "subtract_flatten",
-              "bidirectional_halves_masked"]
+              "bidirectional_halves_masked", "bilstm_average_pooled", "normalized_pooled"]
 RK_MADE = KERAS_MADE + ["branch_order"]
 
 
@@ -74,7 +74,7 @@ def _h5_arrays(blob):
     return out
 
 
-@pytest.mark.parametrize("name", RK_MADE)
+@pytest.mark.parametrize("name", [*RK_MADE, "mixed_bfloat16"])
 def test_the_writer_still_writes_the_checked_files(name, tmp_path):
     """Saving the loaded fixture again gives the config and arrays Keras was shown."""
     rk.load_model(DATA / f"rk_{name}.keras").save(tmp_path / "again.keras")
@@ -372,3 +372,119 @@ def test_weights_load_into_a_functional_model_built_in_code():
     x = rk.Input((None, 3))
     with pytest.raises(ValueError, match="weights: the file has weights under"):
         load_keras(DATA / "encoder_decoder.keras", model=rk.Model(x, rk.LSTM(4)(x)))
+
+
+# ------------------------------------------------------------------ dtype policies
+
+#: bfloat16 keeps 8 significant bits: 2**-8 = 3.9e-3 relative, on softmax probabilities of at most 1. Keras (TF on
+#: the CPU) and rnnkit (torch autocast) round at different places; they differed by 1.5e-3.
+BF16_TOL = 5e-3
+
+
+def test_a_keras_mixed_bfloat16_file_computes_what_keras_computed():
+    data = np.load(DATA / "mixed_bfloat16.npz", allow_pickle=False)
+    model = rk.load_model(DATA / "mixed_bfloat16.keras")
+    assert {m.name: m.dtype_policy.name for m in model.layers} == {
+        "inp": "float32", "lstm": "mixed_bfloat16", "norm": "mixed_bfloat16", "avg": "mixed_bfloat16", "head": "float32"}
+    assert model.get_layer("lstm").cell.kernel.dtype == torch.float32  # weights in float32, computed in bfloat16
+    x = torch.from_numpy(data["x_0"])
+    inner = rk.Model(model.inputs, model.get_layer("avg").output)
+    with torch.no_grad():
+        assert inner(x).dtype == torch.bfloat16 and model(x).dtype == torch.float32
+    np.testing.assert_allclose(model.predict(data["x_0"]), data["y_0"], atol=BF16_TOL)
+
+
+def test_keras_computed_what_rnnkit_computes_in_mixed_bfloat16():
+    data = np.load(DATA / "rk_mixed_bfloat16.npz", allow_pickle=False)
+    np.testing.assert_allclose(data["y_keras_0"], data["y_0"], atol=BF16_TOL)
+    np.testing.assert_allclose(rk.load_model(DATA / "rk_mixed_bfloat16.keras").predict(data["x_0"]), data["y_0"],
+                               atol=1e-6)
+
+
+def test_float32_files_load_without_policies():
+    """A float32 Keras file gives layers as rnnkit makes them (no policy: they follow their inputs' dtype)."""
+    model = rk.load_model(DATA / "bilstm_average_pooled.keras")
+    assert all(m._policy is None for m in model.modules() if isinstance(m, rk.Layer))
+
+
+def _policy_of(layer, name=None, class_name="DTypePolicy"):
+    def edit(cfg):
+        _layer(cfg, layer)["config"]["dtype"] = {"module": "keras", "class_name": class_name,
+                                                 "config": {"name": name}, "registered_name": None}
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_policy_of("lstm", "bfloat16"), "layer 'lstm' has the dtype policy 'bfloat16', which rnnkit does not have"),
+        (_policy_of("norm", "float16"), "layer 'norm' has the dtype policy 'float16', which rnnkit does not have"),
+        (_policy_of("head", "int8_from_float32", "QuantizedDTypePolicy"),
+         "layer 'head' has the dtype policy 'QuantizedDTypePolicy'; rnnkit reads only DTypePolicy"),
+    ],
+)
+def test_policies_rnnkit_lacks_are_refused(tmp_path, edit, match):
+    with pytest.raises(ValueError, match=match):
+        rk.load_model(_tampered(tmp_path, edit, source="mixed_bfloat16.keras"))
+
+
+# ------------------------------------------------------------------ the companion layers' configs
+
+
+def _scale_per_channel(cfg):
+    _layer(cfg, "rescale")["config"]["scale"] = [1.0, 2.0, 3.0, 4.0]
+
+
+def _rms_scaling(cfg):
+    _layer(cfg, "norm")["config"]["rms_scaling"] = True
+
+
+def _pooling_format(cfg):
+    _layer(cfg, "avg")["config"]["data_format"] = "channels_middle"
+
+
+def _unknown_activation(cfg):
+    _layer(cfg, "act")["config"]["activation"] = "mish"
+
+
+def _keepdims_as_int(cfg):
+    _layer(cfg, "max")["config"]["keepdims"] = 1
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_scale_per_channel, "layers\\[\\d+\\].scale: expected float, got \\[1.0, 2.0"),
+        (_rms_scaling, "rms_scaling: True is not supported"),
+        (_pooling_format, "data_format: expected one of \\('channels_last', 'channels_first'\\)"),
+        (_unknown_activation, "activation 'mish' is not supported"),
+        (_keepdims_as_int, "keepdims: expected bool, got 1"),
+    ],
+)
+def test_companion_configs_are_checked(tmp_path, edit, match):
+    with pytest.raises(ValueError, match=match):
+        rk.load_model(_tampered(tmp_path, edit, source="normalized_pooled.keras"))
+
+
+def test_a_layer_normalization_over_huge_axes_is_refused_before_it_is_built(tmp_path):
+    def huge(cfg):
+        for node in _layer(cfg, "norm_all")["inbound_nodes"]:
+            node["args"][0]["config"]["shape"] = [None, 100_000, 2**20]
+
+    with pytest.raises(ValueError, match="norm_all.*more than Limits.max_size"):
+        rk.load_model(_tampered(tmp_path, huge, source="normalized_pooled.keras"))
+
+
+def test_policies_written_as_bare_names_are_read(tmp_path):
+    """Keras 3.0-3.3 wrote a layer's policy as its name alone ("dtype": "mixed_bfloat16")."""
+    def bare(cfg):
+        for spec in cfg["layers"]:
+            policy = spec["config"].get("dtype")
+            if isinstance(policy, dict):
+                spec["config"]["dtype"] = policy["config"]["name"]
+
+    model = rk.load_model(_tampered(tmp_path, bare, source="mixed_bfloat16.keras"))
+    assert model.get_layer("lstm").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("head").dtype_policy.name == "float32"
+    data = np.load(DATA / "mixed_bfloat16.npz", allow_pickle=False)
+    np.testing.assert_allclose(model.predict(data["x_0"]), data["y_0"], atol=BF16_TOL)

@@ -23,7 +23,7 @@ from rnnkit.interop import load_keras  # noqa: E402 - after the skip
 
 DATA = Path(__file__).parent / "data" / "keras"
 MODELS = ["simple_rnn", "gru_reset_after", "gru_reset_before", "lstm_bidirectional_masked", "embedding_lstm",
-          "nested_sequential", "lstm_flatten"]
+          "nested_sequential", "lstm_flatten", "embedding_pooled", "gru_max_pooled"]
 TOL = 1e-5
 
 

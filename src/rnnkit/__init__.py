@@ -10,8 +10,11 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
 * files (atomic writes), ops (activations, initializers, checks), graph
   (symbolic tensors of the functional API), base (Layer), losses, optimizers,
   callbacks, distributed;
+* pooling, normalization, activation, spatial_dropout (Keras's stateless or
+  per-step companions: GlobalAveragePooling1D ..., on base and ops alone);
 * cells (one time step) -> kernels/ (fused paths) -> rnn (the time loop, the
-  definition) -> layers, merging, wrappers -> v1 (TF1 names, thin over the core);
+  definition) -> layers (which registers the companions too), merging,
+  wrappers -> v1 (TF1 names, thin over the core);
 * training (compile/fit/evaluate/predict), functional_training (several inputs
   and outputs) -> model (Sequential) -> functional (Input, Model), tbptt;
 * serialization (configs, safetensors) -> checkpoint (resumable runs) -> interop/;
@@ -20,6 +23,7 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
 """
 
 from . import distributed, interop, mixed_precision, utils, v1
+from .activation import Activation
 from .base import Layer
 from .callbacks import (
     Callback,
@@ -59,10 +63,13 @@ from .losses import (
 )
 from .merging import Add, Average, Concatenate, Dot, Multiply, Subtract
 from .model import Sequential
+from .normalization import LayerNormalization
 from .ops import Constant
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .rnn import RNN, explain, reference_loop
 from .scanning import scan
 from .serialization import load_model, save_model
+from .spatial_dropout import SpatialDropout1D
 from .tbptt import tbptt_chunks, truncated_bptt
 from .tensorboard import TensorBoard
 from .training import History
@@ -101,6 +108,11 @@ __all__ = [
     "Rescaling",
     "Flatten",
     "Conv2D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "LayerNormalization",
+    "Activation",
+    "SpatialDropout1D",
     "Sequential",
     "Constant",
     # the functional API (Keras's Model(inputs, outputs)) and its merge layers

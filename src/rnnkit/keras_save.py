@@ -48,6 +48,7 @@ import zipfile
 import numpy as np
 
 from . import graph
+from .activation import Activation
 from .files import atomic_write
 from .layers import (
     GRU,
@@ -60,19 +61,24 @@ from .layers import (
     InputLayer,
     Masking,
     RepeatVector,
+    Rescaling,
     SimpleRNN,
     TimeDistributed,
 )
 from .merging import MERGES
 from .mixed_precision import serialize
+from .normalization import LayerNormalization
 from .ops import activation_name
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .rnn import RNN
+from .spatial_dropout import SpatialDropout1D
 
 #: The version of the Keras file format written (the one Keras 3.15 writes and reads).
 KERAS_VERSION = "3.15.1"
 
 _RECURRENT = (SimpleRNN, GRU, LSTM)
-_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector, Flatten)
+_PLAIN = (Dense, Masking, Dropout, Embedding, RepeatVector, Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D,
+          LayerNormalization, Activation, SpatialDropout1D, Rescaling)
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
 
 
@@ -153,6 +159,20 @@ def layer_config(layer, input_shape: tuple) -> dict:
         cfg = {"name": layer.name, "n": layer.n}
     elif kind is Flatten:
         cfg = {"name": layer.name, "data_format": "channels_last"}
+    elif kind in (GlobalAveragePooling1D, GlobalMaxPooling1D):
+        cfg = {"name": layer.name, "data_format": layer.data_format, "keepdims": layer.keepdims}
+    elif kind is LayerNormalization:
+        cfg = {"name": layer.name, "axis": layer.axis, "epsilon": layer.epsilon, "center": layer.center,
+               "scale": layer.scale, "rms_scaling": False}
+    elif kind is Activation:
+        cfg = {"name": layer.name, "activation": _activation(layer, layer.activation, "activation")}
+    elif kind is Rescaling:
+        cfg = {"name": layer.name, "scale": layer.scale, "offset": layer.offset}
+    elif kind is SpatialDropout1D:  # Keras's takes only these four: no "trainable"
+        return {"module": "keras.layers", "class_name": "SpatialDropout1D",
+                "config": {"rate": layer.rate, "seed": layer.seed, "name": layer.name,
+                           "dtype": serialize(layer.dtype_policy)},
+                "registered_name": None, "build_config": {"input_shape": [None, *input_shape]}}
     else:
         raise _no_counterpart(layer)
     return _keras_object(layer, kind.__name__, cfg, input_shape)

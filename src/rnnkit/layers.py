@@ -3,7 +3,9 @@
 ``SimpleRNN``, ``GRU`` and ``LSTM`` are ``RNN(XCell(...))``: layer options
 (``return_sequences`` ...) go to ``RNN``, every other keyword to the cell.
 ``serialize``/``deserialize`` turn a layer into plain JSON and back, building
-only classes from the closed registry ``LAYERS``.
+only classes from the closed registry ``LAYERS`` (which also holds the
+layers of ``pooling``, ``normalization``, ``activation`` and
+``spatial_dropout``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activation import Activation
 from .base import Layer, lazy_parameter, materialize
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .constraints import get_constraint
+from .normalization import LayerNormalization
 from .ops import (
     as_tensor,
     bernoulli_mask,
@@ -29,8 +33,10 @@ from .ops import (
     get_initializer,
     object_config,
 )
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .regularizers import get_regularizer
 from .rnn import RNN, tree_flatten
+from .spatial_dropout import SpatialDropout1D
 
 
 class _CellLayer(RNN):
@@ -852,7 +858,8 @@ class Conv2D(Layer):
 LAYERS: dict[str, type] = {
     cls.__name__: cls
     for cls in (SimpleRNN, GRU, LSTM, Bidirectional, Dense, TimeDistributed, Masking, Dropout, Embedding, RepeatVector,
-                Rescaling, Flatten, Conv2D)
+                Rescaling, Flatten, Conv2D, GlobalAveragePooling1D, GlobalMaxPooling1D, LayerNormalization, Activation,
+                SpatialDropout1D)
 }
 
 

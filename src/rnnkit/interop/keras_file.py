@@ -8,7 +8,8 @@ from a file (CVE-2024-3660, CVE-2025-1550). Here the config is only JSON:
 each layer's ``class_name`` must be one of the few Keras layers rnnkit has
 (``KERAS_LAYERS``) and is mapped by hand to the rnnkit class; anything else,
 a ``Lambda``, a custom or registered object, a model nested in a model, is a
-``ValueError`` that names it.
+``ValueError`` that names it. Each layer's dtype policy is kept (``_policy``:
+``"mixed_bfloat16"`` becomes its ``dtype=``; a policy rnnkit lacks is refused).
 
 A ``Functional`` model becomes an ``rnnkit.Model``: its graph is rebuilt by
 calling the layers on ``rk.Input`` tensors as its ``inbound_nodes`` say
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..activation import Activation
 from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
 from ..functional import Input, Model, _parse_dtype
 from ..graph import leaves
@@ -53,13 +55,18 @@ from ..layers import (
     Flatten,
     Masking,
     RepeatVector,
+    Rescaling,
     SimpleRNN,
     TimeDistributed,
 )
 from ..merging import MERGES
+from ..mixed_precision import POLICIES
 from ..model import Sequential
+from ..normalization import LayerNormalization
 from ..ops import ACTIVATIONS
+from ..pooling import DATA_FORMATS, GlobalAveragePooling1D, GlobalMaxPooling1D
 from ..rnn import RNN
+from ..spatial_dropout import SpatialDropout1D
 from .keras_masks import Expressions, expected, is_op, read_op
 
 #: The Keras class names ``load_keras`` understands. Every other one is refused.
@@ -67,7 +74,10 @@ KERAS_LAYERS = (
     "Sequential", "InputLayer", "SimpleRNN", "GRU", "LSTM", "Bidirectional",
     "Dense", "TimeDistributed", "Masking", "Dropout", "Embedding", "RepeatVector", "Flatten",
     "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot",
+    "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization", "Activation", "SpatialDropout1D", "Rescaling",
 )
+
+_POOLINGS = {"GlobalAveragePooling1D": GlobalAveragePooling1D, "GlobalMaxPooling1D": GlobalMaxPooling1D}
 
 def _h5py():
     try:
@@ -172,7 +182,55 @@ def _activation(cfg: dict, key: str, where: str) -> str:
     return value
 
 
-def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
+def _policy_name(value, cfg: dict, where: str) -> str | None:
+    """The name of the dtype policy a layer config's ``dtype`` holds, checked to be one rnnkit has; None if absent."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        inner = value.get("config")
+        if value.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy") or not isinstance(inner, dict):
+            raise ValueError(f"{where}.dtype: layer {str(cfg.get('name'))[:40]!r} has the dtype policy "
+                             f"{str(value.get('class_name'))[:40]!r}; rnnkit reads only DTypePolicy "
+                             f"(names {', '.join(POLICIES)})")
+        value = inner.get("name")
+    if not isinstance(value, str) or value not in POLICIES:
+        raise ValueError(f"{where}.dtype: layer {str(cfg.get('name'))[:40]!r} has the dtype policy "
+                         f"{str(value)[:40]!r}, which rnnkit does not have; it has {', '.join(POLICIES)}")
+    return value
+
+
+def _is_mixed(config) -> bool:
+    """Whether some layer of a Keras config has a dtype policy other than float32 (say "mixed_bfloat16").
+
+    Tensors' dtypes (an ``InputLayer``'s, a call's ``__keras_tensor__``) are not policies and are skipped.
+    """
+    if isinstance(config, list):
+        return any(_is_mixed(item) for item in config)
+    if not isinstance(config, dict) or config.get("class_name") in ("InputLayer", "__keras_tensor__"):
+        return False
+    policy = config.get("dtype")
+    if isinstance(policy, dict) and isinstance(policy.get("config"), dict):
+        policy = policy["config"].get("name")
+    if isinstance(policy, str) and policy in POLICIES and policy != "float32":
+        return True
+    return any(_is_mixed(v) for k, v in config.items() if k not in ("dtype", "inbound_nodes"))
+
+
+def _policy(cfg: dict, where: str, mixed: bool = False) -> str | None:
+    """The ``dtype=`` a layer's Keras dtype policy asks for, which must be one rnnkit has
+    (``mixed_precision.POLICIES``): its name, or None for float32 in a model without other policies
+    (the layer stays as rnnkit makes it). In a ``mixed`` model a float32 layer keeps "float32", so
+    that it takes the bfloat16 outputs of the layer before as Keras does (cast to float32).
+
+    Keras 3 writes ``{"module": "keras", "class_name": "DTypePolicy", "config": {"name": ...}}``
+    (``FloatDTypePolicy`` in Keras 3.4 and 3.5, a bare name before); a quantized policy, or a dtype
+    rnnkit does not compute in (``"bfloat16"`` weights), is refused.
+    """
+    name = _policy_name(cfg.get("dtype"), cfg, where)
+    return None if name is None or (name == "float32" and not mixed) else name
+
+
+def _recurrent(class_name: str, cfg: dict, input_size: int, where: str, mixed: bool = False) -> RNN:
     kwargs = {
         "units": _get(cfg, "units", int, where),
         "activation": _activation(cfg, "activation", where),
@@ -181,6 +239,7 @@ def _recurrent(class_name: str, cfg: dict, input_size: int, where: str) -> RNN:
         "recurrent_dropout": _get(cfg, "recurrent_dropout", float, where, 0.0),
         "seed": _get(cfg, "seed", int, where, None),
         "input_size": input_size,
+        "dtype": _policy(cfg, where, mixed),
     }
     for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"):
         kwargs[flag] = _get(cfg, flag, bool, where, False)
@@ -208,28 +267,88 @@ def _output_size(layer, input_size: int | None) -> int | None:
         return _output_size(layer.layer, input_size)
     if isinstance(layer, Embedding):
         return layer.output_dim
-    return input_size  # Masking, Dropout
+    if isinstance(layer, (GlobalAveragePooling1D, GlobalMaxPooling1D)) and layer.data_format == "channels_first":
+        return None  # the features were axis 1, which this walk does not track
+    return input_size  # Masking, Dropout, a pooling over channels_last steps, LayerNormalization, Activation ...
 
 
-def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str, pair: bool = False):
+def _number(cfg: dict, key: str, where: str, default=_REQUIRED) -> float:
+    """``cfg[key]``, a finite JSON number (an int is taken as a float)."""
+    value = _get(cfg, key, float, where, default)
+    if value is not None and not abs(value) < float("inf"):
+        raise ValueError(f"{where}.{key}: expected a finite number, got {value!r}")
+    return value
+
+
+def _layer_normalization(cfg: dict, shape: tuple | None, where: str, dtype, limits: Limits) -> LayerNormalization:
+    """A ``LayerNormalization`` built for ``shape`` (the input without the batch axis, as far as known);
+    its weights (the normalized axes' sizes multiplied) at most ``limits.max_size``."""
+    axis = cfg.get("axis", -1)
+    if not (type(axis) is int or (isinstance(axis, list) and axis and all(type(a) is int for a in axis))):
+        raise ValueError(f"{where}.axis: expected an int or a list of ints, got {str(axis)[:80]!r}")
+    if cfg.get("rms_scaling", False) is not False:
+        raise ValueError(f"{where}.rms_scaling: {cfg['rms_scaling']!r} is not supported (Keras deprecated it); "
+                         "expected false")
+    axes = [axis] if type(axis) is int else axis
+    rank = len(shape) + 1 if shape else 0
+    if not shape or not all(-rank <= a < rank and a % rank and shape[a % rank - 1] is not None for a in axes):
+        raise ValueError(f"{where}: the file gives no size for LayerNormalization's axis {axis} (input shape "
+                         f"{None if shape is None else [None, *shape]}); save the Keras model after building it")
+    size = 1
+    for a in axes:
+        size *= shape[a % rank - 1]
+    if size > limits.max_size:
+        raise ValueError(f"{where}: LayerNormalization {str(cfg.get('name'))[:40]!r} over axis {axis} of input shape {[None, *shape]} has weights of "
+                         f"{size} values, more than Limits.max_size={limits.max_size}")
+    epsilon = _number(cfg, "epsilon", where, 1e-3)
+    if epsilon < 0:
+        raise ValueError(f"{where}.epsilon: expected a number >= 0, got {epsilon!r}")
+    return LayerNormalization(axis, epsilon=epsilon, center=_get(cfg, "center", bool, where, True),
+                              scale=_get(cfg, "scale", bool, where, True), input_shape=shape, name=cfg.get("name"),
+                              dtype=dtype)
+
+
+def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str, pair: bool = False,
+                 shape: tuple | None = None, mixed: bool = False, limits: Limits | None = None):
     """The rnnkit layer for one Keras layer config, built for ``input_size`` features.
 
     ``pair``: a functional model, where a Bidirectional may return its two
     halves (``merge_mode=None``); a Sequential cannot pass two tensors on.
+    ``shape``: the whole input shape without the batch axis, when the file
+    gives it (a ``LayerNormalization`` over other axes than the last needs it,
+    its weights bounded by ``limits``).
+    Each layer takes the config's dtype policy (``_policy``; ``mixed``: the model has layers under
+    other policies than float32).
     """
-    name = cfg.get("name")
+    name, dtype = cfg.get("name"), _policy(cfg, where, mixed)
     if class_name == "Embedding":
         return Embedding(
             _get(cfg, "input_dim", int, where), _get(cfg, "output_dim", int, where),
-            mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name,
+            mask_zero=_get(cfg, "mask_zero", bool, where, False), name=name, dtype=dtype,
         )
     if class_name == "RepeatVector":
-        return RepeatVector(_get(cfg, "n", int, where), name=name)
+        return RepeatVector(_get(cfg, "n", int, where), name=name, dtype=dtype)
     if class_name == "Flatten":
         if cfg.get("data_format", "channels_last") != "channels_last":
             raise ValueError(f"{where}.data_format: {cfg['data_format']!r} is not supported (rnnkit's Flatten keeps "
                              "the axes in order: 'channels_last')")
-        return Flatten(name=name)
+        return Flatten(name=name, dtype=dtype)
+    if class_name in _POOLINGS:
+        data_format = cfg.get("data_format")
+        if data_format is not None and data_format not in DATA_FORMATS:
+            raise ValueError(f"{where}.data_format: expected one of {DATA_FORMATS}, got {str(data_format)[:40]!r}")
+        return _POOLINGS[class_name](data_format, _get(cfg, "keepdims", bool, where, False), name=name, dtype=dtype)
+    if class_name == "Activation":
+        return Activation(_activation(cfg, "activation", where), name=name, dtype=dtype)
+    if class_name == "SpatialDropout1D":
+        return SpatialDropout1D(_number(cfg, "rate", where), seed=_get(cfg, "seed", int, where, None), name=name,
+                                dtype=dtype)
+    if class_name == "Rescaling":  # Keras also takes a list per channel; rnnkit's Rescaling has one number
+        return Rescaling(_number(cfg, "scale", where), _number(cfg, "offset", where, 0.0), name=name, dtype=dtype)
+    if class_name == "LayerNormalization":
+        if input_size is not None and (shape is None or shape[-1] is None):
+            shape = (*(shape or (None,))[:-1], input_size)
+        return _layer_normalization(cfg, shape, where, dtype, check_limits(limits))
     if input_size is None:
         raise ValueError(
             f"{where}: the file gives no input shape for {class_name} (no InputLayer and no build_config); "
@@ -250,24 +369,26 @@ def _build_layer(class_name: str, cfg: dict, input_size: int | None, where: str,
             sub_name, sub_cfg = _layer_spec(cfg.get(key), f"{where}.{key}")
             if sub_name not in ("SimpleRNN", "GRU", "LSTM"):
                 raise ValueError(f"{where}.{key}: Bidirectional wraps SimpleRNN, GRU or LSTM here, got {sub_name!r}")
-            halves.append(_recurrent(sub_name, sub_cfg, input_size, f"{where}.{key}"))
-        return Bidirectional(halves[0], merge_mode=merge_mode, backward_layer=halves[1], name=name)
+            halves.append(_recurrent(sub_name, sub_cfg, input_size, f"{where}.{key}", mixed))
+        return Bidirectional(halves[0], merge_mode=merge_mode, backward_layer=halves[1], name=name, dtype=dtype)
     if class_name == "Dense":
         return Dense(
             _get(cfg, "units", int, where), activation=_activation(cfg, "activation", where),
-            use_bias=_get(cfg, "use_bias", bool, where, True), input_size=input_size, name=name,
+            use_bias=_get(cfg, "use_bias", bool, where, True), input_size=input_size, name=name, dtype=dtype,
         )
     if class_name == "TimeDistributed":
         sub_name, sub_cfg = _layer_spec(cfg.get("layer"), f"{where}.layer")
         if sub_name not in ("Dense", "Dropout"):
             raise ValueError(f"{where}.layer: TimeDistributed wraps Dense or Dropout here, got {sub_name!r}")
-        return TimeDistributed(_build_layer(sub_name, sub_cfg, input_size, f"{where}.layer"), name=name)
+        return TimeDistributed(_build_layer(sub_name, sub_cfg, input_size, f"{where}.layer", mixed=mixed), name=name,
+                               dtype=dtype)
     if class_name == "Masking":
-        return Masking(_get(cfg, "mask_value", float, where, 0.0), name=name)
+        return Masking(_get(cfg, "mask_value", float, where, 0.0), name=name, dtype=dtype)
     if class_name == "Dropout":
         if cfg.get("noise_shape") is not None:
             raise ValueError(f"{where}.noise_shape: {cfg['noise_shape']!r} is not supported (rnnkit's Dropout is per element)")
-        return Dropout(_get(cfg, "rate", float, where), seed=_get(cfg, "seed", int, where, None), name=name)
+        return Dropout(_get(cfg, "rate", float, where), seed=_get(cfg, "seed", int, where, None), name=name,
+                       dtype=dtype)
     raise ValueError(f"{where}: {class_name} cannot appear here")  # InputLayer / Sequential inside a layer
 
 
@@ -332,6 +453,7 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
         raise ValueError(f"config.json: the model is a {class_name!r}; load_keras reads Sequential and Functional models")
     entries: list = []
     _flat_layers(cfg, "", "config.json", entries)
+    mixed = _is_mixed(cfg.get("layers"))
     model = Sequential(name=cfg.get("name"))
     paths = []
     shape = None
@@ -343,7 +465,8 @@ def model_from_config(config: dict, trace: bool = True, limits: Limits | None = 
             shape = shape or own
         if class_name == "InputLayer":
             continue
-        layer = _build_layer(class_name, layer_cfg, features, where)
+        layer = _build_layer(class_name, layer_cfg, features, where,
+                             shape=_input_shape(class_name, layer_cfg, spec, where), mixed=mixed, limits=limits)
         model.add(layer)
         paths.append((layer, path))
         features = _output_size(layer, features)
@@ -383,7 +506,7 @@ def _refs(obj) -> list:
     return []
 
 
-def _merge(class_name: str, cfg: dict, where: str):
+def _merge(class_name: str, cfg: dict, where: str, mixed: bool):
     """A Keras merge layer: its axis arguments checked, nothing else taken from the config."""
     kwargs: dict = {"name": cfg.get("name")}
     if class_name == "Concatenate":
@@ -393,7 +516,7 @@ def _merge(class_name: str, cfg: dict, where: str):
         if not (type(axes) is int or (isinstance(axes, list) and len(axes) == 2 and all(type(a) is int for a in axes))):
             raise ValueError(f"{where}.axes: expected an int or a list of two ints, got {axes!r}")
         kwargs.update(axes=axes, normalize=_get(cfg, "normalize", bool, where, False))
-    return MERGES[class_name](**kwargs)
+    return MERGES[class_name](dtype=_policy(cfg, where, mixed), **kwargs)
 
 
 def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tuple[Any, str]]]:
@@ -411,6 +534,7 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
                 for s in specs)
     if count > limits.max_tensors:
         raise ValueError(f"{where}: {count} layers and calls, more than Limits.max_tensors={limits.max_tensors}")
+    mixed = _is_mixed(specs)
     built: dict[str, Any] = {}     # name -> rnnkit layer, or an Input tensor
     calls: dict[str, list] = {}    # name -> its inbound nodes
     ops: dict[str, int] = {}       # mask op name -> its expression (keras_masks)
@@ -443,12 +567,14 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
             inputs[name] = Input(shape, _parse_dtype(layer_cfg.get("dtype")), name, batch[0])
             built[name] = inputs[name].node.layer
         elif class_name in MERGES:
-            built[name] = _merge(class_name, layer_cfg, at)
+            built[name] = _merge(class_name, layer_cfg, at, mixed)
         else:
             first = _refs(nodes[0].get("args")) if nodes else []
             shape = first[0]["config"].get("shape") if first else None
-            features = shape[-1] if isinstance(shape, list) and shape and type(shape[-1]) is int else None
-            built[name] = _build_layer(class_name, layer_cfg, features, at, pair=True)
+            known = isinstance(shape, list) and len(shape) > 1 and all(d is None or type(d) is int for d in shape)
+            features = shape[-1] if known and type(shape[-1]) is int else None
+            built[name] = _build_layer(class_name, layer_cfg, features, at, pair=True,
+                                       shape=tuple(shape[1:]) if known else None, mixed=mixed, limits=limits)
         calls[name] = nodes
         group = _snake(class_name)
         counters[group] = counters.get(group, -1) + 1
@@ -536,22 +662,28 @@ def _functional(cfg: dict, where: str, limits: Limits) -> tuple[Model, list[tupl
         raise ValueError(f"{where}: the calls of {stuck} wait on each other's outputs (a cycle in inbound_nodes); "
                          "a functional model is acyclic")
 
-    def pick(refs, key):
-        if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
-            refs = [refs]  # Keras writes one tensor as its bare [layer, node, tensor]
-        if isinstance(refs, dict):
-            refs = list(refs.values())
-        if not isinstance(refs, list) or not refs:
-            raise ValueError(f"{where}.{key}: expected [layer, node, tensor] references, got {str(refs)[:80]!r}")
-        out = []
-        for r in refs:
-            if not (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
-                    and all(type(v) is int for v in r[1:]) and (r[0], r[1]) in made and r[2] < len(made[(r[0], r[1])])):
-                raise ValueError(f"{where}.{key}: {r!r} names no tensor the model makes")
-            out.append(made[(r[0], r[1])][r[2]])
-        return out[0] if len(out) == 1 else out
+    def is_ref(r):
+        return isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and all(type(v) is int for v in r[1:])
 
-    inputs, outputs = pick(cfg.get("input_layers"), "input_layers"), pick(cfg.get("output_layers"), "output_layers")
+    def pick(refs, key):
+        """The tensors ``refs`` names, in its structure: a [layer, node, tensor] reference, or lists and
+        dicts of them, nested (Keras 3's nested inputs and outputs)."""
+        if is_ref(refs):
+            if (refs[0], refs[1]) not in made or refs[2] >= len(made[(refs[0], refs[1])]):
+                raise ValueError(f"{where}.{key}: {refs!r} names no tensor the model makes")
+            return made[(refs[0], refs[1])][refs[2]]
+        if isinstance(refs, dict) and refs:
+            return {k: pick(r, f"{key}.{k}") for k, r in refs.items()}
+        if isinstance(refs, list) and refs:
+            return [pick(r, f"{key}[{i}]") for i, r in enumerate(refs)]
+        raise ValueError(f"{where}.{key}: expected [layer, node, tensor] references (in lists or dicts), "
+                         f"got {str(refs)[:80]!r}")
+
+    def top(refs, key):  # as Keras 3, a list of one tensor is that tensor
+        out = pick(refs, key)
+        return out[0] if isinstance(out, list) and len(out) == 1 and not isinstance(out[0], (list, dict)) else out
+
+    inputs, outputs = top(cfg.get("input_layers"), "input_layers"), top(cfg.get("output_layers"), "output_layers")
     name = cfg.get("name")
     return Model(inputs, outputs, name=name if isinstance(name, str) else None), paths
 

@@ -245,9 +245,9 @@ def test_functional_slicing():
     assert [m.name for m in partial.layers[1:]] == ["dense1", "dense2"]
 
 
-def test_deeply_nested_model():
+def test_deeply_nested_model(tmp_path):
     """Upstream ``keras/src/models/functional_test.py::FunctionalTest::test_deeply_nested_model``: the eager and
-    symbolic calls; the ``.keras`` round trip is left out (rk.load_model does not read nested ``input_layers`` yet)."""
+    symbolic calls, and the ``.keras`` round trip (nested ``input_layers`` / ``output_layers``)."""
     i1, i2, i3 = rk.Input((1,)), rk.Input((2,)), rk.Input((3,))
     o1, o2, o3 = rk.Dense(1)(i1), rk.Dense(2)(i2), rk.Dense(3)(i3)
     model = rk.Model({"1": i1, "others": {"2": i2, "3": i3}}, {"1": o1, "others": {"2": o2, "3": o3}})
@@ -258,6 +258,14 @@ def test_deeply_nested_model():
         assert isinstance(out, dict) and set(out) == {"1", "others"} and out["1"].shape == (2, 1)
         assert isinstance(out["others"], dict) and set(out["others"]) == {"2", "3"}
         assert out["others"]["2"].shape == (2, 2) and out["others"]["3"].shape == (2, 3)
+    model.save(tmp_path / "model.keras")
+    loaded = rk.load_model(tmp_path / "model.keras")
+    new_out_eager = loaded({"1": np.ones((2, 1)), "others": {"2": np.ones((2, 2)), "3": np.ones((2, 3))}})
+    assert isinstance(new_out_eager, dict) and set(new_out_eager) == {"1", "others"}
+    assert set(new_out_eager["others"]) == {"2", "3"}
+    for got, want in ((new_out_eager["1"], out_eager["1"]), (new_out_eager["others"]["2"], out_eager["others"]["2"]),
+                      (new_out_eager["others"]["3"], out_eager["others"]["3"])):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy())
 
 
 def test_optional_inputs():
