@@ -182,3 +182,17 @@ def test_topological_order_names_a_cycle():
     edges = {"x": ["y"], "y": ["z"], "z": ["x"]}
     with pytest.raises(ValueError, match=r"graph: node y depends on itself \(a cycle\)"):
         topological_order(["y"], edges.__getitem__, describe=lambda n: f"node {n}")
+
+
+@pytest.mark.parametrize("cls_name, keras_name", [
+    ("SimpleRNN", "simple_rnn"), ("GRUCell", "gru_cell"), ("LSTMCell", "lstm_cell"), ("StackedRNNCells", "stacked_rnn_cells"),
+    ("Conv2D", "conv2d"), ("GlobalAveragePooling1D", "global_average_pooling1d"), ("SpatialDropout1D", "spatial_dropout1d"),
+])
+def test_default_layer_names_are_keras_names(cls_name, keras_name):
+    """A layer made without name= is called what Keras calls it (a digit does not start a word)."""
+    assert rk.base._snake(cls_name) == keras_name
+
+
+def test_a_new_layer_takes_its_keras_name():
+    assert rk.GlobalAveragePooling1D().name.startswith("global_average_pooling1d")
+    assert rk.Conv2D(2, 3).name.startswith("conv2d")

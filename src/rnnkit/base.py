@@ -25,9 +25,10 @@ _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
 
 def _snake(name: str) -> str:
-    # "SimpleRNN" -> "simple_rnn", "GRUCell" -> "gru_cell", as Keras names them.
+    # "SimpleRNN" -> "simple_rnn", "GRUCell" -> "gru_cell", "Conv2D" -> "conv2d", as Keras names them
+    # (a digit does not start a new word: "GlobalAveragePooling1D" -> "global_average_pooling1d").
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", s).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def unique_name(cls_name: str) -> str:
