@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import rnnkit as rk
-from rnnkit import constraints, ops, regularizers, v1
+from rnnkit import constraints, layers, ops, regularizers, v1
 from rnnkit.rnn import tree_flatten
 
 
@@ -430,3 +430,44 @@ def test_sequential_compute_output_shape_chains_the_layers():
     assert model.compute_output_shape((8, 5, 3)) == (8, 6, 7)
     assert tuple(model(torch.zeros(8, 5, 3)).shape) == (8, 6, 7)
     assert rk.InputLayer((5, 3)).compute_output_shape((None, 5, 3)) == (None, 5, 3)
+
+
+# ---- `from keras import layers` -> `from rnnkit import layers`: one namespace of every layer
+
+
+KERAS_LAYER_NAMES = [
+    "Input", "InputLayer", "SimpleRNN", "GRU", "LSTM", "SimpleRNNCell", "GRUCell", "LSTMCell", "RNN", "StackedRNNCells",
+    "Bidirectional", "TimeDistributed", "Dense", "Dropout", "Embedding", "Masking", "RepeatVector", "Flatten",
+    "Rescaling", "Conv2D", "Concatenate", "Add", "Subtract", "Multiply", "Average", "Dot", "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D", "LayerNormalization", "Activation", "SpatialDropout1D",
+    "concatenate", "add", "subtract", "multiply", "average", "dot",
+]
+
+
+@pytest.mark.parametrize("name", KERAS_LAYER_NAMES)
+def test_rnnkit_layers_is_the_keras_layers_namespace(name):
+    """Keras programs write `from keras import layers; layers.X`: each such name is in rnnkit.layers,
+    the same object as rnnkit.X where rnnkit has it at the top."""
+    assert hasattr(layers, name)
+    if hasattr(rk, name):
+        assert getattr(layers, name) is getattr(rk, name)
+
+
+def test_a_keras_program_with_layers_functions_runs_as_written():
+    """keras-io style: `import keras; from keras import layers` with only the imports changed; the merge functions
+    give the merge layers' numbers."""
+    import rnnkit as keras  # the program's `import keras`; `from keras import layers` is this module's import
+
+    torch.manual_seed(0)
+    a, b = keras.Input(shape=(None, 3)), layers.Input(shape=(None, 3))
+    lstm, gru = layers.LSTM(4), layers.GRU(4)
+    ha, hb = lstm(a), gru(b)
+    merged = [layers.concatenate([ha, hb]), layers.add([ha, hb]), layers.subtract([ha, hb]),
+              layers.multiply([ha, hb]), layers.average([ha, hb]), layers.dot([ha, hb], axes=1)]
+    model = keras.Model([a, b], merged)
+    x, y = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    outs = model([x, y])
+    h1, h2 = lstm(x), gru(y)
+    expected = [torch.cat([h1, h2], -1), h1 + h2, h1 - h2, h1 * h2, (h1 + h2) / 2, (h1 * h2).sum(-1, keepdim=True)]
+    for got, want in zip(outs, expected):
+        torch.testing.assert_close(got, want)

@@ -10,13 +10,15 @@ scripts/import_graph.py`` prints the floors; there is no import cycle):
 * files (atomic writes), ops (activations, initializers, checks), graph
   (symbolic tensors of the functional API), base (Layer), losses, optimizers,
   callbacks, distributed;
-* pooling, normalization, activation, spatial_dropout (Keras's stateless or
-  per-step companions: GlobalAveragePooling1D ..., on base and ops alone);
+* pooling, normalization, activation, spatial_dropout, rescaling (Keras's
+  stateless or per-step companions: GlobalAveragePooling1D ..., on base and
+  ops alone) -> merging (Concatenate, Add, ...; operators on symbolic tensors);
 * cells (one time step) -> kernels/ (fused paths) -> rnn (the time loop, the
-  definition) -> layers (which registers the companions too), merging,
-  wrappers -> v1 (TF1 names, thin over the core);
+  definition) -> layers (Input, and Keras's ``keras.layers`` namespace: it
+  registers the companions and holds the merges too), wrappers -> v1 (TF1
+  names, thin over the core);
 * training (compile/fit/evaluate/predict), functional_training (several inputs
-  and outputs) -> model (Sequential) -> functional (Input, Model), tbptt;
+  and outputs) -> model (Sequential) -> functional (Model), tbptt;
 * serialization (configs, safetensors) -> checkpoint (resumable runs) -> interop/;
 * data/ (each task's presets, report, sampling) -> runs (run directories) -> cli
   (parses and dispatches only).
@@ -35,7 +37,7 @@ from .callbacks import (
 )
 from .cells import Cell, DropoutMasks, GRUCell, LSTMCell, LSTMState, SimpleRNNCell, StackedRNNCells
 from .checkpoint import ModelCheckpoint
-from .functional import Input, Model
+from .functional import Model
 from .kernels import Stepper
 from .layers import (
     GRU,
@@ -46,6 +48,7 @@ from .layers import (
     Dropout,
     Embedding,
     Flatten,
+    Input,
     InputLayer,
     Masking,
     RepeatVector,

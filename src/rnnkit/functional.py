@@ -48,55 +48,9 @@ from torch import nn
 from . import graph, keras_save
 from .base import Layer, unique_name
 from .functional_training import FunctionalTraining
-from .layers import InputLayer, deserialize, serialize
+from .layers import Input, InputLayer, deserialize, serialize
 from .merging import MERGES
 from .model import Sequential, _check_path
-
-_DTYPES = {
-    name: getattr(torch, name)
-    for name in ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
-}
-
-
-def _parse_dtype(dtype) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype) and graph.dtype_name(dtype) in _DTYPES:
-        return dtype
-    if isinstance(dtype, str) and dtype in _DTYPES:
-        return _DTYPES[dtype]
-    raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
-
-
-def Input(  # noqa: N802 - Keras's name
-    shape, dtype=None, name: str | None = None, batch_size: int | None = None, optional: bool = False
-) -> graph.SymbolicTensor:
-    """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
-
-    ``batch_size`` fixes the batch axis of the symbolic shapes (Keras's ``Input(batch_size=)``): layers
-    called only on such inputs give outputs of that batch size. Calls of the model may use any batch.
-    ``optional=True`` (Keras's): a call of the model may give ``None`` for this input, and the layers
-    it feeds are then called with ``None`` in its place (``forward(self, x, y=None)``).
-
-    Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
-    Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
-
-    >>> x = Input((None, 8))
-    >>> x.shape
-    (None, None, 8)
-    """
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}")
-    if not isinstance(optional, bool):
-        raise TypeError(f"optional: expected a bool, got {type(optional).__name__} {optional!r}")
-    layer = InputLayer(shape, name=name)
-    layer.optional = optional
-    node = graph.Node(layer, (), {}, {}, None)
-    tensor = graph.SymbolicTensor((batch_size, *layer.input_shape), _parse_dtype(dtype), node, 0)
-    node.outputs, node.structure = [tensor], tensor
-    vars(layer)["_inbound_nodes"] = [node]
-    return tensor
-
 
 # -------------------------------------------------------------------- steps
 # A step's arguments are the recorded call with each symbolic tensor replaced

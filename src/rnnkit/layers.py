@@ -4,8 +4,13 @@
 (``return_sequences`` ...) go to ``RNN``, every other keyword to the cell.
 ``serialize``/``deserialize`` turn a layer into plain JSON and back, building
 only classes from the closed registry ``LAYERS`` (which also holds the
-layers of ``pooling``, ``normalization``, ``activation`` and
-``spatial_dropout``).
+layers of ``pooling``, ``normalization``, ``activation``, ``rescaling`` and
+``spatial_dropout``). ``Input`` makes a functional model's symbolic input.
+
+This module is also Keras's ``keras.layers`` namespace: it holds every layer
+class (the merges and ``StackedRNNCells`` too, and Keras's ``concatenate``,
+``add``, ... functions), so ``from rnnkit import layers`` serves a Keras
+program's ``from keras import layers``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import graph
 from .activation import Activation
 from .base import Layer, lazy_parameter, materialize
-from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # noqa: F401 - StackedRNNCells: keras.layers'
 from .constraints import get_constraint
+from .merging import (  # noqa: F401 - keras.layers is one namespace: `from rnnkit import layers; layers.Concatenate()`
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    multiply,
+    subtract,
+)
 from .normalization import LayerNormalization
 from .ops import (
     as_tensor,
@@ -35,6 +55,7 @@ from .ops import (
 )
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .regularizers import get_regularizer
+from .rescaling import Rescaling
 from .rnn import RNN, tree_flatten
 from .spatial_dropout import SpatialDropout1D
 
@@ -348,6 +369,52 @@ class InputLayer(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+
+_DTYPES = {
+    name: getattr(torch, name)
+    for name in ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+}
+
+
+def _parse_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and graph.dtype_name(dtype) in _DTYPES:
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype: expected None (float32) or one of {sorted(_DTYPES)}, got {dtype!r}")
+
+
+def Input(  # noqa: N802 - Keras's name
+    shape, dtype=None, name: str | None = None, batch_size: int | None = None, optional: bool = False
+) -> graph.SymbolicTensor:
+    """A symbolic input of ``shape`` (no batch axis; ``None`` = any size), float32 unless ``dtype``.
+
+    ``batch_size`` fixes the batch axis of the symbolic shapes (Keras's ``Input(batch_size=)``): layers
+    called only on such inputs give outputs of that batch size. Calls of the model may use any batch.
+    ``optional=True`` (Keras's): a call of the model may give ``None`` for this input, and the layers
+    it feeds are then called with ``None`` in its place (``forward(self, x, y=None)``).
+
+    Starts a functional model, or a ``Sequential`` (Keras 3 style), where it only sets the input shape.
+    Token ids for an ``Embedding`` may be float32 or ``dtype="int32"``/``"int64"``.
+
+    >>> x = Input((None, 8))
+    >>> x.shape
+    (None, None, 8)
+    """
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size: expected None or a positive int, got {batch_size!r}")
+    if not isinstance(optional, bool):
+        raise TypeError(f"optional: expected a bool, got {type(optional).__name__} {optional!r}")
+    layer = InputLayer(shape, name=name)
+    layer.optional = optional
+    node = graph.Node(layer, (), {}, {}, None)
+    tensor = graph.SymbolicTensor((batch_size, *layer.input_shape), _parse_dtype(dtype), node, 0)
+    node.outputs, node.structure = [tensor], tensor
+    vars(layer)["_inbound_nodes"] = [node]
+    return tensor
 
 
 class Dense(Layer):
@@ -684,41 +751,6 @@ class RepeatVector(Layer):
 
     def get_config(self):
         return {"name": self.name, "n": self.n}
-
-
-# ---------------------------------------------------------------- Rescaling
-
-
-class Rescaling(Layer):
-    """``x * scale + offset``, element by element, as Keras's ``Rescaling``.
-
-    Also the layer behind a number in an operator on a symbolic tensor:
-    ``x * 2`` is ``Rescaling(2.0)(x)``, ``x + 1`` is ``Rescaling(1.0, 1.0)(x)``.
-
-    >>> Rescaling(1 / 255)(torch.full((2, 3), 255.0))
-    tensor([[1., 1., 1.],
-            [1., 1., 1.]])
-    """
-
-    supports_masking = True  # elementwise: a step's validity is unchanged
-
-    def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, input_shape=None, dtype=None):
-        super().__init__(name=name, input_shape=input_shape, dtype=dtype)
-        for arg, v in (("scale", scale), ("offset", offset)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{arg}: expected a number, got {v!r}")
-        self.scale, self.offset = float(scale), float(offset)
-        self.built = True
-
-    def forward(self, inputs):
-        x = as_tensor(inputs)
-        return x * self.scale + self.offset
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        return {"name": self.name, "scale": self.scale, "offset": self.offset}
 
 
 # ------------------------------------------------------------------ Flatten

@@ -1,5 +1,7 @@
 """Keras's merge layers: ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Dot``.
 
+Also their functional forms (``concatenate``, ``add``, ... : make the layer and call it).
+
 Each takes a list of tensors (batch first) and returns one tensor. They are
 plain layers, so they work eagerly as well as in a functional model::
 
@@ -20,8 +22,8 @@ import torch.nn.functional as F
 
 from . import graph
 from .base import Layer
-from .layers import Rescaling
 from .ops import as_tensor
+from .rescaling import Rescaling
 
 
 class _Merge(Layer):
@@ -207,6 +209,39 @@ class Dot(_Merge):
 
 
 MERGES: dict[str, type] = {cls.__name__: cls for cls in (Concatenate, Add, Subtract, Multiply, Average, Dot)}
+
+
+# Keras's functional forms: ``layers.concatenate([a, b])`` is ``layers.Concatenate()([a, b])``.
+
+
+def concatenate(inputs, axis: int = -1, **kwargs):
+    """``Concatenate(axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def add(inputs, **kwargs):
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def dot(inputs, axes, normalize: bool = False, **kwargs):
+    """``Dot(axes, normalize, **kwargs)(inputs)``."""
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
 
 
 def _operator_call(op: str, x, y):

@@ -42,7 +42,7 @@ import torch
 
 from ..activation import Activation
 from ..files import Limits, check_limits, loads_json, open_regular, over_limit, read_fd
-from ..functional import Input, Model, _parse_dtype
+from ..functional import Model
 from ..graph import leaves
 from ..keras_save import keras_layer_order
 from ..layers import (
@@ -53,11 +53,13 @@ from ..layers import (
     Dropout,
     Embedding,
     Flatten,
+    Input,
     Masking,
     RepeatVector,
     Rescaling,
     SimpleRNN,
     TimeDistributed,
+    _parse_dtype,
 )
 from ..merging import MERGES
 from ..mixed_precision import POLICIES
