@@ -40,31 +40,39 @@ inline int64_t packed_size(int64_t n, int64_t k, bool bf16) {
   return panels(n) * kLanes * (bf16 ? (k + 1) / 2 * 2 : k);
 }
 
-// op(B)[kk][j]: B stored (k, n) with row stride ld, or with `trans` stored (n, k).
-template <typename E>
-inline E element(const E* B, int64_t ld, bool trans, int64_t kk, int64_t j) {
-  return trans ? B[j * ld + kk] : B[kk * ld + j];
-}
-
-// Lay out op(B) (k, n) float32 as panels P[p][kk][16], zero past n.
-inline void pack(const float* B, int64_t ld, bool trans, int64_t k, int64_t n, float* out) {
-  for (int64_t p = 0; p < panels(n); ++p)
-    for (int64_t kk = 0; kk < k; ++kk)
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const int64_t j = p * kLanes + l;
-        *out++ = j < n ? element(B, ld, trans, kk, j) : 0.f;
+// Lay out op(B) (k, n) as panels of 16 columns, zero past n (and past k in
+// the last pair): float32 P[p][kk][16] (Pair = 1), bfloat16 bits
+// P[p][kk/2][16][2] (Pair = 2). op(B)[kk][j] is B[kk * ld + j], or with
+// `trans` (B stored (n, k)) B[j * ld + kk]. Once per sequence.
+template <int Pair, typename E>
+inline void pack_panels(const E* B, int64_t ld, bool trans, int64_t k, int64_t n, E* out) {
+  const int64_t kp = (k + Pair - 1) / Pair * Pair;  // k padded to whole pairs
+  const int64_t panel = kp * kLanes;
+  std::memset(out, 0, sizeof(E) * panels(n) * panel);
+  for (int64_t p = 0; p < panels(n); ++p) {  // one panel at a time: it stays in L1 while being written
+    E* dst = out + p * panel;
+    const int64_t lanes = std::min(kLanes, n - p * kLanes);
+    if (trans) {
+      for (int64_t l = 0; l < lanes; ++l) {
+        const E* src = B + (p * kLanes + l) * ld;
+        for (int64_t kk = 0; kk < k; ++kk) dst[(kk / Pair) * kLanes * Pair + l * Pair + kk % Pair] = src[kk];
       }
+    } else {
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const E* src = B + kk * ld + p * kLanes;
+        E* row = dst + (kk / Pair) * kLanes * Pair + kk % Pair;
+        for (int64_t l = 0; l < lanes; ++l) row[l * Pair] = src[l];
+      }
+    }
+  }
 }
 
-// Lay out op(B) (k, n) bfloat16 bits as panels P[p][kk/2][16][2], zero past n and past k.
+inline void pack(const float* B, int64_t ld, bool trans, int64_t k, int64_t n, float* out) {
+  pack_panels<1>(B, ld, trans, k, n, out);
+}
+
 inline void pack_bf16(const uint16_t* B, int64_t ld, bool trans, int64_t k, int64_t n, uint16_t* out) {
-  for (int64_t p = 0; p < panels(n); ++p)
-    for (int64_t kk = 0; kk < k; kk += 2)
-      for (int64_t l = 0; l < kLanes; ++l)
-        for (int64_t d = 0; d < 2; ++d) {
-          const int64_t j = p * kLanes + l;
-          *out++ = j < n && kk + d < k ? element(B, ld, trans, kk + d, j) : uint16_t(0);
-        }
+  pack_panels<2>(B, ld, trans, k, n, out);
 }
 
 #ifdef RNNKIT_STEP_GEMM
