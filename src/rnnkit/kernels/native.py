@@ -52,8 +52,8 @@ DNNL_MIN_WEIGHTS = 1 << 17
 # rnnkit's own AVX-512 kernel (csrc/step_gemm.h: the kernel laid out once per sequence in panels of 16
 # columns, register tiles of 6 rows x 64 columns; vdpbf16ps for bfloat16), before oneDNN and MKL, where
 # the CPU has AVX-512 (AVX512-BF16). One thread, us per LSTM product h @ U against the best of oneDNN and
-# MKL packed (docs/performance.md, "An AVX-512 kernel for the step's product"): float32 0.49 at 1 row and
-# 256 units, 0.64-0.92 at 8-128 rows; bfloat16 0.20-0.83. Faster at every shape measured: on for all rows.
+# MKL packed (docs/performance.md, "An AVX-512 kernel for the step's product"): float32 0.48 at 1 row and
+# 256 units, 0.64-0.87 at 8-128 rows; bfloat16 0.23-0.83. Faster at every shape measured: on for all rows.
 UKERNEL_MAX_ROWS = (1 << 62, 1 << 62)
 if _native is not None:
     _native.set_ukernel_max_rows(False, UKERNEL_MAX_ROWS[0])
