@@ -878,7 +878,9 @@ struct Weights {
 // its weight operand into its own blocked layout on every call: for an
 // LSTM at 128 units that is 256 KB per step, a large part of a 128-row
 // product. So the per-step products use the weights laid out once per
-// sequence and block of rows, by one of two libraries torch carries:
+// sequence and block of rows: by rnnkit's own AVX-512 kernel (step_gemm.h,
+// g_ukernel_max_rows below) where the CPU has one, else by one of two
+// libraries torch carries:
 //
 // * oneDNN's matmul (torch's mkldnn::_reorder_linear_weight once, then
 //   mkldnn::_linear_pointwise per step, reached through the dispatcher:

@@ -25,7 +25,8 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// (GCC 10 and clang 9 brought the AVX512-BF16 intrinsics.)
+#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : defined(__GNUC__) && __GNUC__ >= 10)
 #include <immintrin.h>
 #define RNNKIT_STEP_GEMM 1
 #endif
