@@ -17,15 +17,15 @@
 // zmm registers for float32); panels past n are zero-padded so that only the
 // stores of the last panel are masked. The result is float32 in both cases.
 //
-// x86-64 with GCC only (target attributes, no -march flag): the caller checks
-// available() / available_bf16() at run time and falls back elsewhere.
+// x86-64 with GCC >= 10 or clang >= 9 (target attributes, no -march flag):
+// the caller checks available() / available_bf16() at run time and falls back
+// elsewhere (RNNKIT_STEP_GEMM undefined: only the packing helpers exist).
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
-// (GCC 10 and clang 9 brought the AVX512-BF16 intrinsics.)
 #if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 9 : defined(__GNUC__) && __GNUC__ >= 10)
 #include <immintrin.h>
 #define RNNKIT_STEP_GEMM 1
