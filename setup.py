@@ -16,6 +16,7 @@ import sys
 from setuptools import setup
 
 SOURCE = os.path.join("csrc", "rnnkit_native.cpp")
+HEADER = os.path.join("csrc", "step_gemm.h")  # its AVX-512 product kernel
 FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp-simd", "-fno-math-errno", "-std=c++17"]
 if sys.platform.startswith("linux"):
     # at::parallel_for is a header template: without -fopenmp it runs serially in
@@ -56,7 +57,7 @@ def native_extensions():
                 file=sys.stderr,
             )
 
-    ext = CppExtension("rnnkit._native", [SOURCE], extra_compile_args=FLAGS)
+    ext = CppExtension("rnnkit._native", [SOURCE], extra_compile_args=FLAGS, depends=[HEADER])
     return [ext], {"build_ext": OptionalBuildExtension.with_options(use_ninja=False)}
 
 

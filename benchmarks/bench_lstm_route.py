@@ -4,9 +4,11 @@ For each of issue 14's four shapes, one forward (``infer``, no grad) or
 forward + backward (``train``, loss on the last output), float32 or under
 bfloat16 autocast (``--bf16``; torch.nn.LSTM under the same autocast), all
 contenders in interleaved rounds in one process. ``rnnkit_native`` forces the
-native kernel (the route's step threshold raised for the call),
-``rnnkit_native_mkl`` the same with the per-step products through MKL /
-at::mm instead of oneDNN's matmul (``native.DNNL_MIN_ROWS`` raised),
+native kernel (the route's step threshold raised for the call; its per-step
+products through the AVX-512 kernel where the CPU has one),
+``rnnkit_native_dnnl`` the same without that kernel (oneDNN's matmul per
+``native.DNNL_MIN_ROWS``, else MKL), ``rnnkit_native_mkl`` with the per-step
+products through MKL / at::mm only (``native.DNNL_MIN_ROWS`` raised too),
 ``rnnkit_native_unpacked`` with neither (sgemm per step, float32),
 ``rnnkit_onednn`` is the default route (oneDNN from ``ONEDNN_MIN_STEPS``
 steps). Writes medians, min and max (wall and process CPU ms) and per-round
@@ -59,10 +61,17 @@ def contenders(batch, steps, units, train, bf16=False):
         finally:
             kernels.ONEDNN_MIN_STEPS = saved
 
-    def mkl(xs):  # the native kernel without oneDNN's per-step matmul (MKL packed, or at::mm under autocast)
-        previous = native_kernels.set_dnnl_products((1 << 62, 1 << 62), 0)
+    def dnnl(xs):  # the native kernel without the AVX-512 per-step products (oneDNN's matmul, else MKL)
+        previous = native_kernels.set_ukernel_products((0, 0))
         try:
             return native(xs)
+        finally:
+            native_kernels.set_ukernel_products(previous)
+
+    def mkl(xs):  # neither the AVX-512 kernel nor oneDNN's matmul (MKL packed, or at::mm under autocast)
+        previous = native_kernels.set_dnnl_products((1 << 62, 1 << 62), 0)
+        try:
+            return dnnl(xs)
         finally:
             native_kernels.set_dnnl_products(*previous)
 
@@ -73,7 +82,7 @@ def contenders(batch, steps, units, train, bf16=False):
         finally:
             _native.set_pack_min_rows(rows)
 
-    models = {"rnnkit_native": (native, layer), "rnnkit_native_mkl": (mkl, layer),
+    models = {"rnnkit_native": (native, layer), "rnnkit_native_dnnl": (dnnl, layer), "rnnkit_native_mkl": (mkl, layer),
               "rnnkit_native_unpacked": (unpacked, layer), "rnnkit_onednn": (layer, layer),
               "torch_nn": (lambda xs: ref(xs)[0][:, -1], ref)}
     if bf16:  # autocast: the route never picks oneDNN's LSTM, and sgemm does not multiply bfloat16

@@ -28,12 +28,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -43,6 +45,8 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "step_gemm.h"
 
 namespace {
 
@@ -874,7 +878,9 @@ struct Weights {
 // its weight operand into its own blocked layout on every call: for an
 // LSTM at 128 units that is 256 KB per step, a large part of a 128-row
 // product. So the per-step products use the weights laid out once per
-// sequence and block of rows, by one of two libraries torch carries:
+// sequence and block of rows: by rnnkit's own AVX-512 kernel (step_gemm.h,
+// g_ukernel_max_rows below) where the CPU has one, else by one of two
+// libraries torch carries:
 //
 // * oneDNN's matmul (torch's mkldnn::_reorder_linear_weight once, then
 //   mkldnn::_linear_pointwise per step, reached through the dispatcher:
@@ -917,6 +923,21 @@ std::atomic<int64_t> g_pack_min_rows{1};
 // products do not repay oneDNN's ~16 us per call. Off until set.
 std::atomic<int64_t> g_dnnl_min_rows[2] = {int64_t(1) << 62, int64_t(1) << 62};
 std::atomic<int64_t> g_dnnl_min_weights{0};
+// Blocks of at most this many rows use step_gemm.h's AVX-512 kernel: [0]
+// float32, [1] bfloat16 (set_ukernel_max_rows; kernels/native.py
+// UKERNEL_MAX_ROWS), where the CPU has AVX-512 (and AVX512-BF16 for [1]).
+// It goes before oneDNN and MKL. Off until set.
+std::atomic<int64_t> g_ukernel_max_rows[2] = {0, 0};
+
+bool ukernel_available(bool half) {
+#ifdef RNNKIT_STEP_GEMM
+  static const bool f32 = step_gemm::available(), bf16 = step_gemm::available_bf16();
+  return half ? bf16 : f32;
+#else
+  (void)half;
+  return false;
+#endif
+}
 
 // torch's oneDNN linear operators, or null where this torch has none.
 struct DnnlLinear {
@@ -955,12 +976,24 @@ struct StepProduct {
   float* packed = nullptr;  // MKL's layout
   at::Tensor dnnl_w;        // oneDNN's layout
   const DnnlLinear* dnnl = nullptr;
+  void* panels = nullptr;     // step_gemm's layout (float32 or bfloat16 panels)
+  uint32_t* rounded = nullptr;  // step_gemm's bfloat16 copy of A
 
   StepProduct(bool use, const Weights<T>& w, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t off, int64_t ld)
       : w(w), trans_b(trans_b), m(m), n(n), k(k), off(off), ld(ld) {
     if constexpr (std::is_same_v<T, float>) {
       if (!use || m * n * k == 0) return;
       const bool half = w.half != nullptr;
+      if (m <= g_ukernel_max_rows[half].load(std::memory_order_relaxed) && ukernel_available(half)) {
+        panels = aligned(step_gemm::packed_size(n, k, half) * (half ? 2 : 4));
+        if (half) {
+          step_gemm::pack_bf16(w.half + off, ld, trans_b, k, n, static_cast<uint16_t*>(panels));
+          rounded = static_cast<uint32_t*>(aligned(m * ((k + 1) / 2) * 4));
+        } else {
+          step_gemm::pack(w.full + off, ld, trans_b, k, n, static_cast<float*>(panels));
+        }
+        return;
+      }
       const bool big = m >= g_dnnl_min_rows[half].load(std::memory_order_relaxed) &&
                        n * k >= g_dnnl_min_weights.load(std::memory_order_relaxed);
       dnnl = big ? dnnl_linear() : nullptr;
@@ -971,20 +1004,29 @@ struct StepProduct {
       } else if ((!half || m < kBf16MinRows) && cblas_sgemm_pack &&
                  m >= g_pack_min_rows.load(std::memory_order_relaxed)) {  // float32, or bfloat16-rounded weights
         const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, int(m), int(n), int(k));
-        packed = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-        TORCH_CHECK(packed, "rnnkit native: out of memory packing weights");
+        packed = static_cast<float*>(aligned(bytes));
         cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b ? kTrans : kNoTrans, int(m), int(n), int(k), 1.0f,
                          w.full + off, int(ld), packed);
       }
     }
   }
-  ~StepProduct() { std::free(packed); }
+  ~StepProduct() {
+    std::free(packed);
+    std::free(panels);
+    std::free(rounded);
+  }
   StepProduct(const StepProduct&) = delete;
   StepProduct& operator=(const StepProduct&) = delete;
 
   // `scratch`: m * k bfloat16 for the rounded A under autocast.
   void mul(const T* A, int64_t lda, T* C, int64_t ldc, uint16_t* scratch) const {
     if constexpr (std::is_same_v<T, float>) {
+#ifdef RNNKIT_STEP_GEMM
+      if (panels) {
+        mul_panels(A, lda, C, ldc);
+        return;
+      }
+#endif
       if (dnnl) {
         mul_dnnl(A, lda, C, ldc, scratch);
         return;
@@ -999,6 +1041,27 @@ struct StepProduct {
   }
 
  private:
+  static void* aligned(size_t bytes) {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    TORCH_CHECK(p, "rnnkit native: out of memory packing weights");
+    return p;
+  }
+
+#ifdef RNNKIT_STEP_GEMM
+  // step_gemm's kernel, the columns split over the threads when the caller
+  // is not one already (a split step: one product for all rows).
+  void mul_panels(const float* A, int64_t lda, float* C, int64_t ldc) const {
+    if (rounded) step_gemm::round_rows(A, lda, m, k, rounded);
+    auto cols = [&](int64_t p0, int64_t p1) {
+      if (rounded) step_gemm::mul_bf16(rounded, static_cast<const uint16_t*>(panels), m, n, k, C, ldc, p0, p1);
+      else step_gemm::mul(A, lda, static_cast<const float*>(panels), m, n, k, C, ldc, p0, p1);
+    };
+    const int64_t np = step_gemm::panels(n);
+    if (at::in_parallel_region() || at::get_num_threads() < 2) cols(0, np);
+    else at::parallel_for(0, np, step_gemm::kPanels, cols);
+  }
+#endif
+
   void mul_dnnl(const float* A, int64_t lda, float* C, int64_t ldc, uint16_t* scratch) const {
     at::Tensor a;
     if (w.half) {
@@ -1490,7 +1553,82 @@ int64_t set_serial_work(int64_t n) { return g_serial_work.exchange(n); }
 int64_t set_pack_min_rows(int64_t n) { return g_pack_min_rows.exchange(n); }
 int64_t set_dnnl_min_rows(bool bf16, int64_t n) { return g_dnnl_min_rows[bf16].exchange(n); }
 int64_t set_dnnl_min_weights(int64_t n) { return g_dnnl_min_weights.exchange(n); }
+int64_t set_ukernel_max_rows(bool bf16, int64_t n) { return g_ukernel_max_rows[bf16].exchange(n); }
 bool dnnl_available() { return dnnl_linear() != nullptr; }
+
+// One route for the per-step products, the others off, for this scope:
+// "ukernel" (step_gemm.h), "dnnl" (oneDNN's matmul), "mkl" (MKL's packed
+// sgemm; under bfloat16 at::mm from kBf16MinRows rows), "plain" (sgemm or
+// at::mm per call, nothing laid out).
+struct OneRoute {
+  const int64_t uk0, uk1, dn0, dn1, pack;
+  explicit OneRoute(const std::string& route)
+      : uk0(g_ukernel_max_rows[0]), uk1(g_ukernel_max_rows[1]), dn0(g_dnnl_min_rows[0]), dn1(g_dnnl_min_rows[1]),
+        pack(g_pack_min_rows) {
+    const int64_t never = int64_t(1) << 62;
+    TORCH_CHECK(route == "ukernel" || route == "dnnl" || route == "mkl" || route == "plain",
+                "route: expected 'ukernel', 'dnnl', 'mkl' or 'plain', got '", route, "'");
+    TORCH_CHECK(route != "ukernel" || ukernel_available(false), "route 'ukernel': this CPU has no AVX-512");
+    TORCH_CHECK(route != "dnnl" || dnnl_linear(), "route 'dnnl': torch's oneDNN linear operators are unavailable");
+    const bool uk = route == "ukernel", dn = route == "dnnl";
+    g_ukernel_max_rows[0] = g_ukernel_max_rows[1] = uk ? never : 0;
+    g_dnnl_min_rows[0] = g_dnnl_min_rows[1] = dn ? 1 : never;
+    g_pack_min_rows = route == "plain" ? never : 1;
+  }
+  ~OneRoute() {
+    g_ukernel_max_rows[0] = uk0, g_ukernel_max_rows[1] = uk1, g_dnnl_min_rows[0] = dn0, g_dnnl_min_rows[1] = dn1;
+    g_pack_min_rows = pack;
+  }
+};
+
+// C = A @ B (or A @ B^T with trans_b) as one per-step product of a sequence
+// by `route`: A float32 (m, k); B float32, or bfloat16 (A then rounded to
+// bfloat16 as under autocast). For tests and benchmarks.
+at::Tensor step_product(const at::Tensor& A, const at::Tensor& B, bool trans_b, const std::string& route) {
+  TORCH_CHECK(A.dim() == 2 && A.scalar_type() == at::kFloat, "A: expected a 2-d float32 tensor, got ", A.sizes(),
+              " ", A.scalar_type());
+  TORCH_CHECK(B.dim() == 2 && (B.scalar_type() == at::kFloat || B.scalar_type() == at::kBFloat16),
+              "B: expected a 2-d float32 or bfloat16 tensor, got ", B.sizes(), " ", B.scalar_type());
+  const int64_t m = A.size(0), k = A.size(1), n = B.size(trans_b ? 0 : 1);
+  TORCH_CHECK(B.size(trans_b ? 1 : 0) == k, "B: expected ", k, " ", trans_b ? "columns" : "rows", ", got ",
+              B.size(trans_b ? 1 : 0));
+  at::NoGradGuard no_grad;
+  const OneRoute one(route);
+  const at::Tensor a = A.contiguous(), b = B.contiguous();
+  const Weights<float> w(b);
+  const StepProduct<float> prod(true, w, trans_b, m, n, k, 0, b.size(1));
+  at::Tensor C = at::empty({m, n}, A.options());
+  at::Tensor scratch = at::empty({std::max<int64_t>(1, m * k)}, at::kBFloat16);
+  prod.mul(a.data_ptr<float>(), k, C.data_ptr<float>(), n, reinterpret_cast<uint16_t*>(scratch.data_ptr()));
+  return C;
+}
+
+// Microseconds per call of the per-step product h (rows, units) @ U (units,
+// gates * units) by `route` (see OneRoute), U bfloat16 with `bf16`: the
+// median of `repeats` timings of `iters` calls, on the calling thread's
+// settings (torch.set_num_threads).
+double bench_step_product(int64_t rows, int64_t units, int64_t gates, bool bf16, const std::string& route,
+                          int64_t iters, int64_t repeats) {
+  at::NoGradGuard no_grad;
+  const OneRoute one(route);
+  const at::Tensor U = at::randn({units, gates * units}).div_(std::sqrt(double(units)));
+  const at::Tensor Uw = bf16 ? U.to(at::kBFloat16) : U;
+  const at::Tensor h = at::randn({rows, units});
+  at::Tensor C = at::empty({rows, gates * units});
+  at::Tensor scratch = at::empty({std::max<int64_t>(1, rows * units)}, at::kBFloat16);
+  const Weights<float> w(Uw);
+  const StepProduct<float> prod(true, w, false, rows, gates * units, units, 0, gates * units);
+  uint16_t* scr = reinterpret_cast<uint16_t*>(scratch.data_ptr());
+  std::vector<double> us;
+  for (int64_t r = 0; r <= repeats; ++r) {  // the first round warms up
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < iters; ++i) prod.mul(h.data_ptr<float>(), units, C.data_ptr<float>(), gates * units, scr);
+    const std::chrono::duration<double, std::micro> dt = std::chrono::steady_clock::now() - t0;
+    if (r) us.push_back(dt.count() / double(iters));
+  }
+  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
+  return us[us.size() / 2];
+}
 void flush_pool_enter() { on_pool(flush_enter); }
 void flush_pool_leave() { on_pool(flush_leave); }
 
@@ -1521,6 +1659,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_pack_min_rows", &set_pack_min_rows, "Pack the recurrent kernel once per sequence for blocks of at least this many rows; returns the previous value");
   m.def("set_dnnl_min_rows", &set_dnnl_min_rows, "Per-step products of blocks of at least this many rows (float32, or bfloat16 with bf16=True) through oneDNN's matmul, weights laid out once per sequence; returns the previous value");
   m.def("set_dnnl_min_weights", &set_dnnl_min_weights, "oneDNN's per-step products only for weights of at least this many elements; returns the previous value");
+  m.def("set_ukernel_max_rows", &set_ukernel_max_rows, "Per-step products of blocks of at most this many rows (float32, or bfloat16 with bf16=True) through rnnkit's AVX-512 kernel, weights laid out once per sequence; returns the previous value");
+  m.def("ukernel_available", &ukernel_available, "Whether rnnkit's AVX-512 product kernel runs on this CPU (bf16=True: its AVX512-BF16 version)");
+  m.def("step_product", &step_product, "A @ B (B^T with trans_b) as one per-step product by route 'ukernel', 'dnnl', 'mkl' or 'plain' (tests)");
+  m.def("bench_step_product", &bench_step_product, "Median microseconds per call of the per-step product h (rows, units) @ U (units, gates*units) by a route");
   m.def("dnnl_available", &dnnl_available, "Whether torch's oneDNN linear operators are there and enabled (torch.backends.mkldnn)");
   m.def("runs_serial", &runs_serial, "Whether a call of this cell, batch and units runs on the calling thread alone");
   m.attr("FLUSH_SUPPORTED") = kFlushBits != 0;

@@ -484,12 +484,14 @@ def test_native_extension_is_built_when_required():
 def dnnl_products():
     """``set(on)``: every per-step product through oneDNN's matmul, or none; the defaults come back afterwards."""
     previous = native.set_dnnl_products(native.DNNL_MIN_ROWS, native.DNNL_MIN_WEIGHTS)
+    ukernel = native.set_ukernel_products((0, 0))  # it goes first: off, so that oneDNN or MKL runs
 
     def set_(on: bool):
         native.set_dnnl_products((1, 1) if on else (1 << 62, 1 << 62), 0)
 
     yield set_
     native.set_dnnl_products(*previous)
+    native.set_ukernel_products(ukernel)
 
 
 needs_dnnl = pytest.mark.skipif(not BUILT or not native.dnnl_available(), reason="torch without oneDNN")
@@ -625,3 +627,116 @@ def test_dnnl_products_follow_torch_backends_mkldnn(dnnl_products):
     finally:
         torch.backends.mkldnn.enabled = previous
     assert native.dnnl_available() == previous
+
+
+needs_ukernel = pytest.mark.skipif(not BUILT or not native.ukernel_available(), reason="CPU without AVX-512")
+
+
+@needs_ukernel
+@pytest.mark.parametrize("bf16", [False, True], ids=["f32", "bf16"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "B^T"])
+def test_ukernel_product_matches_torch_mm(bf16, trans_b):
+    """The AVX-512 kernel (row and column tails, odd k) against torch.mm.
+
+    float32: against torch.mm in float32, TOL relative to the result's largest
+    value. bfloat16 (B bfloat16, A rounded to bfloat16 by the kernel): against
+    torch.mm of the float32 values of the same bfloat16 operands, i.e. exact
+    products with float32 accumulation, the same tolerance (only the order of
+    the float32 sums differs).
+    """
+    if bf16 and not native.ukernel_available(True):
+        pytest.skip("CPU without AVX512-BF16")
+    gen = torch.Generator().manual_seed(1)
+    for rows in (*range(1, 10), 17, 33):
+        for k in (1, 7, 16, 33, 129):
+            for n in (1, 7, 16, 33, 129):
+                a = torch.randn(rows, k, generator=gen)
+                b = torch.randn(n, k, generator=gen) if trans_b else torch.randn(k, n, generator=gen)
+                if bf16:
+                    b = b.bfloat16()
+                got = native._native.step_product(a, b, trans_b, "ukernel")
+                ops = (a.bfloat16().float(), b.float()) if bf16 else (a, b)
+                want = torch.mm(ops[0], ops[1].t() if trans_b else ops[1])
+                scale = want.abs().max().clamp_min(1.0)
+                torch.testing.assert_close(got / scale, want / scale, **TOL[torch.float32])
+
+
+@needs_ukernel
+def test_ukernel_product_routes_agree():
+    """The same product by every route the per-step products can take: one contract."""
+    a, b = torch.randn(5, 24), torch.randn(24, 96)
+    want = torch.mm(a, b)
+    routes = ["ukernel", "mkl", "plain"] + (["dnnl"] if native.dnnl_available() else [])
+    for route in routes:
+        torch.testing.assert_close(native._native.step_product(a, b, False, route), want, **TOL[torch.float32])
+    with pytest.raises(RuntimeError, match="route"):
+        native._native.step_product(a, b, False, "fast")
+
+
+@needs_ukernel
+@pytest.mark.parametrize("name", ["lstm", "gru_after", "gru_before", "simple_tanh"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_ukernel_step_products_match_the_reference(name, threads, dnnl_products):
+    """The AVX-512 per-step products (forward h U, backward dz U^T) against the reference loop, float32.
+
+    75 rows on 3 threads: row blocks of 37 and 38 rows, each with its own product;
+    5 rows: one block, each step's product split by columns over the threads.
+    """
+    previous = native.set_ukernel_products((1 << 62, 1 << 62))
+    rng = np.random.default_rng(5)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
+    try:
+        for batch in (75, 5, 1):
+            layer = RNN(CELLS[name](9), return_sequences=True, return_state=True, input_shape=(7, 4))
+            x = torch.randn(batch, 7, 4)
+            assert_same(run_both(layer, x), torch.float32)
+            assert_same(run_both(layer, x, mask=hard_mask(batch, 7, rng)), torch.float32)
+            assert layer.kernel_used.startswith("native:")
+    finally:
+        torch.set_num_threads(saved)
+        native.set_serial_work(work)
+        native.set_ukernel_products(previous)
+
+
+@needs_ukernel
+@pytest.mark.parametrize("name", ["lstm", "gru_before", "simple_tanh"])
+@pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16"])
+def test_ukernel_on_and_off_give_the_same_numbers(name, autocast, dnnl_products):
+    """Outputs, states and gradients with the AVX-512 kernel and with MKL / at::mm, odd row counts.
+
+    bfloat16: the kernel rounds h to bfloat16 at every row count and gives a
+    float32 product; at::mm (from 16 rows) rounds its result to bfloat16 and
+    below 16 rows h stays float32: the same 1e-2 as oneDNN against MKL.
+    """
+    if autocast and not native.ukernel_available(True):
+        pytest.skip("CPU without AVX512-BF16")
+    torch.manual_seed(3)
+    layer = RNN(CELLS[name](24), return_sequences=True, return_state=True, input_shape=(11, 6))
+    results = []
+    for on in (False, True):
+        previous = native.set_ukernel_products((1 << 62, 1 << 62) if on else (0, 0))
+        per_batch = []
+        for batch in (1, 3, 17, 33):
+            x = torch.randn(batch, 11, 6, generator=torch.Generator().manual_seed(batch), requires_grad=True)
+            layer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                outs = tree_flatten(layer(x))
+            sum(o.float().sum() * (k + 1) for k, o in enumerate(outs)).backward()
+            per_batch.append([o.detach().float() for o in outs] + [x.grad] + [p.grad.clone() for p in layer.parameters()])
+        native.set_ukernel_products(previous)
+        results.append(per_batch)
+    tol = dict(rtol=1e-2, atol=1e-2) if autocast else TOL[torch.float32]
+    for off, on in zip(*results):
+        for a, b in zip(off, on):
+            scale = a.abs().max().clamp_min(1.0)
+            torch.testing.assert_close(b / scale, a / scale, **tol)
+
+
+@needs_native
+def test_ukernel_products_validate_their_thresholds():
+    with pytest.raises(ValueError, match="max_rows"):
+        native.set_ukernel_products(4)
+    with pytest.raises(ValueError, match="max_rows"):
+        native.set_ukernel_products((2, -1))

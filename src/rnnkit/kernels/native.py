@@ -47,7 +47,17 @@ PACK_MIN_ROWS = 16
 # at 64 rows; slower at 1 row (1.2-1.8: ~16 us per call) and for smaller kernels (1.02-1.14).
 DNNL_MIN_ROWS = (2, 2)
 DNNL_MIN_WEIGHTS = 1 << 17
+
+# Blocks of at most UKERNEL_MAX_ROWS rows ([float32, bfloat16 under autocast]) multiply each step through
+# rnnkit's own AVX-512 kernel (csrc/step_gemm.h: the kernel laid out once per sequence in panels of 16
+# columns, register tiles of 6 rows x 64 columns; vdpbf16ps for bfloat16), before oneDNN and MKL, where
+# the CPU has AVX-512 (AVX512-BF16). One thread, us per LSTM product h @ U against the best of oneDNN and
+# MKL packed (docs/performance.md, "An AVX-512 kernel for the step's product"): float32 0.48 at 1 row and
+# 256 units, 0.64-0.87 at 8-128 rows; bfloat16 0.23-0.83. Faster at every shape measured: on for all rows.
+UKERNEL_MAX_ROWS = (1 << 62, 1 << 62)
 if _native is not None:
+    _native.set_ukernel_max_rows(False, UKERNEL_MAX_ROWS[0])
+    _native.set_ukernel_max_rows(True, UKERNEL_MAX_ROWS[1])
     _native.set_pack_min_rows(PACK_MIN_ROWS)
     _native.set_dnnl_min_rows(False, DNNL_MIN_ROWS[0])
     _native.set_dnnl_min_rows(True, DNNL_MIN_ROWS[1])
@@ -169,6 +179,28 @@ def set_dnnl_products(min_rows: tuple[int, int], min_weights: int) -> tuple[tupl
         raise ValueError(f"min_weights: expected an integer >= 0 (elements), got {min_weights!r}")
     rows = (_native.set_dnnl_min_rows(False, min_rows[0]), _native.set_dnnl_min_rows(True, min_rows[1]))
     return rows, _native.set_dnnl_min_weights(min_weights)
+
+
+def set_ukernel_products(max_rows: tuple[int, int]) -> tuple[int, int]:
+    """Where the per-step products run through rnnkit's AVX-512 kernel; returns the previous ``max_rows``.
+
+    ``max_rows``: ``(float32, bfloat16)``, the most rows per block (the
+    batch, or a thread's share of it) that use it; 0 turns it off (then
+    ``set_dnnl_products`` and MKL decide). Default ``UKERNEL_MAX_ROWS``.
+    Where the CPU lacks AVX-512 (``ukernel_available()`` false) it never runs.
+
+    >>> previous = set_ukernel_products((0, 0))  # oneDNN / MKL only
+    >>> _ = set_ukernel_products(previous)
+    """
+    ok = isinstance(max_rows, tuple) and len(max_rows) == 2
+    if not ok or any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in max_rows):
+        raise ValueError(f"max_rows: expected a (float32, bfloat16) pair of integers >= 0, got {max_rows!r}")
+    return _native.set_ukernel_max_rows(False, max_rows[0]), _native.set_ukernel_max_rows(True, max_rows[1])
+
+
+def ukernel_available(bf16: bool = False) -> bool:
+    """Whether rnnkit's AVX-512 product kernel runs on this CPU (``bf16``: its AVX512-BF16 version)."""
+    return _native is not None and _native.ukernel_available(bf16)
 
 
 def dnnl_available() -> bool:
