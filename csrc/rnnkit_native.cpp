@@ -657,20 +657,16 @@ int64_t row_blocks(int64_t B) {
 }
 
 // ------------------------------------------------------- small work: one thread
-// Splitting a step over threads costs a fork and a join (barriers) per step.
-// On an idle machine that is a few microseconds; on a loaded one a thread
-// waiting at a barrier waits for the scheduler to run its sibling: measured
-// milliseconds per step, a small fit 15-60x slower than on one thread. Below
-// 2^22 multiply-adds per step (B * units * G, the recurrent product;
-// G = gates * units; ~100-170 us of one core here) a call runs on the calling
-// thread alone: no parallel_for, MKL's thread-local count 1, subnormals
-// flushed on this thread only (no pool-wide region either). With the 2-core
-// machine loaded, one thread won at every size measured up to 2^24
-// (benchmarks/bench_load.py --sweep, docs/performance.md); idle, a per-step
-// split saves at most half a step minus two fork/joins (5-10 us each), so
-// only products from ~2^22 (the seed's B128 H128 LSTM: 2^23) keep the
-// threads. Decided per call; set_serial_work changes the threshold.
-std::atomic<int64_t> g_serial_work{int64_t(1) << 22};
+// Splitting a step over threads costs a fork and a join (barriers) per step:
+// a few microseconds on an idle machine, milliseconds on a loaded one (a
+// thread waiting at a barrier waits for the scheduler to run its sibling).
+// Below SERIAL_WORK multiply-adds per step (B * units * G, the recurrent
+// product; G = gates * units) a call runs on the calling thread alone: no
+// parallel_for, MKL's thread-local count 1, subnormals flushed on this thread
+// only (no pool-wide region either). The threshold is where splitting starts
+// to pay on an idle machine (kernels/native.py SERIAL_WORK, 2^17, measured);
+// decided per call; set_serial_work changes it.
+std::atomic<int64_t> g_serial_work{int64_t(1) << 17};  // kernels/native.py SERIAL_WORK sets it at import
 
 int64_t step_work(int64_t cell, int64_t B, int64_t units) { return B * units * gate_width(cell) * units; }
 

@@ -20,3 +20,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def onednn_lstm_route():
+    """The float32 AVX-512 step products off, so unmasked float32 LSTMs take torch's oneDNN LSTM again, as on a CPU
+    without AVX-512 (kernels.assign_lstm_routes); the setting comes back afterwards."""
+    from rnnkit.kernels import native
+
+    if not native.onednn_lstm_available():
+        pytest.skip("torch without oneDNN: every LSTM runs the native kernel")
+    previous = native.set_ukernel_products((0, native.UKERNEL_MAX_ROWS[1]))
+    yield
+    native.set_ukernel_products(previous)

@@ -24,7 +24,16 @@ needs_native = pytest.mark.skipif(not BUILT, reason=f"{WHY_NOT} (the reference l
 
 TOL = dict(rtol=1e-4, atol=2e-5)  # test_kernels' float32 tolerance
 TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
-ROUTES = {"SimpleRNN": "native:SimpleRNNCell", "GRU": "native:GRUCell", "LSTM": "torch-onednn:LSTMCell"}
+ROUTES = {"SimpleRNN": "native:SimpleRNNCell", "GRU": "native:GRUCell", "LSTM": "native:LSTMCell",
+          "LSTM/onednn": "torch-onednn:LSTMCell"}
+
+
+@pytest.fixture
+def route(kind, request):
+    """The layer kind to build; "LSTM/onednn" turns the AVX-512 step products off so that oneDNN's LSTM runs."""
+    if kind == "LSTM/onednn":
+        request.getfixturevalue("onednn_lstm_route")
+    return kind.split("/")[0]
 
 
 @pytest.fixture
@@ -58,11 +67,11 @@ def caller_keeps_subnormals() -> bool:
 
 @needs_native
 @pytest.mark.parametrize("kind", sorted(ROUTES))
-def test_flushing_on_and_off_matches_the_reference(kind, flush_setting):
-    _, ref_out, ref_grad = long_run(kind, unroll=True)
+def test_flushing_on_and_off_matches_the_reference(kind, route, flush_setting):
+    _, ref_out, ref_grad = long_run(route, unroll=True)
     for flush in (True, False):
         kernels.flush_denormals(flush)
-        layer, out, grad = long_run(kind)
+        layer, out, grad = long_run(route)
         assert layer.kernel_used == ROUTES[kind]
         torch.testing.assert_close(out, ref_out, **TOL)
         torch.testing.assert_close(grad, ref_grad, **TOL)
@@ -72,16 +81,16 @@ def test_flushing_on_and_off_matches_the_reference(kind, flush_setting):
 
 @needs_native
 @pytest.mark.parametrize("kind", sorted(ROUTES))
-def test_caller_mode_is_restored(kind, flush_setting):
+def test_caller_mode_is_restored(kind, route, flush_setting):
     assert caller_keeps_subnormals()
-    long_run(kind)  # forward and backward both flush
+    long_run(route)  # forward and backward both flush
     assert caller_keeps_subnormals()
     assert native._native.pool_flush_state() == [False] * len(native._native.pool_flush_state())
     # A caller that flushes itself keeps flushing (its own mode comes back, not a default).
     was = torch.set_flush_denormal(True)
     assert was  # the CPU has the mode (x86-64 SSE3, aarch64)
     try:
-        long_run(kind)
+        long_run(route)
         assert torch.tensor(1e-39) * 1.0 == 0
     finally:
         torch.set_flush_denormal(False)

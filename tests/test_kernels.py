@@ -125,8 +125,9 @@ def test_last_output_only(name, dtype):
 
 
 @needs_native
-def test_unmasked_float32_lstm_routes(monkeypatch):
-    """torch's oneDNN LSTM where it applies, else the native kernel: both match the loop."""
+def test_unmasked_float32_lstm_routes(monkeypatch, onednn_lstm_route):
+    """Without the AVX-512 step products: torch's oneDNN LSTM where it applies, else the native kernel; both match
+    the loop."""
     for onednn in (True, False):
         monkeypatch.setattr(native, "onednn_lstm_available", lambda onednn=onednn: onednn)
         torch.manual_seed(0)
@@ -139,11 +140,26 @@ def test_unmasked_float32_lstm_routes(monkeypatch):
 
 
 @needs_native
-def test_long_training_lstm_runs_native():
-    """Training >= NATIVE_TRAIN_MIN_STEPS steps at batch >= NATIVE_TRAIN_MIN_BATCH: the native kernel (measured
-    faster there than oneDNN's); the same call without grad stays on oneDNN. Both match the loop."""
-    if not native.onednn_lstm_available():
-        pytest.skip("torch without oneDNN: every LSTM runs the native kernel")
+@pytest.mark.skipif(not BUILT or not native.ukernel_available(), reason="a CPU without AVX-512")
+@pytest.mark.parametrize("grad", [True, False], ids=["train", "infer"])
+def test_avx512_step_products_take_the_unmasked_lstm(grad):
+    """With rnnkit's AVX-512 step products the native kernel beat oneDNN's LSTM on every shape measured, so an
+    unmasked float32 LSTM runs it, training and inference, and says why; it matches the loop."""
+    torch.manual_seed(0)
+    layer = rk.LSTM(6, return_sequences=True, input_shape=(40, 3))
+    x = torch.randn(5, 40, 3)
+    with torch.set_grad_enabled(grad):
+        layer(x)
+    assert layer.kernel_used == "native:LSTMCell"
+    assert "AVX-512 step products: faster than oneDNN's LSTM" in layer.kernel_reason
+    assert_same(run_both(layer, x), torch.float32)
+
+
+@needs_native
+def test_long_training_lstm_runs_native(onednn_lstm_route):
+    """Without the AVX-512 step products: training >= NATIVE_TRAIN_MIN_STEPS steps at batch >= NATIVE_TRAIN_MIN_BATCH
+    runs the native kernel (measured faster there than oneDNN's); the same call without grad stays on oneDNN. Both
+    match the loop."""
     torch.manual_seed(0)
     steps, batch = kernels.NATIVE_TRAIN_MIN_STEPS, kernels.NATIVE_TRAIN_MIN_BATCH
     layer = rk.LSTM(5, return_sequences=True, input_shape=(steps, 3))
@@ -415,7 +431,7 @@ def test_missing_extension_is_reported(monkeypatch):
 
 
 @needs_native
-def test_explain_and_debug_log(caplog):
+def test_explain_and_debug_log(caplog, onednn_lstm_route):
     assert "not run yet; would use a fused kernel on CPU (LSTMCell(tanh, sigmoid))" in explain(rk.LSTM(4))
     assert "would use reference (unroll=True" in explain(rk.LSTM(4, unroll=True))
     assert explain(rk.Dense(3)) == "Dense: no recurrent layers"
@@ -424,8 +440,7 @@ def test_explain_and_debug_log(caplog):
         model(torch.randn(2, 20, 3))
     text = explain(model)
     assert "native:GRUCell (fused native kernel: GRUCell(tanh, sigmoid, reset_after=True), torch.float32; one thread" in text
-    if native.onednn_lstm_available():
-        assert "torch-onednn:LSTMCell (torch's oneDNN LSTM" in text
+    assert "torch-onednn:LSTMCell (torch's oneDNN LSTM" in text
     assert any("native:GRUCell" in r.getMessage() for r in caplog.records)
     model(torch.randn(2, 20, 3), mask=torch.ones(2, 20, dtype=torch.bool))  # a mask: the native LSTM kernel
     assert "native:LSTMCell (fused native kernel: LSTMCell(tanh, sigmoid), torch.float32; one thread" in explain(model)

@@ -117,7 +117,10 @@ def native_route(cell, x, mask, dropout):
         )
     else:
         reason = f"fused native kernel: {what}, {x.dtype}; {threads_note(routed, x.shape[0])}"
-        if any(code == native.LSTM for _, code, _, _ in routed) and native_trains_faster(x) and mask is None:
+        lstm = any(code == native.LSTM for _, code, _, _ in routed) and mask is None and x.dtype == torch.float32
+        if lstm and native.ukernel_on():
+            reason += "; AVX-512 step products: faster than oneDNN's LSTM"
+        elif lstm and native_trains_faster(x):
             reason += (f"; training >= {NATIVE_TRAIN_MIN_STEPS} steps at batch >= {NATIVE_TRAIN_MIN_BATCH}: "
                        "faster than oneDNN's LSTM")
         if bf16_autocast(x):
@@ -223,9 +226,11 @@ def assign_lstm_routes(plan, x, mask, dropout, stacked):
 
     An LSTM cell goes to torch's oneDNN LSTM where that applies and was
     measured faster: no mask, no dropout on that cell, float32, at least
-    ``ONEDNN_MIN_STEPS`` steps, and not a training call of at least
+    ``ONEDNN_MIN_STEPS`` steps, not a training call of at least
     ``NATIVE_TRAIN_MIN_STEPS`` steps and ``NATIVE_TRAIN_MIN_BATCH`` rows
-    (``native_trains_faster``). Every other cell runs the native kernel.
+    (``native_trains_faster``), and a CPU without rnnkit's AVX-512 step
+    products (``native.ukernel_on``: with them the native kernel beat oneDNN's
+    LSTM on every shape measured). Every other cell runs the native kernel.
     """
     drops = dropout if stacked and dropout is not None else (dropout,) * len(plan)
     onednn = (
@@ -235,6 +240,7 @@ def assign_lstm_routes(plan, x, mask, dropout, stacked):
         and native.onednn_lstm_available()
         and not bf16_autocast(x)  # the native kernel keeps a float32 state under autocast
         and not native_trains_faster(x)
+        and not native.ukernel_on()
     )
     return [
         (c, code, act, "onednn" if onednn and code == native.LSTM and d is None else "native")

@@ -55,7 +55,17 @@ DNNL_MIN_WEIGHTS = 1 << 17
 # MKL packed (docs/performance.md, "An AVX-512 kernel for the step's product"): float32 0.48 at 1 row and
 # 256 units, 0.64-0.87 at 8-128 rows; bfloat16 0.23-0.83. Faster at every shape measured: on for all rows.
 UKERNEL_MAX_ROWS = (1 << 62, 1 << 62)
+
+# A call whose step is below SERIAL_WORK multiply-adds (batch * units * gates * units) runs on the calling
+# thread alone (set_serial_work). Measured forward + backward, 50 steps, split against serial, idle 2-core
+# AMD EPYC, 2026-11-29 (benchmarks/load_sweep_quiet.json): serial wins or ties up to 2^17 (GRU B8 H64 98K:
+# 1.30 / 1.32 ms, LSTM B8 H64 131K: 1.06 / 1.01), the split wins from 2^18 (LSTM B1 H256 262K: 2.46 / 1.78,
+# GRU B32 H64 393K: 3.47 / 3.04, LSTM B32 H256 8.4M: 33.1 / 18.2). On a machine busy with other processes
+# one thread won at every size (2^22 was the first default): there, torch.set_num_threads(1) or a larger
+# set_serial_work; fit/evaluate/predict scope small models to one thread themselves (threads.py).
+SERIAL_WORK = 1 << 17
 if _native is not None:
+    _native.set_serial_work(SERIAL_WORK)
     _native.set_ukernel_max_rows(False, UKERNEL_MAX_ROWS[0])
     _native.set_ukernel_max_rows(True, UKERNEL_MAX_ROWS[1])
     _native.set_pack_min_rows(PACK_MIN_ROWS)
@@ -201,6 +211,15 @@ def set_ukernel_products(max_rows: tuple[int, int]) -> tuple[int, int]:
 def ukernel_available(bf16: bool = False) -> bool:
     """Whether rnnkit's AVX-512 product kernel runs on this CPU (``bf16``: its AVX512-BF16 version)."""
     return _native is not None and _native.ukernel_available(bf16)
+
+
+def ukernel_on() -> bool:
+    """Whether float32 products run through the AVX-512 kernel: the CPU has it and ``set_ukernel_products`` left it on."""
+    if not ukernel_available():
+        return False
+    rows = _native.set_ukernel_max_rows(False, 0)
+    _native.set_ukernel_max_rows(False, rows)
+    return rows > 0
 
 
 def dnnl_available() -> bool:

@@ -10,10 +10,12 @@ join waits for the scheduler to run its sibling: measured on this project's
 threads and 0.015 ms on one, and a digits-sized ``fit`` step 550 ms against
 38 ms (docs/performance.md, "Small work").
 
-The native kernels decide per call (``native.runs_serial``). The ops around
-them (dense heads, losses, the optimizer) are torch's: ``one_thread_if_small``
-runs a whole loop on one thread when the model's work per step is below the
-same threshold, and gives torch its thread count back afterwards::
+The native kernels decide per call (``native.runs_serial``, from 2^17
+multiply-adds per step, where splitting starts to pay on an idle machine).
+The ops around them (dense heads, losses, the optimizer) are torch's:
+``one_thread_if_small`` runs a whole loop on one thread when the model's
+work per step is below ``SMALL_MODEL_WORK`` (2^22), and gives torch its
+thread count back afterwards; ``fit``/``evaluate``/``predict`` do so::
 
     with one_thread_if_small(model_work(model, batch_size)):
         for xb, yb in batches:
@@ -30,15 +32,16 @@ from contextlib import contextmanager
 
 import torch
 
-from . import native
-
-# Multiply-adds per step below which one thread wins: csrc's kSerialWork (2^22) when the extension is built.
-DEFAULT_SMALL_WORK = 1 << 22
+# Multiply-adds per step (parameters x batch) below which a whole loop runs on one thread. Higher than the
+# kernels' own per-call threshold (native.SERIAL_WORK, 2^17): a loop scoped here pays nothing on an idle
+# machine for small models (their ops are microseconds either way) and, with other processes busy, saves
+# the 15-80x that every fork/join of torch's ops then costs (docs/performance.md, "Small work").
+SMALL_MODEL_WORK = 1 << 22
 
 
 def small_work() -> int:
-    """The threshold: the native kernels' ``serial_work()``, or ``DEFAULT_SMALL_WORK`` without them."""
-    return native.serial_work() if native.IMPORT_ERROR is None else DEFAULT_SMALL_WORK
+    """The threshold ``one_thread_if_small`` compares with: ``SMALL_MODEL_WORK``."""
+    return SMALL_MODEL_WORK
 
 
 def model_work(module: torch.nn.Module, batch_size: int) -> int:
