@@ -130,13 +130,14 @@ def native_route(cell, x, mask, dropout):
     return FusedKernel(name, routed, stacked), reason
 
 
-# Under autocast an unmasked LSTM inference call would run faster as torch's oneDNN bfloat16 LSTM; it is not
-# taken (assign_lstm_routes), and explain says so. CPU time / torch.nn.LSTM under the same autocast, one thread,
-# 2026-11-29: the native kernel 1.34-1.49 at batch 32-128, 2.77 at batch 1 (docs/performance.md, "The LSTM on
-# the issue's four shapes").
+# Under autocast an unmasked LSTM inference call may run faster as torch's oneDNN bfloat16 LSTM; it is not
+# taken (assign_lstm_routes), and explain says so. Wall time / torch.nn.LSTM under the same autocast, two
+# threads, idle machine, median of 3 runs, 2026-11-29: the native kernel 0.83 (batch 1), 0.92 (batch 128,
+# 128 units), 1.07 (batch 64, 512 units), 1.22 (batch 32, 256 units) (docs/performance.md, "The issue's
+# four shapes").
 BF16_LSTM_NOTE = (
-    "torch's oneDNN bfloat16 LSTM is faster for unmasked inference (1.3-2.8x here) but carries its state "
-    "in bfloat16; the native kernel keeps it in float32"
+    "torch's oneDNN bfloat16 LSTM can be faster for unmasked inference (up to 1.2x here, from batch 32 at "
+    "256+ units) but carries its state in bfloat16; the native kernel keeps it in float32"
 )
 
 
