@@ -19,7 +19,7 @@ the best PyTorch contender (``nn.RNN/GRU/LSTM`` or the ``nn.*Cell`` loop).
     python benchmarks/bench_rnn.py            # full run, writes benchmarks/results.json
     python benchmarks/bench_rnn.py --quick    # a short run
     python benchmarks/bench_rnn.py --no-optional  # without JAX/Keras even when installed
-    python benchmarks/bench_rnn.py --shapes [--compile] [--kinds GRU LSTM]  # issue 14's four shapes, fp32/bf16
+    python benchmarks/bench_rnn.py --shapes [--compile] [--keras] [--kinds GRU LSTM]  # issue 14's four shapes, fp32/bf16
     python benchmarks/bench_rnn.py --denormal-sweep  # SimpleRNN/LSTM train steps, 125..2,000 steps, flushed or not
 
 The JSON records the CPU model and its AVX-512/BF16/AMX flags. On a shared
@@ -425,8 +425,28 @@ SHAPES = {"B128_T28_H128": (128, 28, 128), "B32_T1000_H256": (32, 1000, 256), "B
           "B64_T100_H512": (64, 100, 512)}
 
 
-def shape_contenders(kind, batch, steps, units, train, bf16, compile_loop):
-    """``{name: callable}`` for one shape: rnnkit, torch.nn's layer, optionally torch.compile'd cell loop.
+def keras_shape_fns(kind, x, units, train):
+    """Keras 3 on the shape (only when keras is importable): ``train_on_batch`` (SGD, mean square of the last
+    output: the forward, backward and a cheap update) or ``predict_on_batch``, float32."""
+    import keras
+
+    model = keras.Sequential([keras.Input(tuple(x.shape[1:])), getattr(keras.layers, kind)(units)])
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    xs = x.numpy()
+    ys = xs[:, -1, :1].repeat(units, axis=1)  # any target of the output's shape
+
+    def run():
+        if train:
+            model.train_on_batch(xs, ys)
+        else:
+            model.predict_on_batch(xs)
+
+    return run
+
+
+def shape_contenders(kind, batch, steps, units, train, bf16, compile_loop, keras_too=False):
+    """``{name: callable}`` for one shape: rnnkit, torch.nn's layer, optionally torch.compile'd cell loop
+    and (float32 only) Keras 3.
 
     Each callable runs one forward (``infer``, no grad) or forward + backward
     (``train``, loss on the last output) under bfloat16 autocast when ``bf16``.
@@ -475,10 +495,12 @@ def shape_contenders(kind, batch, steps, units, train, bf16, compile_loop):
     params = {"rnnkit": list(rk_layer.parameters()), "torch_nn_module": list(torch_layer.parameters()),
               "torch_compile_cell_loop": list(cell.parameters())}
     fns = {name: make(model, params[name]) for name, model in models.items()}
+    if keras_too and not bf16:
+        fns["keras"] = keras_shape_fns(kind, x, units, train)
     return fns, compile_s, rk_layer
 
 
-def bench_shapes(kinds=("LSTM",), rounds=3, compile_loop=False):
+def bench_shapes(kinds=("LSTM",), rounds=3, compile_loop=False, keras_too=False):
     """The four shapes x train/infer x float32/bfloat16 autocast: ms medians and ratios to torch.nn."""
     out = {}
     for kind in kinds:
@@ -486,7 +508,7 @@ def bench_shapes(kinds=("LSTM",), rounds=3, compile_loop=False):
             for mode in ("train", "infer"):
                 for precision in ("float32", "bf16_autocast"):
                     fns, compile_s, layer = shape_contenders(kind, batch, steps, units, mode == "train",
-                                                             precision != "float32", compile_loop)
+                                                             precision != "float32", compile_loop, keras_too)
                     iters = max(1, min(10, int(4e6 // (batch * steps * units))))
                     ms = time_rounds(fns, rounds, iters, warmup=1)
                     key = f"{kind}/{label}/{mode}/{precision}"
@@ -505,7 +527,8 @@ def print_shapes(shapes):
         ms, ratio = r["ms"], r["ratio_to_torch_nn"]
         compiled = (f"{ms['torch_compile_cell_loop']:>8.1f} ({ratio['torch_compile_cell_loop']:.2f})"
                     if "torch_compile_cell_loop" in ms else "")
-        print(f"{key:<44}{ms['rnnkit']:>9.1f} ({ratio['rnnkit']:.2f}){ms['torch_nn_module']:>10.1f}{compiled:>16}")
+        keras = f"   Keras {ms['keras']:.1f} (rnnkit / Keras {ms['rnnkit'] / ms['keras']:.2f})" if "keras" in ms else ""
+        print(f"{key:<44}{ms['rnnkit']:>9.1f} ({ratio['rnnkit']:.2f}){ms['torch_nn_module']:>10.1f}{compiled:>16}{keras}")
 
 
 def print_sweep(sweep):
@@ -568,6 +591,8 @@ def main(argv=None):
                         help="only the issue's four shapes, train/infer, float32 and bfloat16 autocast")
     parser.add_argument("--kinds", nargs="+", default=["LSTM"], choices=list(KINDS),
                         help="layer kinds for --shapes (default: LSTM)")
+    parser.add_argument("--keras", action="store_true",
+                        help="with --shapes: add Keras 3 (float32 rows; needs keras importable, e.g. on PYTHONPATH)")
     parser.add_argument("--compile", action="store_true",
                         help="with --shapes: add torch.compile of the nn.*Cell loop (compile time reported; slow)")
     parser.add_argument("--out", default=None,
@@ -588,9 +613,11 @@ def main(argv=None):
                    args.out or os.path.join(here, "denormal_sweep.json"))
         return
     if args.shapes:
-        shapes = bench_shapes(args.kinds, rounds=1 if args.quick else 3, compile_loop=args.compile)
+        shapes = bench_shapes(args.kinds, rounds=1 if args.quick else 3, compile_loop=args.compile, keras_too=args.keras)
         print_shapes(shapes)
-        write_json({"date": date, "machine": machine, "shapes": shapes}, args.out or os.path.join(here, "shapes.json"))
+        versions = {name: getattr(sys.modules[name], "__version__", "?") for name in ("keras", "tensorflow") if name in sys.modules}
+        write_json({"date": date, "machine": machine, "optional_versions": versions, "shapes": shapes},
+                   args.out or os.path.join(here, "shapes.json"))
         return
     results = {
         "date": date,

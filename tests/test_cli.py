@@ -111,8 +111,11 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_real_sigint_leaves_a_resumable_run(tmp_path):
     run = tmp_path / "d"
+    # A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: the child gets Ctrl-C's default disposition back, whatever ran pytest.
     proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "train", "digits", "--epochs", "1000", "--units", "8",
-                             "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (run / "trainer_state.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
