@@ -495,6 +495,31 @@ def test_native_extension_is_built_when_required():
     assert BUILT, WHY_NOT
 
 
+def assert_route_off_and_on_agree(name, autocast, switch):
+    """Outputs, states and every gradient of one layer at odd row counts (1, 3, 17, 33), with a per-step product
+    route switched off and then on (``switch(on)``), agree: float32 at its tolerance; bfloat16 at 1e-2 of each
+    tensor's largest value (both round the same operands and sum in float32; a sum's order may flip a rounding)."""
+    torch.manual_seed(3)
+    layer = RNN(CELLS[name](24), return_sequences=True, return_state=True, input_shape=(11, 6))
+    results = []
+    for on in (False, True):
+        switch(on)
+        per_batch = []
+        for batch in (1, 3, 17, 33):
+            x = torch.randn(batch, 11, 6, generator=torch.Generator().manual_seed(batch), requires_grad=True)
+            layer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                outs = tree_flatten(layer(x))
+            sum(o.float().sum() * (k + 1) for k, o in enumerate(outs)).backward()
+            per_batch.append([o.detach().float() for o in outs] + [x.grad] + [p.grad.clone() for p in layer.parameters()])
+        results.append(per_batch)
+    tol = dict(rtol=1e-2, atol=1e-2) if autocast else TOL[torch.float32]
+    for off, on in zip(*results):
+        for a, b in zip(off, on):
+            scale = a.abs().max().clamp_min(1.0)
+            torch.testing.assert_close(b / scale, a / scale, **tol)
+
+
 @pytest.fixture
 def dnnl_products():
     """``set(on)``: every per-step product through oneDNN's matmul, or none; the defaults come back afterwards."""
@@ -544,26 +569,7 @@ def test_dnnl_step_products_match_the_reference(name, threads, dnnl_products):
 @pytest.mark.parametrize("autocast", [False, True], ids=["f32", "bf16"])
 def test_dnnl_on_and_off_give_the_same_numbers(name, autocast, dnnl_products):
     """Outputs, states and gradients with oneDNN's per-step matmul and without, odd row counts."""
-    torch.manual_seed(3)
-    layer = RNN(CELLS[name](24), return_sequences=True, return_state=True, input_shape=(11, 6))
-    results = []
-    for on in (False, True):
-        dnnl_products(on)
-        per_batch = []
-        for batch in (1, 3, 17, 33):
-            x = torch.randn(batch, 11, 6, generator=torch.Generator().manual_seed(batch), requires_grad=True)
-            layer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                outs = tree_flatten(layer(x))
-            sum(o.float().sum() * (k + 1) for k, o in enumerate(outs)).backward()
-            per_batch.append([o.detach().float() for o in outs] + [x.grad] + [p.grad.clone() for p in layer.parameters()])
-        results.append(per_batch)
-    # bfloat16: both round the same operands and accumulate in float32; a sum's order may flip one rounding
-    tol = dict(rtol=1e-2, atol=1e-2) if autocast else TOL[torch.float32]
-    for off, on in zip(*results):
-        for a, b in zip(off, on):
-            scale = a.abs().max().clamp_min(1.0)
-            torch.testing.assert_close(b / scale, a / scale, **tol)
+    assert_route_off_and_on_agree(name, autocast, dnnl_products)
 
 
 @needs_dnnl
@@ -727,26 +733,12 @@ def test_ukernel_on_and_off_give_the_same_numbers(name, autocast, dnnl_products)
     """
     if autocast and not native.ukernel_available(True):
         pytest.skip("CPU without AVX512-BF16")
-    torch.manual_seed(3)
-    layer = RNN(CELLS[name](24), return_sequences=True, return_state=True, input_shape=(11, 6))
-    results = []
-    for on in (False, True):
-        previous = native.set_ukernel_products((1 << 62, 1 << 62) if on else (0, 0))
-        per_batch = []
-        for batch in (1, 3, 17, 33):
-            x = torch.randn(batch, 11, 6, generator=torch.Generator().manual_seed(batch), requires_grad=True)
-            layer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                outs = tree_flatten(layer(x))
-            sum(o.float().sum() * (k + 1) for k, o in enumerate(outs)).backward()
-            per_batch.append([o.detach().float() for o in outs] + [x.grad] + [p.grad.clone() for p in layer.parameters()])
+    previous = native.set_ukernel_products(native.UKERNEL_MAX_ROWS)
+    try:
+        assert_route_off_and_on_agree(
+            name, autocast, lambda on: native.set_ukernel_products((1 << 62, 1 << 62) if on else (0, 0)))
+    finally:
         native.set_ukernel_products(previous)
-        results.append(per_batch)
-    tol = dict(rtol=1e-2, atol=1e-2) if autocast else TOL[torch.float32]
-    for off, on in zip(*results):
-        for a, b in zip(off, on):
-            scale = a.abs().max().clamp_min(1.0)
-            torch.testing.assert_close(b / scale, a / scale, **tol)
 
 
 @needs_native
