@@ -16,9 +16,11 @@ DEBUG level on every call.
 The native kernels (``rnnkit._native``, built at install) cover
 ``SimpleRNNCell`` (tanh, sigmoid, relu, linear), ``GRUCell`` (both
 ``reset_after``) and ``LSTMCell`` with tanh/sigmoid, stacks of them, masks,
-dropout masks, float32 and float64 on the CPU. An unmasked float32 LSTM
-without dropout goes to torch's own oneDNN LSTM instead (weights converted
-on the fly; faster here), except training calls of at least
+dropout masks, float32 and float64 on the CPU; each step's product runs
+through rnnkit's own AVX-512 kernel where the CPU has it (else oneDNN's
+matmul or MKL). On a CPU without it, an unmasked float32 LSTM without
+dropout goes to torch's own oneDNN LSTM instead (weights converted on the
+fly; faster there), except training calls of at least
 ``NATIVE_TRAIN_MIN_STEPS`` steps and ``NATIVE_TRAIN_MIN_BATCH`` rows, where
 the native kernel was measured faster: ``assign_lstm_routes`` decides per
 cell. Small calls run on one thread (``native.runs_serial``; loops of
