@@ -33,9 +33,10 @@ from contextlib import contextmanager
 import torch
 
 # Multiply-adds per step (parameters x batch) below which a whole loop runs on one thread. Higher than the
-# kernels' own per-call threshold (native.SERIAL_WORK, 2^17): a loop scoped here pays nothing on an idle
-# machine for small models (their ops are microseconds either way) and, with other processes busy, saves
-# the 15-80x that every fork/join of torch's ops then costs (docs/performance.md, "Small work").
+# kernels' own per-call threshold (native.SERIAL_WORK, 2^17): a loop scoped here pays little on an idle
+# machine (up to ~1.5x on its recurrent kernels near 2^22, measured; its other ops are microseconds) and,
+# with other processes busy, saves the 15-80x that every fork/join of torch's ops then costs
+# (docs/performance.md, "Small work").
 SMALL_MODEL_WORK = 1 << 22
 
 
