@@ -55,6 +55,7 @@ DNNL_MIN_WEIGHTS = 1 << 17
 # MKL packed (docs/performance.md, "An AVX-512 kernel for the step's product"): float32 0.48 at 1 row and
 # 256 units, 0.64-0.87 at 8-128 rows; bfloat16 0.23-0.83. Faster at every shape measured: on for all rows.
 UKERNEL_MAX_ROWS = (1 << 62, 1 << 62)
+_ukernel_rows = UKERNEL_MAX_ROWS  # the setting in force (set_ukernel_products)
 
 # A call whose step is below SERIAL_WORK multiply-adds (batch * units * gates * units) runs on the calling
 # thread alone (set_serial_work). Measured forward + backward, 50 steps, split against serial, idle 2-core
@@ -64,6 +65,7 @@ UKERNEL_MAX_ROWS = (1 << 62, 1 << 62)
 # one thread won at every size (2^22 was the first default): there, torch.set_num_threads(1) or a larger
 # set_serial_work; fit/evaluate/predict scope small models to one thread themselves (threads.py).
 SERIAL_WORK = 1 << 17
+_serial_work = SERIAL_WORK  # the setting in force (set_serial_work)
 if _native is not None:
     _native.set_serial_work(SERIAL_WORK)
     _native.set_ukernel_max_rows(False, UKERNEL_MAX_ROWS[0])
@@ -72,6 +74,7 @@ if _native is not None:
     _native.set_dnnl_min_rows(False, DNNL_MIN_ROWS[0])
     _native.set_dnnl_min_rows(True, DNNL_MIN_ROWS[1])
     _native.set_dnnl_min_weights(DNNL_MIN_WEIGHTS)
+_UKERNEL_F32 = _native is not None and _native.ukernel_available(False)  # the CPU does not change
 
 # Codes shared with csrc/rnnkit_native.cpp.
 SIMPLE, GRU_AFTER, GRU_BEFORE, LSTM = 0, 1, 2, 3
@@ -159,14 +162,18 @@ def set_serial_work(work: int) -> int:
     """
     if isinstance(work, bool) or not isinstance(work, int) or work < 0:
         raise ValueError(f"work: expected an integer >= 0 (multiply-adds per step), got {work!r}")
+    global _serial_work
+    _serial_work = work
     return _native.set_serial_work(work)
 
 
 def serial_work() -> int:
-    """The threshold ``set_serial_work`` sets: multiply-adds per step below which a call runs on one thread."""
-    work = _native.set_serial_work(0)
-    _native.set_serial_work(work)
-    return work
+    """The threshold ``set_serial_work`` sets: multiply-adds per step below which a call runs on one thread.
+
+    Read from the last setting (asked for every call's ``explain`` note; reading the C++ value would mean
+    swapping it out and back, which a call on another thread could see).
+    """
+    return _serial_work
 
 
 def set_dnnl_products(min_rows: tuple[int, int], min_weights: int) -> tuple[tuple[int, int], int]:
@@ -205,6 +212,8 @@ def set_ukernel_products(max_rows: tuple[int, int]) -> tuple[int, int]:
     ok = isinstance(max_rows, tuple) and len(max_rows) == 2
     if not ok or any(isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in max_rows):
         raise ValueError(f"max_rows: expected a (float32, bfloat16) pair of integers >= 0, got {max_rows!r}")
+    global _ukernel_rows
+    _ukernel_rows = max_rows
     return _native.set_ukernel_max_rows(False, max_rows[0]), _native.set_ukernel_max_rows(True, max_rows[1])
 
 
@@ -214,12 +223,12 @@ def ukernel_available(bf16: bool = False) -> bool:
 
 
 def ukernel_on() -> bool:
-    """Whether float32 products run through the AVX-512 kernel: the CPU has it and ``set_ukernel_products`` left it on."""
-    if not ukernel_available():
-        return False
-    rows = _native.set_ukernel_max_rows(False, 0)
-    _native.set_ukernel_max_rows(False, rows)
-    return rows > 0
+    """Whether float32 products run through the AVX-512 kernel: the CPU has it and ``set_ukernel_products`` left it on.
+
+    Read from the last setting, not from the extension (asked on every LSTM call; reading the C++ value would
+    mean swapping it out and back, which a call on another thread could see).
+    """
+    return _UKERNEL_F32 and _ukernel_rows[0] > 0
 
 
 def dnnl_available() -> bool:
