@@ -9,6 +9,7 @@ go_backwards, initial states, stacks, Bidirectional and dropout masks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -192,15 +193,26 @@ def test_stack_with_dropout_and_mask(dtype):
 
 
 @needs_native
+@contextlib.contextmanager
+def split_over(threads: int):
+    """torch on ``threads`` threads, and the native calls split over them however small their steps (on one
+    thread, as they are); both settings come back afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+        native.set_serial_work(work)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked+dropout"])
 def test_row_blocks_per_thread(dtype, masked):
     """Batches of 32+ rows per thread run the time loop per row block, one block per thread."""
     rng = np.random.default_rng(11)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(3)  # 75 rows: blocks of 25 < 32 rows, so 2 blocks (37 and 38 rows)
-    work = native.set_serial_work(0)  # these small cells would otherwise run on one thread
-    try:
+    with split_over(3):  # 75 rows: blocks of 25 < 32 rows, so 2 blocks (37 and 38 rows)
         drop = dict(dropout=0.2, recurrent_dropout=0.3) if masked else {}
         cells = [
             rk.GRUCell(6, bias_initializer="random_uniform", **drop),
@@ -213,9 +225,6 @@ def test_row_blocks_per_thread(dtype, masked):
         init = [torch.randn(s.shape, dtype=dtype) for s in tree_flatten(layer.cell.get_initial_state(75))]
         mask = hard_mask(75, 6, rng) if masked else None
         assert_same(run_both(layer, x, training=masked, mask=mask, initial_state=init), dtype)
-    finally:
-        torch.set_num_threads(threads)
-        native.set_serial_work(work)
 
 
 @needs_native
@@ -547,21 +556,20 @@ def test_dnnl_step_products_match_the_reference(name, threads, dnnl_products):
     product inside the parallel region; 5 rows: one block, each step split over the threads.
     """
     dnnl_products(True)
+    assert_step_products_match_the_reference(name, threads)
+
+
+def assert_step_products_match_the_reference(name, threads):
+    """Batches of 75, 5 and 1 rows, with and without a mask, against the reference loop, float32, split over
+    ``threads``: whichever per-step product route is switched on."""
     rng = np.random.default_rng(5)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
-    try:
+    with split_over(threads):
         for batch in (75, 5, 1):
             layer = RNN(CELLS[name](9), return_sequences=True, return_state=True, input_shape=(7, 4))
             x = torch.randn(batch, 7, 4)
-            mask = hard_mask(batch, 7, rng)
             assert_same(run_both(layer, x), torch.float32)
-            assert_same(run_both(layer, x, mask=mask), torch.float32)
+            assert_same(run_both(layer, x, mask=hard_mask(batch, 7, rng)), torch.float32)
             assert layer.kernel_used.startswith("native:")
-    finally:
-        torch.set_num_threads(saved)
-        native.set_serial_work(work)
 
 
 @needs_dnnl
@@ -615,10 +623,7 @@ def test_input_projection_in_chunks(name, threads, dnnl, dnnl_products):
     if dnnl and not native.dnnl_available():
         pytest.skip("torch without oneDNN")
     dnnl_products(dnnl)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
-    try:
+    with split_over(threads):
         units = {"lstm": 64, "gru_before": 86, "simple_tanh": 256}[name]  # G = 256 (258 for the GRU)
         layer = RNN(CELLS[name](units), return_sequences=True, return_state=True, input_shape=(7, 5))
         x = torch.randn(75, 7, 5)
@@ -629,9 +634,6 @@ def test_input_projection_in_chunks(name, threads, dnnl, dnnl_products):
         layer = layer.double()
         assert_same(run_both(layer, x.double()), torch.float64)
         assert layer.kernel_used.startswith("native:")
-    finally:
-        torch.set_num_threads(saved)
-        native.set_serial_work(work)
 
 
 @needs_dnnl
@@ -704,20 +706,9 @@ def test_ukernel_step_products_match_the_reference(name, threads, dnnl_products)
     5 rows: one block, each step's product split by columns over the threads.
     """
     previous = native.set_ukernel_products((1 << 62, 1 << 62))
-    rng = np.random.default_rng(5)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    work = native.set_serial_work(0 if threads > 1 else native.serial_work())
     try:
-        for batch in (75, 5, 1):
-            layer = RNN(CELLS[name](9), return_sequences=True, return_state=True, input_shape=(7, 4))
-            x = torch.randn(batch, 7, 4)
-            assert_same(run_both(layer, x), torch.float32)
-            assert_same(run_both(layer, x, mask=hard_mask(batch, 7, rng)), torch.float32)
-            assert layer.kernel_used.startswith("native:")
+        assert_step_products_match_the_reference(name, threads)
     finally:
-        torch.set_num_threads(saved)
-        native.set_serial_work(work)
         native.set_ukernel_products(previous)
 
 
