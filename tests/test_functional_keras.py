@@ -32,10 +32,11 @@ def load(name):
         return xs, ws, [str(n) for n in d["layer_names"]], [int(c) for c in d["layer_counts"]], ys
 
 
-def keras_model_in_rnnkit(name):
-    """The fixture's model built with rnnkit, Keras's weights set layer by layer (found by name)."""
+def keras_model_in_rnnkit(name, programs=fixtures.MODELS):
+    """The fixture's model built with rnnkit (its program in ``programs``), Keras's weights set layer by layer
+    (found by name)."""
     xs, ws, names, counts, ys = load(name)
-    model = fixtures.MODELS[name][0](rk)
+    model = programs[name][0](rk)
     start = 0
     for layer_name, n in zip(names, counts):
         model.get_layer(layer_name).set_weights(ws[start:start + n])
@@ -106,10 +107,5 @@ def test_a_functional_config_with_a_huge_input_is_refused(tmp_path):
 def test_mixed_bfloat16_matches_keras_to_bfloat16_precision(name):
     """Layers under "mixed_bfloat16" (the same program, Keras's weights copied in): bfloat16 keeps 8 significant
     bits, 3.9e-3 on probabilities of at most 1; Keras's and rnnkit's outputs differed by 1.5e-3."""
-    xs, ws, names, counts, ys = load(name)
-    model = fixtures.MIXED[name][0](rk)
-    start = 0
-    for layer_name, n in zip(names, counts):
-        model.get_layer(layer_name).set_weights(ws[start:start + n])
-        start += n
+    model, xs, ys = keras_model_in_rnnkit(name, fixtures.MIXED)
     np.testing.assert_allclose(model.predict(xs[0]), ys[0], rtol=0, atol=5e-3)
